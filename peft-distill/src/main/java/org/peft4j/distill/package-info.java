@@ -1,0 +1,4 @@
+/**
+ * Knowledge distillation: logit KD, hidden-state KD and few-shot distillation.
+ */
+package org.peft4j.distill;
