@@ -18,7 +18,7 @@ public final class Parameter extends Tensor {
     }
 
     public Parameter(INDArray value, boolean trainable) {
-        super(value.dataType() == DataType.FLOAT ? value : value.castTo(DataType.FLOAT), trainable);
+        super(widen(value), trainable);
     }
 
     public boolean isTrainable() {
@@ -38,12 +38,18 @@ public final class Parameter extends Tensor {
             throw new IllegalArgumentException("shape mismatch: parameter has " + Arrays.toString(shape())
                     + ", new value has " + Arrays.toString(v.shape()));
         }
-        setValueUnchecked(v.dataType() == DataType.FLOAT ? v : v.castTo(DataType.FLOAT));
+        setValueUnchecked(widen(v));
     }
 
     /** Replaces the value with one of any shape (e.g. when a module is resized). */
     public void resetValue(INDArray v) {
-        setValueUnchecked(v.dataType() == DataType.FLOAT ? v : v.castTo(DataType.FLOAT));
+        setValueUnchecked(widen(v));
         zeroGrad();
+    }
+
+    /** fp32 is the compute type; DOUBLE is kept as is (numerical gradient checks), anything else is widened to fp32. */
+    private static INDArray widen(INDArray v) {
+        DataType t = v.dataType();
+        return t == DataType.FLOAT || t == DataType.DOUBLE ? v : v.castTo(DataType.FLOAT);
     }
 }
