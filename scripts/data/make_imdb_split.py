@@ -74,7 +74,6 @@ DEFAULT_OUT = os.path.join(REPO_ROOT, "peft-core", "src", "main", "resources",
 
 _WS = "[ \\t\\r\\n\\f]"
 _BR_RUN = re.compile(_WS + "*(?:<[bB][rR]" + _WS + "*/?>" + _WS + "*)+")
-_EDGE_WS = re.compile("^" + _WS + "+|" + _WS + "+$")
 
 MASK64 = (1 << 64) - 1
 
@@ -103,7 +102,8 @@ def shuffle(items, rng):
 
 
 def normalize(text):
-    return _EDGE_WS.sub("", _BR_RUN.sub("\n", text))
+    # str.strip with an explicit set (not regex ^/$, whose end-of-line rules differ from Java's).
+    return _BR_RUN.sub("\n", text).strip(" \t\r\n\f")
 
 
 def sri_sha512(data):
