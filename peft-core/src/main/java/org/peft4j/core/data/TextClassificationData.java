@@ -329,6 +329,7 @@ public final class TextClassificationData {
                     rowLine = p.currentLocation().getLineNr();
                 }
                 case FIELD_NAME -> {
+                    // The column name is read with its value (currentName()).
                 }
                 case VALUE_STRING -> row.put(p.currentName(), p.getText());
                 case END_OBJECT -> out.add(csvExample(row, p.getSchema().size(), options, labelIndex, source, rowLine));
