@@ -3,6 +3,10 @@ package org.peft4j.core.io;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
+import org.nd4j.linalg.api.memory.conf.WorkspaceConfiguration;
+import org.nd4j.linalg.api.memory.enums.AllocationPolicy;
+import org.nd4j.linalg.api.memory.enums.LearningPolicy;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
@@ -240,6 +244,21 @@ class SafeTensorsRoundTripTest {
         IllegalArgumentException ex = assertThrows(IllegalArgumentException.class, () -> SafeTensors.write(f, m, null));
         assertTrue(ex.getMessage().contains("weight") && ex.getMessage().contains(f.toString()), ex.getMessage());
         assertFalse(Files.exists(f));
+    }
+
+    @Test
+    void tensorsReadInsideAWorkspaceAreNotAttachedToIt() throws IOException {
+        Path f = tmp.resolve("ws.safetensors");
+        SafeTensors.write(f, Map.of("w", Nd4j.createFromArray(1f, 2f, 3f)), null);
+        WorkspaceConfiguration conf = WorkspaceConfiguration.builder().initialSize(1 << 20)
+                .policyAllocation(AllocationPolicy.STRICT).policyLearning(LearningPolicy.NONE).build();
+        INDArray w;
+        try (SafeTensorsFile sf = SafeTensorsFile.open(f);
+             MemoryWorkspace ws = Nd4j.getWorkspaceManager().getAndActivateWorkspace(conf, "IO_TEST_WS")) {
+            w = sf.get("w");
+            assertFalse(w.isAttached(), "loaded weights must outlive the caller's workspace");
+        }
+        assertArrayEquals(new float[]{1, 2, 3}, w.toFloatVector());
     }
 
     @Test
