@@ -123,7 +123,7 @@ class MultiHeadAttentionTest {
         assertEquals(List.of(2L, 4L, 6L), java.util.Arrays.stream(got.shape()).boxed().toList());
         Tensor ref = reference(m, Tensor.constant(x), keep(2, 4, 0, false, pad), 0, null, null);
         assertTrue(NnTestSupport.maxAbsDiff(got.value(), ref.value()) <= 1e-10);
-        NnTestSupport.gradCheck("bert attention", m, in -> m.forward(in[0], ctx), x).run();
+        NnTestSupport.gradCheck("bert attention", m, in -> m.forward(in[0], ctx), x).maxElements(15).run();
     }
 
     @Test
@@ -139,7 +139,7 @@ class MultiHeadAttentionTest {
         Tensor got = m.forward(Tensor.constant(x), ctx);
         Tensor ref = reference(m, Tensor.constant(x), keep(2, 4, 0, true, pad), 3, null, null);
         assertTrue(NnTestSupport.maxAbsDiff(got.value(), ref.value()) <= 1e-10);
-        NnTestSupport.gradCheck("llama attention", m, in -> m.forward(in[0], ctx), x).maxElements(30).run();
+        NnTestSupport.gradCheck("llama attention", m, in -> m.forward(in[0], ctx), x).maxElements(15).run();
     }
 
     @Test
@@ -151,7 +151,7 @@ class MultiHeadAttentionTest {
         Tensor got = m.forward(Tensor.constant(x), null);
         Tensor ref = reference(m, Tensor.constant(x), keep(2, 3, 0, true, null), 0, null, null);
         assertTrue(NnTestSupport.maxAbsDiff(got.value(), ref.value()) <= 1e-10);
-        NnTestSupport.gradCheck("gpt2 attention", m, in -> m.forward(in[0], AttentionContext.empty()), x).run();
+        NnTestSupport.gradCheck("gpt2 attention", m, in -> m.forward(in[0], AttentionContext.empty()), x).maxElements(15).run();
     }
 
     @Test
@@ -176,8 +176,9 @@ class MultiHeadAttentionTest {
                 .withKeyPaddingMask(fullMask));
         assertEquals(0.0, NnTestSupport.maxAbsDiff(got.value(), got2.value()), 1e-12);
         m.freeze();   // prefix tuning: frozen base, trainable prefix
-        int n = NnTestSupport.gradCheck("prefix attention", m, in -> m.forward(in[0], ctxOf.apply(in)), x, pk, pv).run();
-        assertTrue(n >= 3 * 24, "compared " + n);
+        int n = NnTestSupport.gradCheck("prefix attention", m, in -> m.forward(in[0], ctxOf.apply(in)), x, pk, pv)
+                .maxElements(24).run();
+        assertEquals(3 * 24, n, "x, prefix keys and prefix values checked; frozen parameters skipped");
     }
 
     @Test
