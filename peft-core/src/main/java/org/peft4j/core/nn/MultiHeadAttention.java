@@ -140,9 +140,7 @@ public class MultiHeadAttention extends Module {
             vh = Attention.Heads.split(v4);
         }
 
-        AttentionMask mask = (causal ? AttentionMask.causal(past) : AttentionMask.bidirectional())
-                .withPrefix(prefixLen)
-                .withKeyPadding(ctx.keyPaddingMask());
+        AttentionMask mask = ctx.mask(causal, past, prefixLen);
         Tensor out = Attention.attend(qh, kh, vh, mask, scale, attnDropout, dropoutRng, isTraining(), true);
         if (outName != null) {
             out = child(outName, UnaryModule.class).forward(out);
