@@ -152,9 +152,7 @@ abstract class BaseOptimizer implements Optimizer {
             scratch.put(t, buf);
         }
         INDArray flat = buf.length() == n ? buf : buf.get(NDArrayIndex.interval(0, n));
-        if (like.rank() == 0) {
-            return flat.reshape('c');
-        }
+        // like.shape() is a long[], so this is reshape(char, long[]) (also for rank 0: shape [])
         return flat.reshape('c', like.shape());
     }
 

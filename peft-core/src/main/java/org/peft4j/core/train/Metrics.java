@@ -30,9 +30,10 @@ public final class Metrics {
                     + Arrays.toString(logits.shape()) + " (need " + Arrays.toString(lead) + ")");
         }
         long rows = labels.length();
-        INDArray flat = logits.dup('c').reshape('c', rows, classes);
+        // explicit long[]: reshape('c', long...) with a char first argument resolves to reshape(long...)
+        INDArray flat = logits.dup('c').reshape(new long[]{rows, classes});
         long[] pred = Nd4j.argMax(flat, 1).toLongVector();
-        long[] gold = labels.dup('c').reshape('c', rows).toLongVector();
+        long[] gold = labels.dup('c').reshape(new long[]{rows}).toLongVector();
         long correct = 0;
         long counted = 0;
         for (int i = 0; i < rows; i++) {
