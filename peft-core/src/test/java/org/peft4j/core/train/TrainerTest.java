@@ -84,13 +84,13 @@ class TrainerTest {
         List<Example> train = SyntheticData.examples(240, 1);
         List<Example> eval = SyntheticData.examples(90, 2);
         TinyClassifier m = model(11, 0.1);
-        TrainingConfig cfg = TrainingConfig.builder().epochs(8).batchSize(16).learningRate(1e-2).weightDecay(0.01)
+        TrainingConfig cfg = TrainingConfig.builder().epochs(10).batchSize(32).learningRate(2e-2).weightDecay(0.01)
                 .warmupRatio(0.1).schedule(ScheduleType.LINEAR).seed(5).logInterval(20).build();
         Trainer t = Trainer.builder(m, m.namedTrainableParameters(), TinyClassifier::loss, cfg)
                 .evalFunction(ACCURACY).rng(m.dropoutRng).build();
         Map<String, Double> before = t.evaluate(evalLoader(eval));
-        TrainResult r = t.fit(trainLoader(train, 16, 5), evalLoader(eval));
-        assertEquals(8 * 15, r.globalStep());
+        TrainResult r = t.fit(trainLoader(train, 32, 5), evalLoader(eval));
+        assertEquals(10 * 8, r.globalStep());
         double acc = r.lastEvalMetrics().get("accuracy");
         assertTrue(acc >= 0.95, "AdamW accuracy " + acc + " should be >= 0.95");
         assertTrue(r.lastEvalMetrics().get("eval_loss") < 0.5 * before.get("eval_loss"),
@@ -103,13 +103,13 @@ class TrainerTest {
         List<Example> train = SyntheticData.examples(240, 3);
         List<Example> eval = SyntheticData.examples(90, 4);
         TinyClassifier m = model(12, 0.0);
-        TrainingConfig cfg = TrainingConfig.builder().epochs(10).batchSize(16).optimizer(OptimizerType.SGD)
-                .learningRate(0.2).sgdMomentum(0.9).schedule(ScheduleType.COSINE).warmupSteps(5).seed(6)
+        TrainingConfig cfg = TrainingConfig.builder().epochs(6).batchSize(32).optimizer(OptimizerType.SGD)
+                .learningRate(0.3).sgdMomentum(0.9).schedule(ScheduleType.COSINE).warmupSteps(3).seed(6)
                 .logInterval(50).build();
         Trainer t = Trainer.builder(m, m.namedTrainableParameters(), TinyClassifier::loss, cfg)
                 .evalFunction(ACCURACY).progress(false).build();
         assertTrue(t.optimizer() instanceof Sgd);
-        TrainResult r = t.fit(trainLoader(train, 16, 6), evalLoader(eval));
+        TrainResult r = t.fit(trainLoader(train, 32, 6), evalLoader(eval));
         double acc = r.lastEvalMetrics().get("accuracy");
         assertTrue(acc >= 0.95, "SGD momentum accuracy " + acc + " should be >= 0.95");
     }
