@@ -1,7 +1,11 @@
 package org.peft4j.core.train;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.ops.transforms.Transforms;
+import org.nd4j.linalg.api.ops.impl.transforms.floating.Sqrt;
+import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.Axpy;
+import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.DivOp;
+import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.MulOp;
+import org.nd4j.linalg.factory.Nd4j;
 import org.peft4j.core.nn.Parameter;
 
 import java.util.LinkedHashMap;
@@ -17,8 +21,8 @@ import java.util.Set;
  *   v ← β₂·v + (1 − β₂)·g²
  *   p ← p − (lr / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)     ε outside the square root
  * </pre>
- * Updates run in place on the parameter and state arrays with ND4J ops; the only temporary
- * is a shared scratch buffer. State ({@code exp_avg}, {@code exp_avg_sq}) is allocated on a
+ * Updates run in place on the parameter and state arrays with ND4J ops (nine passes per
+ * tensor, fused multiply-adds via {@code Axpy}); the only temporary is a shared scratch buffer. State ({@code exp_avg}, {@code exp_avg_sq}) is allocated on a
  * parameter's first update, so parameters that never receive a gradient cost nothing.
  */
 public final class AdamW extends BaseOptimizer {
@@ -100,22 +104,20 @@ public final class AdamW extends BaseOptimizer {
             }
             // m ← β₁·m + (1 − β₁)·g
             s.expAvg.muli(beta1);
-            tmp.assign(g).muli(1.0 - beta1);
-            s.expAvg.addi(tmp);
+            Nd4j.exec(new Axpy(g, s.expAvg, s.expAvg, 1.0 - beta1));
             // v ← β₂·v + (1 − β₂)·g²
+            Nd4j.exec(new MulOp(g, g, tmp));
             s.expAvgSq.muli(beta2);
-            tmp.assign(g).muli(g).muli(1.0 - beta2);
-            s.expAvgSq.addi(tmp);
+            Nd4j.exec(new Axpy(tmp, s.expAvgSq, s.expAvgSq, 1.0 - beta2));
 
+            // p ← p − (lr/bc1)·m / (√v/√bc2 + ε), evaluated as p − (lr·√bc2/bc1)·m / (√v + ε·√bc2):
+            // the same quantity with one pass fewer over the tensor
             double bc1 = 1.0 - Math.pow(beta1, s.step);
-            double bc2 = 1.0 - Math.pow(beta2, s.step);
-            double stepSize = lr / bc1;
-            // denom = √v / √bc2 + ε, then tmp = m / denom · stepSize
-            tmp.assign(s.expAvgSq);
-            Transforms.sqrt(tmp, false);
-            tmp.divi(Math.sqrt(bc2)).addi(eps);
-            tmp.rdivi(s.expAvg).muli(stepSize);
-            w.subi(tmp);
+            double sqrtBc2 = Math.sqrt(1.0 - Math.pow(beta2, s.step));
+            Nd4j.exec(new Sqrt(s.expAvgSq, tmp));
+            tmp.addi(eps * sqrtBc2);
+            Nd4j.exec(new DivOp(s.expAvg, tmp, tmp));
+            Nd4j.exec(new Axpy(tmp, w, w, -lr * sqrtBc2 / bc1));
         }
     }
 

@@ -1,6 +1,8 @@
 package org.peft4j.core.train;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.Axpy;
+import org.nd4j.linalg.factory.Nd4j;
 import org.peft4j.core.nn.Parameter;
 
 import java.util.LinkedHashMap;
@@ -71,38 +73,31 @@ public final class Sgd extends BaseOptimizer {
                 continue;
             }
             INDArray w = p.value();
-            INDArray d = scratchLike(w);
+            INDArray d = g;   // read-only unless it is the scratch
             double wd = weightDecayFor(name);
             if (wd != 0.0) {
-                d.assign(w).muli(wd).addi(g);
-            } else {
-                d.assign(g);
+                d = scratchLike(w);
+                Nd4j.exec(new Axpy(w, g, d, wd));                    // d = g + wd·w
             }
             steps.merge(name, 1L, Long::sum);
-            if (momentum != 0.0) {
-                INDArray buf = buffers.get(name);
-                if (buf == null) {
-                    buf = d.dup('c');
-                    buffers.put(name, buf);
-                } else {
-                    buf.muli(momentum);
-                    if (dampening != 0.0) {
-                        // d is not needed afterwards unless nesterov, which requires dampening = 0
-                        buf.addi(d.muli(1.0 - dampening));
-                    } else {
-                        buf.addi(d);
-                    }
-                }
-                if (nesterov) {
-                    // p ← p − lr·(d + μ·b), as two in-place updates
-                    w.subi(d.muli(lr));
-                    d.assign(buf).muli(lr * momentum);
-                    w.subi(d);
-                    continue;
-                }
-                d.assign(buf);
+            if (momentum == 0.0) {
+                Nd4j.exec(new Axpy(d, w, w, -lr));                   // p ← p − lr·d
+                continue;
             }
-            w.subi(d.muli(lr));
+            INDArray buf = buffers.get(name);
+            if (buf == null) {
+                buf = d.dup('c');
+                buffers.put(name, buf);
+            } else {
+                buf.muli(momentum);
+                Nd4j.exec(new Axpy(d, buf, buf, 1.0 - dampening));  // b ← μ·b + (1 − dampening)·d
+            }
+            if (nesterov) {
+                Nd4j.exec(new Axpy(d, w, w, -lr));                   // p ← p − lr·(d + μ·b)
+                Nd4j.exec(new Axpy(buf, w, w, -lr * momentum));
+            } else {
+                Nd4j.exec(new Axpy(buf, w, w, -lr));                 // p ← p − lr·b
+            }
         }
     }
 

@@ -240,6 +240,24 @@ class OptimizerTest {
     }
 
     @Test
+    void fortranOrderedAndDoubleParametersUpdateLikeCOrderedOnes() {
+        double[] w0 = {0.5, -1.0, 2.0, 0.25, 1.5, -0.75};
+        double[] g = {0.1, 0.2, -0.3, 0.4, -0.5, 0.6};
+        INDArray c = Nd4j.createFromArray(w0).castTo(org.nd4j.linalg.api.buffer.DataType.FLOAT).reshape(2, 3);
+        Parameter pc = new Parameter(c.dup('c'));
+        Parameter pf = new Parameter(c.dup('f'));
+        Parameter pd = new Parameter(Nd4j.createFromArray(w0).reshape(2, 3));   // DOUBLE
+        for (Parameter p : new Parameter[]{pc, pf, pd}) {
+            setGrad(p, g);
+            new AdamW(Map.of("p", p), 0.1, 0.1).step();
+            Sgd.builder(Map.of("p", p)).lr(0.1).momentum(0.9).weightDecay(0.1).build().step();
+        }
+        assertValues(pc.value().dup('c').reshape(6).toDoubleVector(), pf.value(), 0.0);
+        assertValues(pc.value().dup('c').reshape(6).toDoubleVector(), pd.value(), 1e-6);
+        assertEquals(org.nd4j.linalg.api.buffer.DataType.DOUBLE, pd.value().dataType());
+    }
+
+    @Test
     void zeroGradDropsGradients() {
         Parameter a = param(new double[]{1, 2}, 2);
         Sgd opt = new Sgd(Map.of("a", a), 0.1, 0.0);
