@@ -5,7 +5,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.peft4j.core.model.decoder.CausalLM;
-import org.peft4j.core.model.decoder.KvCache;
+import org.peft4j.core.nn.KVCache;
 import org.peft4j.core.tensor.NoGrad;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tensor.Tensor;
@@ -126,7 +126,7 @@ public final class Generator {
         INDArray allMask = mask;
         INDArray stepIds = allIds;
         try (NoGrad ignored = NoGrad.enter()) {
-            KvCache cache = useCache ? model.newCache() : null;
+            KVCache[] cache = useCache ? model.newCaches() : null;
             for (int step = 0; step < cfg.maxNewTokens(); step++) {
                 Tensor logits = useCache ? model.forward(stepIds, allMask, cache) : model.forward(allIds, allMask, null);
                 long t = logits.size(1);

@@ -20,12 +20,17 @@ import java.util.Set;
  * @param layerNormEpsilon   {@code layer_norm_epsilon} (1e-5)
  * @param tieWordEmbeddings  {@code tie_word_embeddings} (true: lm_head shares wte)
  * @param scaleAttnWeights   {@code scale_attn_weights} (true: scores / sqrt(head_dim))
+ * @param residPdrop         {@code resid_pdrop} (0.1): dropout after each sub-layer, in training mode
+ * @param embdPdrop          {@code embd_pdrop} (0.1): dropout on the embeddings, in training mode
+ * @param attnPdrop          {@code attn_pdrop} (0.1): dropout on the attention weights, in training mode
+ * @param initializerRange   {@code initializer_range} (0.02): std of the normal init of a fresh model
  * @param bosTokenId         {@code bos_token_id} or null
  * @param eosTokenIds        {@code eos_token_id} (empty when absent)
  */
 public record Gpt2Config(int vocabSize, int nPositions, int nEmbd, int nLayer, int nHead, int nInner,
                          String activationFunction, double layerNormEpsilon, boolean tieWordEmbeddings,
-                         boolean scaleAttnWeights, Integer bosTokenId, List<Integer> eosTokenIds) {
+                         boolean scaleAttnWeights, double residPdrop, double embdPdrop, double attnPdrop,
+                         double initializerRange, Integer bosTokenId, List<Integer> eosTokenIds) {
 
     static final Set<String> ACTIVATIONS = Set.of("gelu_new", "gelu_pytorch_tanh", "gelu", "relu", "silu", "swish");
 
@@ -41,7 +46,22 @@ public record Gpt2Config(int vocabSize, int nPositions, int nEmbd, int nLayer, i
             throw new IllegalArgumentException("unsupported GPT-2 activation_function '" + activationFunction
                     + "' (supported: " + ACTIVATIONS + ")");
         }
+        for (double p : new double[]{residPdrop, embdPdrop, attnPdrop}) {
+            if (!(p >= 0 && p < 1)) {
+                throw new IllegalArgumentException("GPT-2 dropout probabilities must be in [0, 1): resid_pdrop="
+                        + residPdrop + " embd_pdrop=" + embdPdrop + " attn_pdrop=" + attnPdrop);
+            }
+        }
+        if (!(initializerRange > 0)) {
+            throw new IllegalArgumentException("initializer_range must be positive, found " + initializerRange);
+        }
         eosTokenIds = List.copyOf(eosTokenIds);
+    }
+
+    /** A config with every dropout probability set to {@code p} (0 for deterministic training tests). */
+    public Gpt2Config withDropout(double p) {
+        return new Gpt2Config(vocabSize, nPositions, nEmbd, nLayer, nHead, nInner, activationFunction, layerNormEpsilon,
+                tieWordEmbeddings, scaleAttnWeights, p, p, p, initializerRange, bosTokenId, eosTokenIds);
     }
 
     public int headDim() {
@@ -75,7 +95,8 @@ public record Gpt2Config(int vocabSize, int nPositions, int nEmbd, int nLayer, i
         return new Gpt2Config(vocab, pos, embd, layers, heads, inner == null ? 4 * embd : inner,
                 f.optString("gelu_new", "activation_function"), f.optDouble(1e-5, "layer_norm_epsilon"),
                 f.optBoolean(true, "tie_word_embeddings"), f.optBoolean(true, "scale_attn_weights"),
-                f.optInteger("bos_token_id"), f.optIntList("eos_token_id"));
+                f.optDouble(0.1, "resid_pdrop"), f.optDouble(0.1, "embd_pdrop"), f.optDouble(0.1, "attn_pdrop"),
+                f.optDouble(0.02, "initializer_range"), f.optInteger("bos_token_id"), f.optIntList("eos_token_id"));
     }
 
     /** The HF {@code config.json} fields of this config, written over {@code base} (kept for unknown keys). */
@@ -99,6 +120,10 @@ public record Gpt2Config(int vocabSize, int nPositions, int nEmbd, int nLayer, i
         n.put("layer_norm_epsilon", layerNormEpsilon);
         n.put("tie_word_embeddings", tieWordEmbeddings);
         n.put("scale_attn_weights", scaleAttnWeights);
+        n.put("resid_pdrop", residPdrop);
+        n.put("embd_pdrop", embdPdrop);
+        n.put("attn_pdrop", attnPdrop);
+        n.put("initializer_range", initializerRange);
         if (bosTokenId != null) {
             n.put("bos_token_id", bosTokenId);
         }

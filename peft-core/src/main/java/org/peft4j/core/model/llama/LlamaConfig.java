@@ -26,15 +26,18 @@ import java.util.Set;
  * @param tieWordEmbeddings     {@code tie_word_embeddings}
  * @param attentionBias         {@code attention_bias} as written (LLaMA/Mistral: bias on q, k, v and o)
  * @param mlpBias               {@code mlp_bias}
- * @param slidingWindow         Mistral {@code sliding_window} (Qwen2 only with {@code use_sliding_window}), or null
+ * @param slidingWindow         Mistral {@code sliding_window} (Qwen2 only with {@code use_sliding_window}), or null;
+ *                              sequences longer than the window are rejected (no sliding-window masking)
+ * @param attentionDropout      {@code attention_dropout} (0.0), applied to attention weights in training mode
+ * @param initializerRange      {@code initializer_range} (0.02): std of the normal init of a fresh model
  * @param bosTokenId            {@code bos_token_id} or null
  * @param eosTokenIds           {@code eos_token_id} (int or list; empty when absent)
  */
 public record LlamaConfig(String modelType, int vocabSize, int hiddenSize, int intermediateSize, int numHiddenLayers,
                           int numAttentionHeads, int numKeyValueHeads, int headDim, double rmsNormEps,
                           double ropeTheta, int maxPositionEmbeddings, boolean tieWordEmbeddings,
-                          boolean attentionBias, boolean mlpBias, Integer slidingWindow, Integer bosTokenId,
-                          List<Integer> eosTokenIds) {
+                          boolean attentionBias, boolean mlpBias, Integer slidingWindow, double attentionDropout,
+                          double initializerRange, Integer bosTokenId, List<Integer> eosTokenIds) {
 
     static final Set<String> MODEL_TYPES = Set.of("llama", "mistral", "qwen2");
 
@@ -59,7 +62,18 @@ public record LlamaConfig(String modelType, int vocabSize, int hiddenSize, int i
         if (slidingWindow != null && slidingWindow <= 0) {
             throw new IllegalArgumentException("sliding_window must be positive, found " + slidingWindow);
         }
+        if (!(attentionDropout >= 0 && attentionDropout < 1)) {
+            throw new IllegalArgumentException("attention_dropout must be in [0, 1), found " + attentionDropout);
+        }
+        if (!(initializerRange > 0)) {
+            throw new IllegalArgumentException("initializer_range must be positive, found " + initializerRange);
+        }
         eosTokenIds = List.copyOf(eosTokenIds);
+    }
+
+    /** Query heads per key/value head (1 = plain multi-head attention). */
+    public int groupSize() {
+        return numAttentionHeads / numKeyValueHeads;
     }
 
     /** q, k and v projections carry a bias (always for Qwen2). */
@@ -125,7 +139,8 @@ public record LlamaConfig(String modelType, int vocabSize, int hiddenSize, int i
         return new LlamaConfig(type, vocab, hidden, inter, layers, heads, kv, headDim,
                 f.optDouble(1e-6, "rms_norm_eps"), theta, f.optInt(defaultMaxPos, "max_position_embeddings"),
                 f.optBoolean(false, "tie_word_embeddings"), f.optBoolean(false, "attention_bias"),
-                f.optBoolean(false, "mlp_bias"), window, f.optInteger("bos_token_id"), f.optIntList("eos_token_id"));
+                f.optBoolean(false, "mlp_bias"), window, f.optDouble(0.0, "attention_dropout"),
+                f.optDouble(0.02, "initializer_range"), f.optInteger("bos_token_id"), f.optIntList("eos_token_id"));
     }
 
     /** The HF {@code config.json} fields of this config, written over {@code base} (kept for unknown keys). */
@@ -154,6 +169,8 @@ public record LlamaConfig(String modelType, int vocabSize, int hiddenSize, int i
         n.put("attention_bias", attentionBias);
         n.put("mlp_bias", mlpBias);
         n.put("hidden_act", "silu");
+        n.put("attention_dropout", attentionDropout);
+        n.put("initializer_range", initializerRange);
         if (modelType.equals("mistral")) {
             if (slidingWindow == null) {
                 n.putNull("sliding_window");

@@ -5,7 +5,7 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.peft4j.core.model.decoder.CausalLM;
-import org.peft4j.core.model.decoder.KvCache;
+import org.peft4j.core.nn.KVCache;
 import org.peft4j.core.tensor.Tensor;
 
 import java.util.ArrayList;
@@ -46,10 +46,10 @@ class GeneratorToyModelTest {
         }
 
         @Override
-        public Tensor forward(INDArray ids, INDArray mask, KvCache cache) {
+        public Tensor forward(INDArray ids, INDArray mask, KVCache[] cache) {
             int b = (int) ids.size(0);
             int t = (int) ids.size(1);
-            int past = cache == null ? 0 : cache.length();
+            int past = cache == null ? 0 : (int) cache[0].length();
             assertEquals(past + t, mask.size(1), "mask covers cached + new positions");
             calls.add(new long[]{t, past});
             if (cache == null || past == 0) {
@@ -68,7 +68,8 @@ class GeneratorToyModelTest {
                 }
             }
             if (cache != null) {
-                cache.advance(t);
+                Tensor dummy = Tensor.constant(Nd4j.zeros(DataType.FLOAT, b, 1, t, 1));
+                cache[0].append(dummy, dummy);
             }
             return Tensor.constant(out);
         }
