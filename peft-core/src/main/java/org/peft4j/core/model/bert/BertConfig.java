@@ -244,6 +244,11 @@ public record BertConfig(
         } catch (JsonProcessingException e) {
             throw new IllegalArgumentException("config " + source + " is not valid JSON: " + e.getOriginalMessage(), e);
         }
+        return fromJson(root, source);
+    }
+
+    /** Reads an already parsed {@code config.json} tree; {@code source} names it in error messages. */
+    public static BertConfig fromJson(JsonNode root, String source) {
         if (root == null || !root.isObject()) {
             throw new IllegalArgumentException("config " + source + " is not a JSON object");
         }
@@ -345,6 +350,15 @@ public record BertConfig(
 
     /** Like {@link #toJson()}, with {@code architectures} naming the given model class. */
     public String toJson(String architecture) {
+        try {
+            return JSON.writeValueAsString(toMap(architecture)) + "\n";
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("cannot serialise config", e);
+        }
+    }
+
+    /** The {@code config.json} entries (sorted), with {@code architectures} naming the given model class. */
+    public Map<String, Object> toMap(String architecture) {
         Map<String, Object> m = new TreeMap<>();
         m.put("architectures", List.of(architecture));
         m.put("model_type", "bert");
@@ -371,10 +385,6 @@ public record BertConfig(
         }
         m.put("id2label", id2l);
         m.put("label2id", l2id);
-        try {
-            return JSON.writeValueAsString(m) + "\n";
-        } catch (JsonProcessingException e) {
-            throw new IllegalStateException("cannot serialise config", e);
-        }
+        return m;
     }
 }
