@@ -1,0 +1,355 @@
+package org.peft4j.core.nn;
+
+import org.nd4j.linalg.api.blas.params.MMulTranspose;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.reduce.Mmul;
+import org.nd4j.linalg.api.ops.impl.reduce3.Dot;
+import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
+import org.nd4j.linalg.api.ops.random.impl.BernoulliDistribution;
+import org.nd4j.linalg.factory.Nd4j;
+import org.peft4j.core.tensor.Rng;
+import org.peft4j.core.tensor.Tensor;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The fused, differentiable attention core {@code softmax(scale·q·kᵀ + mask)·v} with its own
+ * hand-written backward.
+ *
+ * <p>Why fused: composing it from generic ops costs a copy per transpose, a fresh array per
+ * step and a graph node per step. Here every product is one rank-4 {@link Mmul} reading
+ * permuted/strided views of the projections directly (no head-split copies), the scale rides
+ * in {@code alpha}, the softmax runs in place on the score buffer, and the context is written
+ * straight into the {@code [batch, T, heads·headDim]} buffer the output projection reads.
+ *
+ * <p>Grouped-query attention: query head {@code h} reads key/value head {@code h / g}
+ * ({@code g = H / Hkv}, Hugging Face's {@code repeat_kv} order). Each of the {@code g} group
+ * members is one strided view over the query heads ({@code j, j+g, …}), so key/value heads are
+ * never repeated in memory and their gradients sum over the group via {@code beta = 1}.
+ */
+public final class Attention {
+    private static final MMulTranspose NONE = MMulTranspose.builder().build();
+    private static final MMulTranspose TRANS_A = MMulTranspose.builder().transposeA(true).build();
+    private static final MMulTranspose TRANS_B = MMulTranspose.builder().transposeB(true).build();
+
+    /** A private native generator per thread, re-seeded from the caller's {@link Rng} for every mask. */
+    private static final ThreadLocal<org.nd4j.linalg.api.rng.Random> NATIVE_RNG =
+            ThreadLocal.withInitial(() -> Nd4j.getRandomFactory().getNewRandomInstance(0L));
+
+    private Attention() {
+    }
+
+    /**
+     * Where one operand's heads live: either a tensor already shaped {@code [batch, heads, len, headDim]}
+     * (any strides), or a merged projection {@code [batch, len, C]} whose columns
+     * {@code [colOffset, colOffset + heads·headDim)} hold the heads side by side (the layout a
+     * {@link Linear} produces, and GPT-2's fused {@code c_attn} with its q/k/v column blocks).
+     */
+    public static final class Heads {
+        final Tensor tensor;
+        final boolean merged;
+        final long colOffset;
+        final long numHeads;
+        final long headDim;
+
+        private Heads(Tensor tensor, boolean merged, long colOffset, long numHeads, long headDim) {
+            this.tensor = tensor;
+            this.merged = merged;
+            this.colOffset = colOffset;
+            this.numHeads = numHeads;
+            this.headDim = headDim;
+        }
+
+        /** A tensor {@code [batch, heads, len, headDim]}. */
+        public static Heads split(Tensor t) {
+            if (t == null || t.rank() != 4) {
+                throw new IllegalArgumentException("attention operand must be [batch, heads, len, headDim], got "
+                        + (t == null ? "null" : Arrays.toString(t.shape())));
+            }
+            return new Heads(t, false, 0, t.size(1), t.size(3));
+        }
+
+        /** Columns {@code [colOffset, colOffset + numHeads·headDim)} of a merged tensor {@code [batch, len, C]}. */
+        public static Heads merged(Tensor t, long colOffset, long numHeads, long headDim) {
+            if (t == null || t.rank() != 3) {
+                throw new IllegalArgumentException("merged attention operand must be [batch, len, C], got "
+                        + (t == null ? "null" : Arrays.toString(t.shape())));
+            }
+            if (numHeads <= 0 || headDim <= 0 || colOffset < 0 || colOffset + numHeads * headDim > t.size(2)) {
+                throw new IllegalArgumentException("columns [" + colOffset + ", " + (colOffset + numHeads * headDim)
+                        + ") for " + numHeads + " heads of size " + headDim + " do not fit in " + Arrays.toString(t.shape()));
+            }
+            return new Heads(t, true, colOffset, numHeads, headDim);
+        }
+
+        /** Columns {@code [0, C)} of a merged tensor {@code [batch, len, C = numHeads·headDim]}. */
+        public static Heads merged(Tensor t, long numHeads) {
+            if (t == null || t.rank() != 3 || numHeads <= 0 || t.size(2) % numHeads != 0) {
+                throw new IllegalArgumentException("merged attention operand " + (t == null ? "null" : Arrays.toString(t.shape()))
+                        + " cannot be split into " + numHeads + " heads");
+            }
+            return merged(t, 0, numHeads, t.size(2) / numHeads);
+        }
+
+        /** {@code [batch, heads, len, headDim]} view of {@code base} (this operand's value or a gradient buffer of its shape). */
+        INDArray view(INDArray base) {
+            return merged ? headsView(base, colOffset, numHeads, headDim) : base;
+        }
+
+        long columns() {
+            return merged ? numHeads * headDim : 0;
+        }
+
+        boolean overlaps(Heads o) {
+            if (o.tensor != tensor) {
+                return false;
+            }
+            if (!merged || !o.merged) {
+                return true;
+            }
+            return colOffset < o.colOffset + o.columns() && o.colOffset < colOffset + columns();
+        }
+    }
+
+    /**
+     * {@code softmax(scale·q·kᵀ masked)·v} with optional attention dropout.
+     *
+     * @param q     {@code [B, H, T, D]}
+     * @param k     {@code [B, Hkv, S, D]}, {@code H} a multiple of {@code Hkv}
+     * @param v     {@code [B, Hkv, S, Dv]}
+     * @param mask  which keys each query sees (null = all)
+     * @param scale the score scale, usually {@code 1/√D}
+     * @param dropoutP probability of dropping an attention weight (applied only when {@code training})
+     * @param rng   the dropout mask source (may be null when no dropout is applied)
+     * @return the context {@code [B, H, T, Dv]}
+     */
+    public static Tensor scaledDotProduct(Tensor q, Tensor k, Tensor v, AttentionMask mask, double scale,
+                                          double dropoutP, Rng rng, boolean training) {
+        return attend(Heads.split(q), Heads.split(k), Heads.split(v), mask, scale, dropoutP, rng, training, false);
+    }
+
+    /**
+     * The general form: operands in either layout ({@link Heads}); with {@code mergedOutput} the
+     * result is {@code [B, T, H·Dv]} (heads side by side, ready for an output projection),
+     * otherwise {@code [B, H, T, Dv]}.
+     */
+    public static Tensor attend(Heads q, Heads k, Heads v, AttentionMask mask, double scale,
+                                double dropoutP, Rng rng, boolean training, boolean mergedOutput) {
+        if (!(dropoutP >= 0.0 && dropoutP < 1.0)) {
+            throw new IllegalArgumentException("attention dropout must be in [0, 1), got " + dropoutP);
+        }
+        final INDArray qv = q.view(q.tensor.value());
+        final INDArray kv = k.view(k.tensor.value());
+        final INDArray vv = v.view(v.tensor.value());
+        final long b = qv.size(0);
+        final long h = qv.size(1);
+        final long t = qv.size(2);
+        final long d = qv.size(3);
+        final long hkv = kv.size(1);
+        final long s = kv.size(2);
+        final long dv = vv.size(3);
+        if (kv.size(0) != b || vv.size(0) != b || kv.size(3) != d || vv.size(1) != hkv || vv.size(2) != s) {
+            throw new IllegalArgumentException("attention shapes do not agree: q " + Arrays.toString(qv.shape())
+                    + " [B,H,T,D], k " + Arrays.toString(kv.shape()) + " [B,Hkv,S,D], v " + Arrays.toString(vv.shape()) + " [B,Hkv,S,Dv]");
+        }
+        if (hkv <= 0 || h % hkv != 0) {
+            throw new IllegalArgumentException("query heads " + h + " must be a multiple of key/value heads " + hkv);
+        }
+        final DataType dt = qv.dataType();
+        if (kv.dataType() != dt || vv.dataType() != dt) {
+            throw new IllegalArgumentException("attention operands must share a data type: q " + dt + ", k " + kv.dataType()
+                    + ", v " + vv.dataType());
+        }
+        final int g = (int) (h / hkv);
+        final boolean drop = training && dropoutP > 0.0;
+        if (drop && rng == null) {
+            throw new IllegalArgumentException("attention dropout " + dropoutP + " in training needs an Rng");
+        }
+
+        // scores [B, H, T, S] = scale · q·kᵀ, one batched product per group member
+        final INDArray probs = Nd4j.createUninitialized(dt, b, h, t, s);
+        for (int j = 0; j < g; j++) {
+            Nd4j.exec(new Mmul(group(qv, j, g), kv, group(probs, j, g), scale, 0.0, TRANS_B));
+        }
+        final AttentionMask.Built built = mask == null ? null : mask.build(b, t, s, dt);
+        if (built != null) {
+            built.apply(probs);
+        }
+        Nd4j.exec(new SoftMax(probs, probs, -1));
+
+        final INDArray dropMask = drop ? dropoutMask(dt, probs.shape(), dropoutP, rng) : null;
+        final INDArray attn = drop ? probs.mul(dropMask) : probs;
+
+        final INDArray out;
+        final INDArray outHeads;
+        if (mergedOutput) {
+            out = Nd4j.createUninitialized(dt, b, t, h * dv);
+            outHeads = headsView(out, 0, h, dv);
+        } else {
+            out = Nd4j.createUninitialized(dt, b, h, t, dv);
+            outHeads = out;
+        }
+        for (int j = 0; j < g; j++) {
+            Nd4j.exec(new Mmul(group(attn, j, g), vv, group(outHeads, j, g), 1.0, 0.0, NONE));
+        }
+
+        Tensor[] parents = distinct(q.tensor, k.tensor, v.tensor);
+        return Tensor.fromOp(out, gradOut -> {
+            final INDArray gh = mergedOutput ? headsView(gradOut, 0, h, dv) : gradOut;
+            final boolean needQ = q.tensor.requiresGrad();
+            final boolean needK = k.tensor.requiresGrad();
+            final boolean needV = v.tensor.requiresGrad();
+            Heads[] roles = {q, k, v};
+            Map<Tensor, INDArray> buffers = new IdentityHashMap<>();
+            List<Heads> written = new ArrayList<>();
+
+            if (needV) {
+                // dv [B, Hkv, S, Dv] = Σ_j attn_jᵀ · dOut_j
+                INDArray dvv = v.view(buffer(buffers, v, roles));
+                boolean acc = overlapsAny(v, written);
+                for (int j = 0; j < g; j++) {
+                    Nd4j.exec(new Mmul(group(attn, j, g), group(gh, j, g), dvv, 1.0, acc || j > 0 ? 1.0 : 0.0, TRANS_A));
+                }
+                written.add(v);
+            }
+            if (needQ || needK) {
+                // dAttn [B, H, T, S] = dOut · vᵀ, then through dropout and the softmax:
+                // dScores = P ⊙ (dP − Σ_s dP ⊙ P)
+                INDArray ds = Nd4j.createUninitialized(dt, b, h, t, s);
+                for (int j = 0; j < g; j++) {
+                    Nd4j.exec(new Mmul(group(gh, j, g), vv, group(ds, j, g), 1.0, 0.0, TRANS_B));
+                }
+                if (drop) {
+                    ds.muli(dropMask);
+                }
+                INDArray rowDot = Nd4j.createUninitialized(dt, b, h, t);
+                Nd4j.exec(new Dot(ds, probs, rowDot, 3));
+                ds.subi(rowDot.reshape(b, h, t, 1));
+                ds.muli(probs);
+                if (built != null && built.hasEmptyRows()) {
+                    // a fully masked row's weights are uniform but depend on no score
+                    ds.muli(built.keep());
+                }
+                if (needQ) {
+                    // dq [B, H, T, D] = scale · dScores · k
+                    INDArray dqv = q.view(buffer(buffers, q, roles));
+                    boolean acc = overlapsAny(q, written);
+                    for (int j = 0; j < g; j++) {
+                        Nd4j.exec(new Mmul(group(ds, j, g), kv, group(dqv, j, g), scale, acc ? 1.0 : 0.0, NONE));
+                    }
+                    written.add(q);
+                }
+                if (needK) {
+                    // dk [B, Hkv, S, D] = scale · Σ_j dScores_jᵀ · q_j
+                    INDArray dkv = k.view(buffer(buffers, k, roles));
+                    boolean acc = overlapsAny(k, written);
+                    for (int j = 0; j < g; j++) {
+                        Nd4j.exec(new Mmul(group(ds, j, g), group(qv, j, g), dkv, scale, acc || j > 0 ? 1.0 : 0.0, TRANS_A));
+                    }
+                    written.add(k);
+                }
+            }
+            for (Map.Entry<Tensor, INDArray> e : buffers.entrySet()) {
+                e.getKey().accumulateGrad(e.getValue());
+            }
+        }, parents);
+    }
+
+    /**
+     * The gradient buffer for {@code role}'s tensor, shared by every role reading the same
+     * tensor (GPT-2's fused {@code c_attn}: q, k and v are column blocks of one tensor).
+     * Uninitialised when those roles' views tile the tensor exactly (each position is then first
+     * written with {@code beta = 0}); zeros when they leave columns uncovered or overlap partially.
+     */
+    private static INDArray buffer(Map<Tensor, INDArray> buffers, Heads role, Heads[] all) {
+        INDArray buf = buffers.get(role.tensor);
+        if (buf != null) {
+            return buf;
+        }
+        Tensor t = role.tensor;
+        boolean tiled = true;
+        if (role.merged) {
+            List<Heads> sharing = new ArrayList<>();
+            for (Heads o : all) {
+                if (o.tensor == t) {
+                    sharing.add(o);
+                }
+            }
+            long cols = 0;
+            for (int i = 0; i < sharing.size(); i++) {
+                cols += sharing.get(i).columns();
+                for (int j = 0; j < i; j++) {
+                    tiled &= !sharing.get(i).overlaps(sharing.get(j));
+                }
+            }
+            tiled &= cols == t.size(2);
+        }
+        DataType dt = t.value().dataType();
+        buf = tiled ? Nd4j.createUninitialized(dt, t.shape()) : Nd4j.zeros(dt, t.shape());
+        buffers.put(t, buf);
+        return buf;
+    }
+
+    private static boolean overlapsAny(Heads role, List<Heads> written) {
+        for (Heads w : written) {
+            if (w.overlaps(role)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static Tensor[] distinct(Tensor a, Tensor b, Tensor c) {
+        List<Tensor> out = new ArrayList<>(3);
+        for (Tensor x : new Tensor[]{a, b, c}) {
+            boolean seen = false;
+            for (Tensor y : out) {
+                seen |= y == x;
+            }
+            if (!seen) {
+                out.add(x);
+            }
+        }
+        return out.toArray(new Tensor[0]);
+    }
+
+    /**
+     * {@code [B, n, len, d]} view over columns {@code [colOffset, colOffset + n·d)} of
+     * {@code base [B, len, C]} (any strides): head {@code i} is column block {@code i}.
+     */
+    static INDArray headsView(INDArray base, long colOffset, long n, long d) {
+        if (base.rank() != 3) {
+            throw new IllegalArgumentException("expected [batch, len, C], got " + Arrays.toString(base.shape()));
+        }
+        long[] st = base.stride();
+        return Nd4j.create(base.data(), new long[]{base.size(0), n, base.size(1), d},
+                new long[]{st[0], d * st[2], st[1], st[2]}, base.offset() + colOffset * st[2], 'c');
+    }
+
+    /**
+     * Group member {@code j} of {@code x [B, H, len, d]}: heads {@code j, j+g, j+2g, …} as a
+     * strided view {@code [B, H/g, len, d]} (query head {@code kv·g + j} pairs with kv head {@code kv}).
+     */
+    static INDArray group(INDArray x, int j, int g) {
+        if (g == 1) {
+            return x;
+        }
+        long[] st = x.stride();
+        return Nd4j.create(x.data(), new long[]{x.size(0), x.size(1) / g, x.size(2), x.size(3)},
+                new long[]{st[0], g * st[1], st[2], st[3]}, x.offset() + j * st[1], 'c');
+    }
+
+    /** Inverted-dropout multipliers: {@code 1/(1-p)} with probability {@code 1-p}, else 0; seeded from {@code rng}. */
+    static INDArray dropoutMask(DataType dt, long[] shape, double p, Rng rng) {
+        INDArray m = Nd4j.createUninitialized(dt, shape);
+        org.nd4j.linalg.api.rng.Random r = NATIVE_RNG.get();
+        r.setSeed(rng.nextLong());
+        Nd4j.getExecutioner().exec(new BernoulliDistribution(m, 1.0 - p), r);
+        return m.muli(1.0 / (1.0 - p));
+    }
+}

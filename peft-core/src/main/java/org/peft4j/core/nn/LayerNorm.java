@@ -1,0 +1,63 @@
+package org.peft4j.core.nn;
+
+import org.nd4j.linalg.factory.Nd4j;
+import org.peft4j.core.tensor.Ops;
+import org.peft4j.core.tensor.Tensor;
+
+import java.util.Arrays;
+
+/**
+ * Layer normalisation over the last axis: {@code (x − mean) / √(var + eps) · weight + bias}
+ * with the biased variance, as PyTorch. Parameters {@code weight} (ones) and optional {@code bias} (zeros), {@code [dim]}.
+ */
+public class LayerNorm extends Module implements UnaryModule {
+    private final int dim;
+    private final double eps;
+
+    /** With weight and bias (BERT: eps 1e-12; GPT-2: 1e-5). */
+    public LayerNorm(int dim, double eps) {
+        this(dim, eps, true);
+    }
+
+    public LayerNorm(int dim, double eps, boolean bias) {
+        if (dim <= 0 || !(eps >= 0)) {
+            throw new IllegalArgumentException("LayerNorm needs dim > 0 and eps >= 0, got dim=" + dim + ", eps=" + eps);
+        }
+        this.dim = dim;
+        this.eps = eps;
+        registerParameter("weight", new Parameter(Nd4j.ones(dim)));
+        if (bias) {
+            registerParameter("bias", new Parameter(Nd4j.zeros(dim)));
+        }
+    }
+
+    public int dim() {
+        return dim;
+    }
+
+    public double eps() {
+        return eps;
+    }
+
+    public Parameter weight() {
+        return parameter("weight");
+    }
+
+    /** Null when built without a bias. */
+    public Parameter bias() {
+        return parameter("bias");
+    }
+
+    @Override
+    public Tensor forward(Tensor x) {
+        if (x.rank() < 1 || x.size(-1) != dim) {
+            throw new IllegalArgumentException("LayerNorm(" + dim + ") got input " + Arrays.toString(x.shape()));
+        }
+        return Ops.layerNorm(x, weight(), bias(), eps);
+    }
+
+    @Override
+    protected String describe() {
+        return "LayerNorm(" + dim + ", eps=" + eps + ")";
+    }
+}
