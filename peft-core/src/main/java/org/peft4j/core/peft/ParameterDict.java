@@ -23,7 +23,7 @@ public class ParameterDict extends Module {
         return registerParameter(name, p);
     }
 
-    public Parameter get(String name) {
+    public Parameter getParameter(String name) {
         Parameter p = parameter(name);
         if (p == null) {
             throw new IllegalArgumentException("no parameter '" + name + "' (entries: " + directParameters().keySet() + ")");

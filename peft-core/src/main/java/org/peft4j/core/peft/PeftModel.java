@@ -494,33 +494,23 @@ public class PeftModel extends Module {
             throw new IllegalStateException("no adapter to save");
         }
         Path target = dir.toAbsolutePath().normalize();
-        Path parent = target.getParent();
-        Path staging;
         try {
-            Files.createDirectories(parent);
-            staging = Files.createTempDirectory(parent, "." + target.getFileName() + ".tmp-");
+            AtomicFiles.replaceDirectory(target, staging -> {
+                for (String name : configs.keySet()) {
+                    Path sub = name.equals(DEFAULT_ADAPTER) ? staging : staging.resolve(name);
+                    Files.createDirectories(sub);
+                    writeAdapter(sub, name);
+                }
+                Consumer<Path> hook = beforeCommitHook;
+                if (hook != null) {
+                    hook.accept(staging);
+                }
+            });
         } catch (IOException e) {
-            throw new PeftException("cannot create a staging folder next to " + target + ": " + e.getMessage(), e);
+            throw new PeftException("could not save adapters to " + target + " (previous contents left unchanged): "
+                    + e.getMessage(), e);
         }
-        try {
-            for (String name : configs.keySet()) {
-                Path sub = name.equals(DEFAULT_ADAPTER) ? staging : staging.resolve(name);
-                Files.createDirectories(sub);
-                writeAdapter(sub, name);
-            }
-            Consumer<Path> hook = beforeCommitHook;
-            if (hook != null) {
-                hook.accept(staging);
-            }
-            AtomicFiles.replaceDirectory(staging, target);
-            LOG.info("saved adapters {} to {}", configs.keySet(), target);
-        } catch (IOException | RuntimeException e) {
-            deleteQuietly(staging);
-            if (e instanceof IllegalArgumentException iae) {
-                throw iae;
-            }
-            throw new PeftException("could not save adapters to " + target + " (previous contents left unchanged): " + e.getMessage(), e);
-        }
+        LOG.info("saved adapters {} to {}", configs.keySet(), target);
     }
 
     private void writeAdapter(Path sub, String name) throws IOException {
@@ -545,24 +535,6 @@ public class PeftModel extends Module {
             }
         }
         return out;
-    }
-
-    private static void deleteQuietly(Path p) {
-        try {
-            if (Files.exists(p)) {
-                try (var walk = Files.walk(p)) {
-                    walk.sorted(java.util.Comparator.reverseOrder()).forEach(q -> {
-                        try {
-                            Files.deleteIfExists(q);
-                        } catch (IOException ignored) {
-                            // best effort: a leftover staging folder is harmless
-                        }
-                    });
-                }
-            }
-        } catch (IOException ignored) {
-            // best effort
-        }
     }
 
     /** Loads the adapter in {@code dir} as {@code "default"}, frozen (inference), as PEFT's {@code from_pretrained}. */
@@ -613,7 +585,7 @@ public class PeftModel extends Module {
         }
         Map<String, INDArray> tensors;
         try {
-            tensors = new LinkedHashMap<>(SafeTensors.read(file));
+            tensors = new LinkedHashMap<>(SafeTensors.load(file));
         } catch (IOException e) {
             throw new IllegalArgumentException("cannot read " + file + ": " + e.getMessage(), e);
         }
