@@ -107,16 +107,22 @@ public final class LoraMethod implements PeftMethod {
                 throw new IllegalArgumentException("module '" + key + "' already has LoRA adapter '" + adapterName + "'");
             }
         }
+        List<String> layoutMismatch = new ArrayList<>();
+        for (String key : targets) {
+            if (model.get(key) instanceof Linear l && l.isFanInFanOut() != c.fanInFanOut()) {
+                layoutMismatch.add(key);
+            }
+        }
+        if (!layoutMismatch.isEmpty()) {
+            LOG.warn("fan_in_fan_out={} but {} target layer(s) store their weight the other way ({}); each layer's own "
+                    + "layout is used", c.fanInFanOut(), layoutMismatch.size(), firstFew(layoutMismatch));
+        }
         for (String key : targets) {
             Module m = model.get(key);
             int r = c.rankFor(key);
             int alpha = c.alphaFor(key);
             Rng initRng = rngFor(c.seed(), key, adapterName, 1);
             Rng dropRng = rngFor(c.seed(), key, adapterName, 2);
-            if (m instanceof Linear l && l.isFanInFanOut() != c.fanInFanOut()) {
-                LOG.warn("'{}' stores its weight {} but fan_in_fan_out={}; using the layer's own layout", key,
-                        l.isFanInFanOut() ? "[in, out] (Conv1D)" : "[out, in]", c.fanInFanOut());
-            }
             if (m instanceof LoraLinear ll) {
                 ll.addAdapter(adapterName, r, alpha, c.loraDropout(), c.useRslora(), c.useDora(), c.initLoraWeights(),
                         initRng, dropRng, forLoading);
