@@ -8,6 +8,7 @@ import org.nd4j.linalg.api.ops.impl.reduce3.Dot;
 import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
 import org.nd4j.linalg.api.ops.random.impl.BernoulliDistribution;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.ops.transforms.Transforms;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tensor.Tensor;
 
@@ -180,7 +181,7 @@ public final class Attention {
         if (built != null) {
             built.apply(probs);
         }
-        Nd4j.exec(new SoftMax(probs, probs, -1));
+        softmaxLastAxisInPlace(probs);
 
         final INDArray dropMask = drop ? dropoutMask(dt, probs.shape(), dropoutP, rng) : null;
         final INDArray attn = drop ? probs.mul(dropMask) : probs;
@@ -342,6 +343,23 @@ public final class Attention {
         long[] st = x.stride();
         return Nd4j.create(x.data(), new long[]{x.size(0), x.size(1) / g, x.size(2), x.size(3)},
                 new long[]{st[0], g * st[1], st[2], st[3]}, x.offset() + j * st[1], 'c');
+    }
+
+    /**
+     * Row softmax over the last axis, in place. FLOAT uses ND4J's native op (the fastest here, and
+     * correct for rows of masked scores); ND4J M2.1's native softmax returns NaN for DOUBLE rows
+     * of large negative values (e.g. a fully masked row), so other types use the max-shifted
+     * composition.
+     */
+    static void softmaxLastAxisInPlace(INDArray x) {
+        if (x.dataType() == DataType.FLOAT) {
+            Nd4j.exec(new SoftMax(x, x, -1));
+            return;
+        }
+        int last = x.rank() - 1;
+        x.subi(x.max(true, last));
+        Transforms.exp(x, false);
+        x.divi(x.sum(true, last));
     }
 
     /** Inverted-dropout multipliers: {@code 1/(1-p)} with probability {@code 1-p}, else 0; seeded from {@code rng}. */
