@@ -1,0 +1,69 @@
+package org.peft4j.core.model.decoder;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.peft4j.core.io.HfFolder;
+import org.peft4j.core.nn.KVCache;
+import org.peft4j.core.nn.Module;
+import org.peft4j.core.nn.Parameter;
+import org.peft4j.core.tensor.Tensor;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.function.Function;
+
+/**
+ * Shared plumbing of the decoder families: logits-only forwards, filling parameters from a
+ * {@link WeightSource}, and saving to a Hugging Face folder.
+ */
+public abstract class DecoderLM extends Module implements CausalLM {
+
+    /**
+     * The full forward.
+     *
+     * @param inputIds      {@code [B, T]} integer token ids
+     * @param attentionMask {@code [B, past + T]} 1 = real token, 0 = pad (null = no padding)
+     * @param caches        per-layer caches to append to (null = none)
+     * @param hiddenStates  also return every layer's hidden states
+     */
+    public abstract DecoderOutput forward(INDArray inputIds, INDArray attentionMask, KVCache[] caches, boolean hiddenStates);
+
+    @Override
+    public Tensor forward(INDArray inputIds, INDArray attentionMask, KVCache[] caches) {
+        return forward(inputIds, attentionMask, caches, false).logits();
+    }
+
+    /** Logits {@code [B, T, vocab]} of a whole (possibly padded) batch, no cache. */
+    public Tensor forward(INDArray inputIds, INDArray attentionMask) {
+        return forward(inputIds, attentionMask, null, false).logits();
+    }
+
+    /** The HF {@code config.json} content of this model. */
+    public abstract ObjectNode configJson();
+
+    /**
+     * Writes {@code config.json} and {@code model.safetensors} (sharded above 5 GB) into
+     * {@code dir} with Hugging Face key names; each file is written atomically. A tied output
+     * head is not written (it is the embedding), as transformers does.
+     */
+    public void save(Path dir) throws IOException {
+        Map<String, INDArray> state = stateDict();
+        HfFolder.writeWeights(dir, state);
+        HfFolder.writeConfig(dir, configJson());
+    }
+
+    /**
+     * Replaces every parameter's value by the source's value for its full name.
+     *
+     * @param initOf how a fresh parameter of that name is initialised
+     * @param stdOf  the normal init's std for that name
+     */
+    protected void fill(WeightSource source, Function<String, WeightSource.Init> initOf, Function<String, Double> stdOf) {
+        for (Map.Entry<String, Parameter> e : namedParameters().entrySet()) {
+            String name = e.getKey();
+            Parameter p = e.getValue();
+            p.setValue(source.get(name, p.shape(), initOf.apply(name), stdOf.apply(name)));
+        }
+    }
+}

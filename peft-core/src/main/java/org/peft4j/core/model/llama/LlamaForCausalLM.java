@@ -1,0 +1,135 @@
+package org.peft4j.core.model.llama;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.peft4j.core.io.CheckpointWeights;
+import org.peft4j.core.io.HfFolder;
+import org.peft4j.core.model.decoder.CheckpointSource;
+import org.peft4j.core.model.decoder.ConfigFields;
+import org.peft4j.core.model.decoder.DecoderInputs;
+import org.peft4j.core.model.decoder.DecoderLM;
+import org.peft4j.core.model.decoder.DecoderOutput;
+import org.peft4j.core.model.decoder.WeightSource;
+import org.peft4j.core.nn.KVCache;
+import org.peft4j.core.nn.Linear;
+import org.peft4j.core.nn.UnaryModule;
+import org.peft4j.core.tensor.Ops;
+import org.peft4j.core.tensor.Rng;
+import org.peft4j.core.tensor.Tensor;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Predicate;
+
+/**
+ * A LLaMA-family causal LM (HF {@code LlamaForCausalLM}, {@code MistralForCausalLM},
+ * {@code Qwen2ForCausalLM}; SmolLM/TinyLlama configs are LLaMA). Parameter names are the HF keys
+ * ({@code model.embed_tokens.weight}, {@code model.layers.0.self_attn.q_proj.weight}, …,
+ * {@code lm_head.weight} unless {@code tie_word_embeddings}).
+ *
+ * <p>Mistral's sliding window is not implemented as a mask: sequences longer than
+ * {@code sliding_window} are rejected (within the window the attention is identical).
+ */
+public final class LlamaForCausalLM extends DecoderLM {
+    /** Keys known to carry no weights: rotary inverse-frequency buffers of older checkpoints. */
+    static final Predicate<String> IGNORABLE = CheckpointSource.keysMatching(
+            "(model\\.)?layers\\.\\d+\\.self_attn\\.rotary_emb\\.inv_freq");
+
+    private final LlamaConfig config;
+    private final ObjectNode sourceConfig;
+
+    private LlamaForCausalLM(LlamaConfig c, ObjectNode sourceConfig, WeightSource weights, Rng dropout) {
+        this.config = c;
+        this.sourceConfig = sourceConfig;
+        // the constructors' own initial values are immediately replaced by the source's
+        Rng scratch = new Rng(0);
+        registerModule("model", new LlamaModel(c, scratch, dropout));
+        if (!c.tieWordEmbeddings()) {
+            registerModule("lm_head", new Linear(c.hiddenSize(), c.vocabSize(), false, scratch));
+        }
+        // HF _init_weights: normal(0, initializer_range), zero biases, RMSNorm weights 1
+        fill(weights, name -> name.endsWith(".bias") ? WeightSource.Init.ZEROS
+                        : name.endsWith("norm.weight") ? WeightSource.Init.ONES : WeightSource.Init.NORMAL,
+                name -> c.initializerRange());
+    }
+
+    /** A freshly initialised model (HF's initialisation, seeded), in training mode. */
+    public static LlamaForCausalLM random(LlamaConfig config, long seed) {
+        Rng rng = new Rng(seed);
+        LlamaForCausalLM m = new LlamaForCausalLM(config, null, WeightSource.random(rng), rng.fork());
+        m.train();
+        return m;
+    }
+
+    public static LlamaForCausalLM load(Path dir) throws IOException {
+        return load(dir, 0L);
+    }
+
+    /**
+     * Loads a Hugging Face LLaMA/Mistral/Qwen2 folder (single file or sharded). Keys may carry
+     * the {@code model.} prefix or not (a bare {@code LlamaModel} save); a tied
+     * {@code lm_head.weight} in the file is accepted and ignored. Every other key must be used.
+     *
+     * @throws IllegalArgumentException naming the folder and every missing/unexpected key or
+     *         shape mismatch, or the config file and its missing keys
+     */
+    public static LlamaForCausalLM load(Path dir, long dropoutSeed) throws IOException {
+        ObjectNode raw = (ObjectNode) HfFolder.readConfig(dir);
+        LlamaConfig c = LlamaConfig.fromFields(ConfigFields.of(raw, dir.resolve(HfFolder.CONFIG_FILE).toString()));
+        Predicate<String> ignorable = c.tieWordEmbeddings() ? IGNORABLE.or("lm_head.weight"::equals) : IGNORABLE;
+        try (CheckpointSource src = new CheckpointSource(CheckpointWeights.open(dir), dir.toString(), "model.", ignorable)) {
+            LlamaForCausalLM m = new LlamaForCausalLM(c, raw, src, new Rng(dropoutSeed));
+            src.finish();
+            m.eval();
+            return m;
+        }
+    }
+
+    public LlamaConfig config() {
+        return config;
+    }
+
+    public LlamaModel model() {
+        return child("model", LlamaModel.class);
+    }
+
+    @Override
+    public int vocabSize() {
+        return config.vocabSize();
+    }
+
+    @Override
+    public int maxPositions() {
+        return config.slidingWindow() == null ? config.maxPositionEmbeddings()
+                : Math.min(config.maxPositionEmbeddings(), config.slidingWindow());
+    }
+
+    @Override
+    public int numLayers() {
+        return config.numHiddenLayers();
+    }
+
+    @Override
+    public DecoderOutput forward(INDArray inputIds, INDArray attentionMask, KVCache[] caches, boolean hiddenStates) {
+        if (caches != null && caches.length != config.numHiddenLayers()) {
+            throw new IllegalArgumentException("expected " + config.numHiddenLayers() + " layer caches, got " + caches.length);
+        }
+        int past = caches == null ? 0 : (int) caches[0].length();
+        String limitName = config.slidingWindow() != null && config.slidingWindow() < config.maxPositionEmbeddings()
+                ? "sliding_window; sliding-window attention is not implemented" : "max_position_embeddings";
+        INDArray mask = DecoderInputs.check(inputIds, attentionMask, past, config.vocabSize(), maxPositions(), limitName);
+        List<Tensor> hidden = hiddenStates ? new ArrayList<>() : null;
+        Tensor h = model().forward(inputIds, mask, past, caches, hidden);
+        Tensor logits = config.tieWordEmbeddings()
+                ? Ops.linear(h, model().embedTokens().weight(), null)   // [B, T, H] · [V, H]ᵀ
+                : child("lm_head", UnaryModule.class).forward(h);
+        return new DecoderOutput(logits, hidden == null ? List.of() : hidden);
+    }
+
+    @Override
+    public ObjectNode configJson() {
+        return config.toJson(sourceConfig);
+    }
+}
