@@ -93,7 +93,7 @@ public final class AttentionMask {
 
     /**
      * The masks for scores {@code [batch, heads, T, S]}: {@code keep} (1/0) and {@code fill}
-     * ({@link #MASKED_SCORE} where masked, else 0), both {@code [batch or 1, 1, T, S]} in
+     * ({@link #MASKED_SCORE} where masked, else 0), both {@code [batch or 1, 1, T or 1, S]} in
      * {@code dtype}, so {@code scores·keep + fill} applies the mask by broadcasting over heads.
      * Null when nothing is masked.
      */
@@ -130,15 +130,17 @@ public final class AttentionMask {
                     + " queries cannot reach " + (s - p) + " non-prefix keys");
         }
         long rows = pad == null ? 1 : batch;
-        long n = rows * t * s;
+        // without the causal rule every query row is the same: one row, broadcast over T
+        long qRows = causal ? t : 1;
+        long n = rows * qRows * s;
         if (n > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("attention mask too large: " + rows + "x" + t + "x" + s);
+            throw new IllegalArgumentException("attention mask too large: " + rows + "x" + qRows + "x" + s);
         }
         double[] keep = new double[(int) n];
         boolean emptyRow = false;
         int idx = 0;
         for (int b = 0; b < rows; b++) {
-            for (long q = 0; q < t; q++) {
+            for (long q = 0; q < qRows; q++) {
                 boolean any = false;
                 for (long k = 0; k < s; k++) {
                     boolean visible = true;
@@ -154,7 +156,7 @@ public final class AttentionMask {
                 emptyRow |= !any;
             }
         }
-        INDArray keepArr = Nd4j.create(keep, new long[]{rows, 1, t, s}, DataType.DOUBLE);
+        INDArray keepArr = Nd4j.create(keep, new long[]{rows, 1, qRows, s}, DataType.DOUBLE);
         if (dtype != DataType.DOUBLE) {
             keepArr = keepArr.castTo(dtype);
         }
