@@ -5,6 +5,7 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
 import org.nd4j.linalg.api.ops.impl.reduce.Mmul;
+import org.nd4j.linalg.api.ops.impl.reduce.longer.MatchCondition;
 import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
 import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.AddOp;
 import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.DivOp;
@@ -14,6 +15,7 @@ import org.nd4j.linalg.api.ops.impl.transforms.strict.Erf;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.INDArrayIndex;
 import org.nd4j.linalg.indexing.NDArrayIndex;
+import org.nd4j.linalg.indexing.conditions.Conditions;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
 import java.util.Arrays;
@@ -111,7 +113,7 @@ public final class Ops {
                     } else {
                         mm(bf, g, da, transB, true, 0.0);         // dA = op(B)·dCᵀ
                     }
-                    a.accumulateGrad(da);
+                    own(a, da);
                 }
                 if (b.requiresGrad()) {
                     INDArray db = Nd4j.createUninitialized(av.dataType(), bf.shape());
@@ -120,7 +122,7 @@ public final class Ops {
                     } else {
                         mm(g, av, db, true, transA, 0.0);         // dB = dCᵀ·op(A)
                     }
-                    b.accumulateGrad(castLike(db, b.value()));
+                    own(b, db);
                 }
             }, a, b);
         }
@@ -143,7 +145,11 @@ public final class Ops {
                 INDArray da2 = Nd4j.createUninitialized(av.dataType(), rows, ka);
                 Nd4j.gemm(g2, bf, da2, false, !transB, 1.0, 0.0);
                 INDArray da = da2.reshape('c', aEffShape);
-                a.accumulateGrad(transA ? da.swapAxes(ra - 2, ra - 1) : da);
+                if (transA) {
+                    a.accumulateGrad(da.swapAxes(ra - 2, ra - 1));
+                } else {
+                    own(a, da);
+                }
             }
             if (b.requiresGrad()) {
                 INDArray db = Nd4j.createUninitialized(av.dataType(), bf.shape());
@@ -152,7 +158,7 @@ public final class Ops {
                 } else {
                     Nd4j.gemm(g2, a2, db, true, false, 1.0, 0.0);   // [n,k] = dC2ᵀ·A2
                 }
-                b.accumulateGrad(castLike(db, b.value()));
+                own(b, db);
             }
         }, a, b);
     }
@@ -201,16 +207,21 @@ public final class Ops {
             if (x.requiresGrad()) {
                 INDArray dx2 = Nd4j.createUninitialized(dt, rows, in);
                 Nd4j.gemm(g2, wf, dx2, false, false, 1.0, 0.0);   // dx = dy·W
-                x.accumulateGrad(dx2.reshape('c', xv.shape()));
+                own(x, dx2.reshape('c', xv.shape()));
             }
             if (weight.requiresGrad()) {
                 LINEAR_WEIGHT_GRAD_MATMULS.incrementAndGet();
-                INDArray dw = Nd4j.createUninitialized(dt, outF, in);
-                Nd4j.gemm(g2, x2, dw, true, false, 1.0, 0.0);     // dW = dyᵀ·x
-                weight.accumulateGrad(castLike(dw, weight.value()));
+                INDArray acc = weight.ownedGrad();
+                if (acc != null && acc.dataType() == dt && acc.ordering() == 'c') {
+                    Nd4j.gemm(g2, x2, acc, true, false, 1.0, 1.0);    // dW += dyᵀ·x, no temporary
+                } else {
+                    INDArray dw = Nd4j.createUninitialized(dt, outF, in);
+                    Nd4j.gemm(g2, x2, dw, true, false, 1.0, 0.0); // dW = dyᵀ·x
+                    own(weight, dw);
+                }
             }
             if (bias != null && bias.requiresGrad()) {
-                bias.accumulateGrad(castLike(g2.sum(0), bias.value()));
+                own(bias, g2.sum(0));
             }
         }, x, weight, bias);
     }
@@ -248,19 +259,19 @@ public final class Ops {
                 }
                 case SUB -> {
                     if (a.requiresGrad()) a.accumulateGrad(reduceTo(g, av.shape()));
-                    if (b.requiresGrad()) b.accumulateGrad(castLike(reduceTo(g, bv.shape()).neg(), b.value()));
+                    if (b.requiresGrad()) own(b, reduceTo(g, bv.shape()).neg());
                 }
                 case MUL -> {
-                    if (a.requiresGrad()) a.accumulateGrad(reduceTo(bin(Bin.MUL, g, bv, outShape), av.shape()));
-                    if (b.requiresGrad()) b.accumulateGrad(castLike(reduceTo(bin(Bin.MUL, g, av, outShape), bv.shape()), b.value()));
+                    if (a.requiresGrad()) own(a, reduceTo(bin(Bin.MUL, g, bv, outShape), av.shape()));
+                    if (b.requiresGrad()) own(b, reduceTo(bin(Bin.MUL, g, av, outShape), bv.shape()));
                 }
                 case DIV -> {
-                    if (a.requiresGrad()) a.accumulateGrad(reduceTo(bin(Bin.DIV, g, bv, outShape), av.shape()));
+                    if (a.requiresGrad()) own(a, reduceTo(bin(Bin.DIV, g, bv, outShape), av.shape()));
                     if (b.requiresGrad()) {
                         // d(a/b)/db = -out/b
                         INDArray t = bin(Bin.MUL, g, out, outShape);
                         binInto(Bin.DIV, t, bv, t);
-                        b.accumulateGrad(castLike(reduceTo(t, bv.shape()).negi(), b.value()));
+                        own(b, reduceTo(t, bv.shape()).negi());
                     }
                 }
                 default -> throw new IllegalStateException(kind.name());
@@ -280,7 +291,7 @@ public final class Ops {
     public static Tensor mul(Tensor a, double s) {
         INDArray out = a.value().mul(s);
         return Tensor.fromOp(out, g -> {
-            if (a.requiresGrad()) a.accumulateGrad(g.mul(s));
+            if (a.requiresGrad()) own(a, g.mul(s));
         }, a);
     }
 
@@ -290,7 +301,7 @@ public final class Ops {
         return Tensor.fromOp(out, g -> {
             if (a.requiresGrad()) {
                 INDArray d = exponent == 2.0 ? av.mul(2.0) : Transforms.pow(av, exponent - 1.0, true).muli(exponent);
-                a.accumulateGrad(d.muli(g));
+                own(a, d.muli(g));
             }
         }, a);
     }
@@ -298,14 +309,14 @@ public final class Ops {
     public static Tensor neg(Tensor a) {
         INDArray out = a.value().neg();
         return Tensor.fromOp(out, g -> {
-            if (a.requiresGrad()) a.accumulateGrad(g.neg());
+            if (a.requiresGrad()) own(a, g.neg());
         }, a);
     }
 
     public static Tensor exp(Tensor a) {
         INDArray out = Transforms.exp(a.value(), true);
         return Tensor.fromOp(out, g -> {
-            if (a.requiresGrad()) a.accumulateGrad(g.mul(out));
+            if (a.requiresGrad()) own(a, g.mul(out));
         }, a);
     }
 
@@ -313,14 +324,14 @@ public final class Ops {
         INDArray av = a.value();
         INDArray out = Transforms.log(av, true);
         return Tensor.fromOp(out, g -> {
-            if (a.requiresGrad()) a.accumulateGrad(g.div(av));
+            if (a.requiresGrad()) own(a, g.div(av));
         }, a);
     }
 
     public static Tensor sqrt(Tensor a) {
         INDArray out = Transforms.sqrt(a.value(), true);
         return Tensor.fromOp(out, g -> {
-            if (a.requiresGrad()) a.accumulateGrad(g.div(out).muli(0.5));
+            if (a.requiresGrad()) own(a, g.div(out).muli(0.5));
         }, a);
     }
 
@@ -331,7 +342,7 @@ public final class Ops {
         INDArray av = a.value();
         INDArray out = Nd4j.scalar(av.dataType(), av.sumNumber().doubleValue());
         return Tensor.fromOp(out, g -> {
-            if (a.requiresGrad()) a.accumulateGrad(Nd4j.valueArrayOf(av.shape(), g.getDouble(0), av.dataType()));
+            if (a.requiresGrad()) own(a, Nd4j.valueArrayOf(av.shape(), g.getDouble(0), av.dataType()));
         }, a);
     }
 
@@ -346,7 +357,7 @@ public final class Ops {
         long n = av.length();
         INDArray out = Nd4j.scalar(av.dataType(), av.sumNumber().doubleValue() / n);
         return Tensor.fromOp(out, g -> {
-            if (a.requiresGrad()) a.accumulateGrad(Nd4j.valueArrayOf(av.shape(), g.getDouble(0) / n, av.dataType()));
+            if (a.requiresGrad()) own(a, Nd4j.valueArrayOf(av.shape(), g.getDouble(0) / n, av.dataType()));
         }, a);
     }
 
@@ -377,7 +388,11 @@ public final class Ops {
                 if (mean) {
                     full = full == gk ? full.mul(scale) : full.muli(scale);
                 }
-                a.accumulateGrad(full);
+                if (full == g || full == gk) {
+                    a.accumulateGrad(full);
+                } else {
+                    own(a, full);
+                }
             }
         }, a);
     }
@@ -447,7 +462,7 @@ public final class Ops {
             if (a.requiresGrad()) {
                 INDArray full = Nd4j.zeros(av.dataType(), av.shape());
                 sliceView(full, d, start, end).assign(g);
-                a.accumulateGrad(full);
+                own(a, full);
             }
         }, a);
     }
@@ -529,7 +544,11 @@ public final class Ops {
                 INDArray da2 = Nd4j.zeros(av.dataType(), n, rowLen);
                 scatterAddRows(da2, idx, g2);
                 INDArray da = da2.reshape('c', front.shape());
-                a.accumulateGrad(d == 0 ? da : da.permute(inv));
+                if (d == 0) {
+                    own(a, da);
+                } else {
+                    a.accumulateGrad(da.permute(inv));
+                }
             }
         }, a);
     }
@@ -552,7 +571,7 @@ public final class Ops {
                 INDArray g2 = g.reshape('c', idx.length, dim);
                 INDArray dw = Nd4j.zeros(wv.dataType(), vocab, dim);
                 scatterAddRows(dw, idx, g2);
-                weight.accumulateGrad(dw);
+                own(weight, dw);
             }
         }, weight);
     }
@@ -565,17 +584,23 @@ public final class Ops {
             throw new IllegalArgumentException("Ops.maskedFill: mask " + shp(mask) + " does not broadcast to input " + shp(av));
         }
         DataType dt = av.dataType();
-        INDArray m = mask.dataType() == DataType.BOOL ? mask.castTo(dt) : mask;
-        INDArray fill = expandTo(m.neq(0.0).castTo(dt), av.shape());  // 1 where filled, [a's shape]
-        INDArray fillBool = fill.neq(0.0);
-        // putWhereWithMask returns a new array; it is a true select, so -inf fills and -inf inputs
-        // (a mask applied twice) never produce 0·inf = NaN.
-        INDArray out = av.putWhereWithMask(fillBool, value);
+        // mask-shaped helpers (small: e.g. [B,1,1,T] against scores [B,H,T,T])
+        INDArray fillBool = mask.dataType() == DataType.BOOL ? mask : mask.neq(0.0);
+        INDArray keep = fillBool.castTo(dt).rsubi(1.0);                     // 1 where a is kept
+        INDArray out;
+        long nonFinite = Nd4j.getExecutioner().exec(new MatchCondition(av, Conditions.notFinite())).getLong(0);
+        if (nonFinite == 0) {
+            // two broadcast passes: a·keep + (value where filled, else 0); exact because a is finite
+            INDArray fillValues = Nd4j.zeros(dt, fillBool.shape()).putWhereWithMask(fillBool, value);
+            out = bin(Bin.MUL, av, keep, av.shape());
+            binInto(Bin.ADD, out, fillValues, out);
+        } else {
+            // a holds ±inf/NaN (e.g. a mask applied twice): a true select, so no 0·inf = NaN
+            INDArray fullBool = expandTo(keep, av.shape()).eq(0.0);
+            out = av.putWhereWithMask(fullBool, value);
+        }
         return Tensor.fromOp(out, g -> {
-            if (a.requiresGrad()) {
-                INDArray keep = fill.rsub(1.0);
-                a.accumulateGrad(keep.muli(g));
-            }
+            if (a.requiresGrad()) own(a, bin(Bin.MUL, g, keep, av.shape()));
         }, a);
     }
 
@@ -595,7 +620,7 @@ public final class Ops {
                 INDArray g2 = g.reshape('c', rows, dim);
                 INDArray s = g2.mul(y2).sum(true, 1);                   // [rows, 1]
                 INDArray dx = g2.subColumnVector(s).muli(y2);          // y·(g − Σ g·y)
-                a.accumulateGrad(dx.reshape('c', av.shape()));
+                own(a, dx.reshape('c', av.shape()));
             }
         }, a);
     }
@@ -613,7 +638,7 @@ public final class Ops {
                 INDArray g2 = g.reshape('c', rows, dim);
                 INDArray s = g2.sum(true, 1);
                 INDArray dx = Transforms.exp(out2, true).muliColumnVector(s).rsubi(g2);   // g − softmax·Σg
-                a.accumulateGrad(dx.reshape('c', av.shape()));
+                own(a, dx.reshape('c', av.shape()));
             }
         }, a);
     }
@@ -654,13 +679,13 @@ public final class Ops {
                 INDArray m2 = dxhat.mul(xhat).mean(true, 1);
                 // dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))
                 INDArray dx = xhat.mulColumnVector(m2).rsubi(dxhat).subiColumnVector(m1).muliColumnVector(rstd);
-                x.accumulateGrad(dx.reshape('c', xv.shape()));
+                own(x, dx.reshape('c', xv.shape()));
             }
             if (gamma != null && gamma.requiresGrad()) {
-                gamma.accumulateGrad(castLike(g2.mul(xhat).sum(0), gamma.value()));
+                own(gamma, g2.mul(xhat).sum(0));
             }
             if (beta != null && beta.requiresGrad()) {
-                beta.accumulateGrad(castLike(g2.sum(0), beta.value()));
+                own(beta, g2.sum(0));
             }
         }, x, gamma, beta);
     }
@@ -685,10 +710,10 @@ public final class Ops {
                 INDArray m = dxn.mul(xn).mean(true, 1);
                 // dx = r·(dxn − xn·mean(dxn·xn))
                 INDArray dx = xn.mulColumnVector(m).rsubi(dxn).muliColumnVector(r);
-                x.accumulateGrad(dx.reshape('c', xv.shape()));
+                own(x, dx.reshape('c', xv.shape()));
             }
             if (gamma != null && gamma.requiresGrad()) {
-                gamma.accumulateGrad(castLike(g2.mul(xn).sum(0), gamma.value()));
+                own(gamma, g2.mul(xn).sum(0));
             }
         }, x, gamma);
     }
@@ -707,7 +732,7 @@ public final class Ops {
                 // d/dx = Φ(x) + x·φ(x), φ(x) = exp(−x²/2)/√(2π)
                 INDArray d = xv.mul(xv).muli(-0.5);
                 Transforms.exp(d, false).muli(INV_SQRT_2PI).muli(xv).addi(cdf);
-                a.accumulateGrad(d.muli(g));
+                own(a, d.muli(g));
             }
         }, a);
     }
@@ -725,7 +750,7 @@ public final class Ops {
                 INDArray du = x2.mul(3.0 * GELU_TANH_C).addi(1.0).muli(SQRT_2_OVER_PI);
                 INDArray sech2 = t.mul(t).rsubi(1.0);
                 INDArray d = du.muli(sech2).muli(xv).muli(0.5).addi(t.add(1.0).muli(0.5));
-                a.accumulateGrad(d.muli(g));
+                own(a, d.muli(g));
             }
         }, a);
     }
@@ -739,7 +764,7 @@ public final class Ops {
             if (a.requiresGrad()) {
                 // σ(1 + x(1 − σ))
                 INDArray d = s.rsub(1.0).muli(xv).addi(1.0).muli(s);
-                a.accumulateGrad(d.muli(g));
+                own(a, d.muli(g));
             }
         }, a);
     }
@@ -749,21 +774,21 @@ public final class Ops {
         INDArray mask = xv.gt(0.0).castTo(xv.dataType());
         INDArray out = xv.mul(mask);
         return Tensor.fromOp(out, g -> {
-            if (a.requiresGrad()) a.accumulateGrad(g.mul(mask));
+            if (a.requiresGrad()) own(a, g.mul(mask));
         }, a);
     }
 
     public static Tensor tanh(Tensor a) {
         INDArray out = Transforms.tanh(a.value(), true);
         return Tensor.fromOp(out, g -> {
-            if (a.requiresGrad()) a.accumulateGrad(out.mul(out).rsubi(1.0).muli(g));
+            if (a.requiresGrad()) own(a, out.mul(out).rsubi(1.0).muli(g));
         }, a);
     }
 
     public static Tensor sigmoid(Tensor a) {
         INDArray out = Transforms.sigmoid(a.value(), true);
         return Tensor.fromOp(out, g -> {
-            if (a.requiresGrad()) a.accumulateGrad(out.rsub(1.0).muli(out).muli(g));
+            if (a.requiresGrad()) own(a, out.rsub(1.0).muli(out).muli(g));
         }, a);
     }
 
@@ -810,7 +835,7 @@ public final class Ops {
         INDArray maskNd = mask.reshape('c', av.shape());
         INDArray out = av.mul(maskNd);
         return Tensor.fromOp(out, g -> {
-            if (a.requiresGrad()) a.accumulateGrad(g.mul(maskNd));
+            if (a.requiresGrad()) own(a, g.mul(maskNd));
         }, a);
     }
 
@@ -844,7 +869,7 @@ public final class Ops {
                 INDArray gs = bin(Bin.MUL, g, s, xv.shape());
                 INDArray dx = bin(Bin.MUL, g, c, xv.shape());
                 dx.addi(rotateHalf(gs, true));
-                x.accumulateGrad(dx);
+                own(x, dx);
             }
         }, x);
     }
@@ -944,7 +969,7 @@ public final class Ops {
                     d.putScalar(i, t[i], d.getDouble(i, t[i]) - w[i]);
                 }
             }
-            logits.accumulateGrad(d.reshape('c', lv.shape()));
+            own(logits, d.reshape('c', lv.shape()));
         }, logits);
     }
 
@@ -969,8 +994,8 @@ public final class Ops {
                 case SUM -> diff.mul(2.0 * g.getDouble(0));
                 case NONE -> diff.mul(2.0).muli(g);
             };
-            if (a.requiresGrad()) a.accumulateGrad(d);
-            if (b.requiresGrad()) b.accumulateGrad(castLike(d.neg(), b.value()));
+            if (b.requiresGrad()) own(b, d.neg());
+            if (a.requiresGrad()) own(a, d);
         }, a, b);
     }
 
@@ -1002,11 +1027,11 @@ public final class Ops {
             double k = g.getDouble(0) * temperature / rows;                        // T²/N · 1/T
             if (studentLogits.requiresGrad()) {
                 INDArray ds = Transforms.exp(lps, true).subi(pt).muli(k);        // (p_s − p_t)
-                studentLogits.accumulateGrad(ds.reshape('c', sv.shape()));
+                own(studentLogits, ds.reshape('c', sv.shape()));
             }
             if (teacherLogits.requiresGrad()) {
                 INDArray dt = diff.subColumnVector(rowKl).muli(pt).muli(k);      // p_t(d − Σ p_t d)
-                teacherLogits.accumulateGrad(castLike(dt.reshape('c', sv.shape()), teacherLogits.value()));
+                own(teacherLogits, dt.reshape('c', sv.shape()));
             }
         }, studentLogits, teacherLogits);
     }
@@ -1047,10 +1072,10 @@ public final class Ops {
             INDArray gk = g.reshape('c', cosK.shape());
             if (a.requiresGrad()) {
                 // d cos/da = b/(na·nb) − cos·a/(na²·... ) where the second term exists only when ‖a‖ > eps
-                a.accumulateGrad(reduceTo(cosGrad(ae, be, cosK, denom, na, naC, eps, gk, shape), av.shape()));
+                own(a, reduceTo(cosGrad(ae, be, cosK, denom, na, naC, eps, gk, shape), av.shape()));
             }
             if (b.requiresGrad()) {
-                b.accumulateGrad(castLike(reduceTo(cosGrad(be, ae, cosK, denom, nb, nbC, eps, gk, shape), bv.shape()), b.value()));
+                own(b, reduceTo(cosGrad(be, ae, cosK, denom, nb, nbC, eps, gk, shape), bv.shape()));
             }
         }, a, b);
     }
@@ -1221,6 +1246,14 @@ public final class Ops {
         return v.dataType() == dt ? v : v.castTo(dt);
     }
 
+    /**
+     * Adds a freshly allocated gradient (referenced nowhere else) to {@code t}, letting a leaf adopt
+     * it without a copy; casts to t's dtype for mixed-dtype inputs.
+     */
+    private static void own(Tensor t, INDArray fresh) {
+        t.accumulateOwnedGrad(castLike(fresh, t.value()));
+    }
+
     /** Casts a gradient to the dtype of the value it belongs to (mixed-dtype inputs). */
     private static INDArray castLike(INDArray g, INDArray like) {
         return g.dataType() == like.dataType() ? g : g.castTo(like.dataType());
@@ -1242,10 +1275,20 @@ public final class Ops {
         return out;
     }
 
-    /** dst[idx[k], :] += src[k, :] for every k (repeated indices add up). */
+    /**
+     * dst[idx[k], :] += src[k, :] for every k (repeated indices add up), in place, with libnd4j's
+     * scatter_add. Its {@code lock} flag is set: without it the op splits the indices across
+     * threads and repeated indices race. Indices were range-checked by {@link #toIndices}.
+     */
     private static void scatterAddRows(INDArray dst, int[] idx, INDArray src) {
-        for (int k = 0; k < idx.length; k++) {
-            dst.getRow(idx[k]).addi(src.getRow(k));
+        if (idx.length == 0) {
+            return;
         }
+        DynamicCustomOp op = DynamicCustomOp.builder("scatter_add")
+                .addInputs(dst, Nd4j.createFromArray(idx), src)
+                .addOutputs(dst)
+                .addBooleanArguments(true, false)          // lock, checkIndices
+                .build();
+        Nd4j.exec(op);
     }
 }

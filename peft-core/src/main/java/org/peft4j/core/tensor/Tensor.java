@@ -183,6 +183,35 @@ public class Tensor {
         }
     }
 
+    /**
+     * Like {@link #accumulateGrad} for an array that the caller has just allocated and will never
+     * touch again (a fresh c-order op result): the first contribution is adopted without the
+     * defensive copy a leaf would otherwise make. Package-private: only {@link Ops} may use it.
+     */
+    void accumulateOwnedGrad(INDArray g) {
+        if (!requiresGrad) {
+            return;
+        }
+        if (grad != null || g.ordering() != 'c' || !org.nd4j.linalg.api.shape.Shape.hasDefaultStridesForShape(g)) {
+            accumulateGrad(g);
+            return;
+        }
+        if (!Arrays.equals(g.shape(), value.shape())) {
+            throw new IllegalStateException("gradient shape " + Arrays.toString(g.shape())
+                    + " does not match value shape " + Arrays.toString(value.shape()));
+        }
+        grad = g;
+        gradBorrowed = false;
+    }
+
+    /**
+     * The gradient buffer if this tensor owns it and it may be accumulated into in place (e.g. a
+     * GEMM with beta = 1), else null. Package-private: only {@link Ops} may use it.
+     */
+    INDArray ownedGrad() {
+        return requiresGrad && grad != null && !gradBorrowed ? grad : null;
+    }
+
     /** Back-propagates from a one-element tensor, seeding its gradient with 1. */
     public void backward() {
         if (value.length() != 1) {

@@ -149,4 +149,49 @@ class TensorTest {
         assertEquals(DataType.FLOAT, w.grad().dataType());
         assertArrayEquals(new long[]{4, 3}, w.grad().shape());
     }
+
+    @Test
+    void embeddingGradientWithManyRepeatedIdsMatchesAPlainSum() {
+        // 4096 ids into 7 rows of width 96, FLOAT: duplicate rows must add up exactly once each
+        // (a racy multi-threaded scatter would lose updates)
+        int n = 4096;
+        int vocab = 7;
+        int dim = 96;
+        Rng rng = new Rng(3);
+        int[] ids = new int[n];
+        for (int i = 0; i < n; i++) ids[i] = rng.nextInt(vocab);
+        float[] g = new float[n * dim];
+        for (int i = 0; i < g.length; i++) g[i] = (float) ((i % 13) - 6) / 8f;   // exact in fp32 sums
+        Tensor w = Tensor.variable(Nd4j.zeros(DataType.FLOAT, vocab, dim));
+        Tensor out = Ops.embedding(w, Nd4j.createFromArray(ids).reshape(64, 64));
+        out.backward(Nd4j.createFromArray(g).reshape(64, 64, dim));
+        double[] expected = new double[vocab * dim];
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < dim; j++) expected[ids[i] * dim + j] += g[i * dim + j];
+        }
+        assertArrayEquals(expected, vec(w.grad()), 0);
+    }
+
+    @Test
+    void maskedFillOnInputWithInfinitiesHasSelectGradient() {
+        double ninf = Double.NEGATIVE_INFINITY;
+        Tensor x = Tensor.variable(Nd4j.createFromArray(new double[][]{{1, ninf, 3}, {4, 5, 6}}));
+        INDArray mask = Nd4j.createFromArray(new double[]{0, 1, 1}).reshape(1, 3);
+        Tensor y = Ops.maskedFill(x, mask, -2.0);
+        assertArrayEquals(new double[]{1, -2, -2, 4, -2, -2}, vec(y.value()), 0);
+        y.backward(Nd4j.createFromArray(new double[][]{{1, 2, 3}, {4, 5, 6}}));
+        assertArrayEquals(new double[]{1, 0, 0, 4, 0, 0}, vec(x.grad()), 0);
+    }
+
+    @Test
+    void linearWeightGradientAccumulatesAcrossMicroBatches() {
+        Tensor w = Tensor.variable(Nd4j.createFromArray(new double[][]{{1, 2}, {3, 4}}));
+        Tensor x1 = Tensor.constant(Nd4j.createFromArray(new double[][]{{1, 0}}));
+        Tensor x2 = Tensor.constant(Nd4j.createFromArray(new double[][]{{0, 2}}));
+        Ops.sum(Ops.linear(x1, w, null)).backward();
+        INDArray first = w.grad();
+        Ops.sum(Ops.linear(x2, w, null)).backward();              // accumulated in place into the same buffer
+        assertArrayEquals(new double[]{1, 2, 1, 2}, vec(w.grad()), 0);
+        assertArrayEquals(new double[]{1, 2, 1, 2}, vec(first), 0);
+    }
 }
