@@ -11,7 +11,8 @@ What is implemented here, from the published PEFT sources and papers (huggingfac
   `...lora_embedding_A` [r, vocab], `...lora_embedding_B` [dim, r], biases
   (`bias="all"` / `"lora_only"`) and `modules_to_save` copies under their own path;
 * target matching (`check_target_module_exists`): list entries match the full module name or a
-  "."-suffix, a string is a regex matched with re.fullmatch, `layers_to_transform` /
+  "."-suffix, a string is a regex matched with re.fullmatch, "all-linear" is every linear layer
+  but the output head (`_maybe_include_all_linear_layers`), `layers_to_transform` /
   `layers_pattern` filter list matches by layer index;
 * `rank_pattern` / `alpha_pattern` (`get_pattern_key`), scaling alpha/r or alpha/sqrt(r) (rsLoRA);
 * the layers' effect, in weight form (identical to the unmerged forward without dropout):
@@ -185,6 +186,10 @@ def apply_adapter(family, params, c, tensors, strict=True):
     """Effective parameters of base + adapter. Every adapter tensor must be used (strict)."""
     p = dict(params)
     mods, containers = modules_of(family, params)
+    if c.get("target_modules") == "all-linear":
+        # _maybe_include_all_linear_layers: every linear layer but the output head
+        head = {"lm_head"} | ({"classifier", "score"} if c.get("task_type") == "SEQ_CLS" else set())
+        c = dict(c, target_modules=sorted(k for k, (kind, _) in mods.items() if kind == "linear" and k not in head))
     used = set()
     targets = [k for k in sorted(mods) if target_matches(c, k)]
     bad = [k for k in sorted(containers) if target_matches(c, k)]
@@ -261,6 +266,8 @@ CASES = [
                                             "layers_pattern": "layers",
                                             "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
                                                                "up_proj", "down_proj"], "task_type": "CAUSAL_LM"}),
+    ("mistral-modules-to-save", "decoders/mistral", {"r": 4, "lora_alpha": 4, "target_modules": ["q_proj", "v_proj"],
+                                                     "modules_to_save": ["lm_head"], "task_type": "CAUSAL_LM"}),
     ("llama-dora-lora-only", "decoders/llama-gqa", {"r": 3, "lora_alpha": 6, "use_dora": True, "bias": "lora_only",
                                                     "target_modules": ["q_proj", "v_proj", "o_proj"]}),
 ]
@@ -290,6 +297,12 @@ def make_tensors(family, params, c, g):
             out[pre + ".lora_magnitude_vector"] = torch.linalg.norm(w_oi, dim=1) * (1 + 0.2 * torch.randn(o, generator=g))
         if c.get("bias") == "lora_only" and path + ".bias" in params:
             out[pre + ".base_layer.bias"] = params[path + ".bias"] + 0.1 * torch.randn(o, generator=g)
+    for m in c.get("modules_to_save") or []:
+        # a trained copy of the module, saved under the module's own path (current PEFT)
+        for k, v in params.items():
+            path = k.rsplit(".", 1)[0]
+            if path.endswith(m):
+                out[PREFIX + k] = v + 0.1 * torch.randn(v.shape, generator=g)
     if c.get("bias") == "all":
         for k, v in params.items():
             if k.endswith(".bias"):

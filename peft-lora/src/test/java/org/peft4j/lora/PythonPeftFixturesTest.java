@@ -27,7 +27,7 @@ class PythonPeftFixturesTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"bert-qv", "bert-dora-rslora", "bert-embedding-bias", "gpt2-conv1d", "llama-layers",
-            "llama-dora-lora-only"})
+            "llama-dora-lora-only", "mistral-modules-to-save"})
     void peftLayoutFolderGivesTheReferenceOutputs(String name) throws IOException {
         Path dir = Fixtures.lora(name);
         JsonNode meta = new ObjectMapper().readTree(dir.resolve("case.json").toFile());
