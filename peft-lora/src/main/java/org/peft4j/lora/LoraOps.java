@@ -116,9 +116,16 @@ public final class LoraOps {
         final INDArray xd = mask == null ? x2 : x2.mul(mask);
         final INDArray h = Nd4j.createUninitialized(dt, n, r);
         Nd4j.gemm(xd, a.value(), h, false, true, 1.0, 0.0);             // [n, r] = xd·Aᵀ
-        final INDArray delta = Nd4j.createUninitialized(dt, n, out);
-        Nd4j.gemm(h, b.value(), delta, false, true, scaling, 0.0);      // [n, out] = s·h·Bᵀ
-        final INDArray y = addInto(result.value(), rows, delta);
+        final INDArray y;
+        if (rows == null) {
+            // accumulate s·h·Bᵀ straight into a copy of the base output (beta = 1): no [n, out] temporary
+            y = result.value().dup('c');
+            Nd4j.gemm(h, b.value(), y.reshape('c', n, out), false, true, scaling, 1.0);
+        } else {
+            INDArray delta = Nd4j.createUninitialized(dt, n, out);
+            Nd4j.gemm(h, b.value(), delta, false, true, scaling, 0.0);  // [n, out] = s·h·Bᵀ
+            y = addInto(result.value(), rows, delta);
+        }
         final long[] xShape = x.shape();
         return Tensor.fromOp(y, g -> {
             if (result.requiresGrad()) {

@@ -127,7 +127,18 @@ class LoraConfigTest {
     @Test
     void unknownKeysAreIgnoredAndRemembered() {
         String json = "{\"peft_type\": \"LORA\", \"r\": 2, \"target_modules\": \"a.*\", \"shiny_new_key\": 3, \"other\": [1]}";
-        LoraConfig c = (LoraConfig) PeftConfig.fromJson(json, "cfg.json");
+        // slf4j-simple writes to System.err at each call: capture the warning
+        java.io.PrintStream err = System.err;
+        java.io.ByteArrayOutputStream buf = new java.io.ByteArrayOutputStream();
+        LoraConfig c;
+        try {
+            System.setErr(new java.io.PrintStream(buf, true, java.nio.charset.StandardCharsets.UTF_8));
+            c = (LoraConfig) PeftConfig.fromJson(json, "cfg.json");
+        } finally {
+            System.setErr(err);
+        }
+        String log = buf.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(log.contains("WARN") && log.contains("cfg.json") && log.contains("shiny_new_key") && log.contains("other"), log);
         assertEquals(2, c.r());
         assertEquals(Map.of("shiny_new_key", 3, "other", List.of(1)), c.unknownKeys());
         assertTrue(c.targetModules().isRegex());

@@ -140,6 +140,29 @@ class LoraOpsGradientTest {
     }
 
     @Test
+    void moduleInputGradientsThroughPlainDoraAndConv1dLayers() {
+        // the whole LoraLinear module (base + adapter), input gradient checked numerically
+        for (boolean fifo : new boolean[]{false, true}) {
+            for (boolean dora : new boolean[]{false, true}) {
+                INDArray w = rnd(70, 4, 5);
+                Linear base = new Linear(fifo ? w.transpose().dup('c') : w, rnd(71, 4), fifo);
+                LoraLinear l = new LoraLinear(base);
+                l.addAdapter("a", 2, 4, 0.2, false, dora, "true", new Rng(1), new Rng(2), false);
+                l.loraB("a").setValue(rnd(72, 4, 2));
+                l.eval(); // dropout off: the numerical and analytic passes must see the same function
+                GradCheck.of("LoraLinear fifo=" + fifo + " dora=" + dora, in -> l.forward(in[0]), rnd(73, 2, 3, 5)).check();
+            }
+        }
+        org.peft4j.core.nn.Embedding e = new org.peft4j.core.nn.Embedding(rnd(74, 6, 3), -1);
+        LoraEmbedding le = new LoraEmbedding(e);
+        le.addAdapter("a", 2, 2, false, "false", new Rng(3), false);
+        INDArray ids = Nd4j.createFromArray(new long[][]{{1, 5, 1}});
+        // the adapter factors as the inputs: a fresh layer wraps the perturbed arrays on every evaluation
+        GradCheck.of("LoraEmbedding factors", in -> LoraOps.embeddingAdd(le.baseLayer().forward(ids), ids, in[0], in[1],
+                le.settings("a").scaling(), -1, null), le.loraA("a").value(), le.loraB("a").value()).check();
+    }
+
+    @Test
     void loraLinearModuleMatchesOpAndFormula() {
         // The module path (base Linear + fused op) against y = x·Wᵀ + b + s·(x·Aᵀ)·Bᵀ computed by hand in double.
         Linear base = new Linear(rnd(60, 4, 5), rnd(61, 4), false);
