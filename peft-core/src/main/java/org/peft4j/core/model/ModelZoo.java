@@ -20,7 +20,7 @@ import java.util.Map;
  *
  * <ul>
  *   <li>{@link #miniLmL6()}: sentence-transformers {@code all-MiniLM-L6-v2} (6 layers, hidden 384,
- *       12 heads, 22.7M parameters) — the student / main model;</li>
+ *       12 heads, 22.6M parameters without the pooler) — the student / main model;</li>
  *   <li>{@link #bgeSmall()}: BAAI {@code bge-small-en-v1.5} (12 layers, hidden 384, 33.2M
  *       parameters, same vocabulary) — the teacher.</li>
  * </ul>

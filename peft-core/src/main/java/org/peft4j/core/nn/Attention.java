@@ -2,6 +2,7 @@ package org.peft4j.core.nn;
 
 import org.nd4j.linalg.api.blas.params.MMulTranspose;
 import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.reduce.Mmul;
 import org.nd4j.linalg.api.ops.impl.reduce3.Dot;
@@ -40,7 +41,11 @@ public final class Attention {
 
     /** A private native generator per thread, re-seeded from the caller's {@link Rng} for every mask. */
     private static final ThreadLocal<org.nd4j.linalg.api.rng.Random> NATIVE_RNG =
-            ThreadLocal.withInitial(() -> Nd4j.getRandomFactory().getNewRandomInstance(0L));
+            ThreadLocal.withInitial(() -> {
+                try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+                    return Nd4j.getRandomFactory().getNewRandomInstance(0L);
+                }
+            });
 
     private Attention() {
     }

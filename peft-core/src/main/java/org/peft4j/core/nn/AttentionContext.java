@@ -34,6 +34,8 @@ public final class AttentionContext {
     private final Tensor[] prefixKeys;
     private final Tensor[] prefixValues;
     private final KVCache[] caches;
+    /** Masks shared by the layers of one forward pass (same rule, same shapes → built once). */
+    private final java.util.concurrent.ConcurrentHashMap<String, AttentionMask> masks = new java.util.concurrent.ConcurrentHashMap<>();
 
     private AttentionContext(INDArray keyPaddingMask, long positionOffset, Tensor[] prefixKeys, Tensor[] prefixValues,
                              KVCache[] caches) {
@@ -140,6 +142,18 @@ public final class AttentionContext {
     public long pastLength(int layer) {
         KVCache c = cache(layer);
         return c == null ? 0 : c.length();
+    }
+
+    /**
+     * The mask for a layer with the given rule, {@code past} cached keys and {@code prefixLength}
+     * prefix keys, combined with this context's padding mask. Layers asking for the same one share
+     * it, so it is materialised once per forward pass.
+     */
+    public AttentionMask mask(boolean causal, long past, long prefixLength) {
+        String key = causal + ":" + past + ":" + prefixLength;
+        return masks.computeIfAbsent(key, k -> (causal ? AttentionMask.causal(past) : AttentionMask.bidirectional())
+                .withPrefix(prefixLength)
+                .withKeyPadding(keyPaddingMask));
     }
 
     /** True when any layer has a prefix. */

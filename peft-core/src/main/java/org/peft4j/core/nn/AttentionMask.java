@@ -1,6 +1,7 @@
 package org.peft4j.core.nn;
 
 import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
@@ -101,6 +102,26 @@ public final class AttentionMask {
         if (isTrivial()) {
             return null;
         }
+        Memo m = memo;
+        if (m != null && m.batch == batch && m.t == t && m.s == s && m.dtype == dtype) {
+            return m.built;
+        }
+        Built built;
+        // memoised across forward passes: keep it out of any per-step workspace
+        try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+            built = compute(batch, t, s, dtype);
+        }
+        memo = new Memo(batch, t, s, dtype, built);
+        return built;
+    }
+
+    /** The last mask built, reused when every layer of a forward pass asks for the same shape. */
+    private record Memo(long batch, long t, long s, DataType dtype, Built built) {
+    }
+
+    private volatile Memo memo;
+
+    private Built compute(long batch, long t, long s, DataType dtype) {
         long p = prefixLength;
         if (p > s) {
             throw new IllegalArgumentException("prefix length " + p + " exceeds the number of keys " + s);

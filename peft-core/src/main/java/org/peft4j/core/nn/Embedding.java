@@ -27,7 +27,10 @@ public class Embedding extends Module {
         this(numEmbeddings, embeddingDim, -1, rng);
     }
 
-    /** Weight drawn from N(0, 1); row {@code paddingIdx} (or none when negative) is zeroed. */
+    /**
+     * Weight drawn from N(0, 1); row {@code paddingIdx} (or none when negative) is zeroed. A null
+     * {@code rng} gives zeros (for tables loaded right after).
+     */
     public Embedding(int numEmbeddings, int embeddingDim, int paddingIdx, Rng rng) {
         if (numEmbeddings <= 0 || embeddingDim <= 0) {
             throw new IllegalArgumentException("Embedding needs positive sizes, got " + numEmbeddings + " x " + embeddingDim);
@@ -35,15 +38,16 @@ public class Embedding extends Module {
         if (paddingIdx >= numEmbeddings) {
             throw new IllegalArgumentException("padding index " + paddingIdx + " out of range for " + numEmbeddings + " embeddings");
         }
-        if (rng == null) {
-            throw new IllegalArgumentException("Embedding initialisation needs an Rng (explicit seed)");
-        }
         this.numEmbeddings = numEmbeddings;
         this.embeddingDim = embeddingDim;
         this.paddingIdx = paddingIdx;
         long n = (long) numEmbeddings * embeddingDim;
         if (n > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("embedding table too large: " + numEmbeddings + " x " + embeddingDim);
+        }
+        if (rng == null) {
+            registerParameter("weight", new Parameter(Nd4j.zeros(DataType.FLOAT, numEmbeddings, embeddingDim)));
+            return;
         }
         float[] data = new float[(int) n];
         for (int i = 0; i < data.length; i++) {

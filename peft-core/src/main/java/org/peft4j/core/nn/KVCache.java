@@ -1,5 +1,6 @@
 package org.peft4j.core.nn;
 
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.INDArrayIndex;
@@ -102,8 +103,13 @@ public final class KVCache {
         while (newCap < needed) {
             newCap *= 2;
         }
-        INDArray nk = Nd4j.createUninitialized(kv.dataType(), kv.size(0), kv.size(1), newCap, kv.size(3));
-        INDArray nv = Nd4j.createUninitialized(vv.dataType(), vv.size(0), vv.size(1), newCap, vv.size(3));
+        INDArray nk;
+        INDArray nv;
+        // the cache outlives any per-step workspace
+        try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+            nk = Nd4j.createUninitialized(kv.dataType(), kv.size(0), kv.size(1), newCap, kv.size(3));
+            nv = Nd4j.createUninitialized(vv.dataType(), vv.size(0), vv.size(1), newCap, vv.size(3));
+        }
         if (length > 0) {
             lengthView(nk, length).assign(lengthView(keys, length));
             lengthView(nv, length).assign(lengthView(values, length));

@@ -33,22 +33,20 @@ public class Linear extends Module implements UnaryModule {
     /**
      * PyTorch's default initialisation ({@code kaiming_uniform_(a=√5)}, i.e. weight uniform in
      * {@code ±1/√in}; bias uniform in {@code ±1/√in}), drawn from {@code rng} in storage order.
+     * A null {@code rng} gives zeros (fast; for layers whose weights are loaded right after).
      */
     public Linear(int inFeatures, int outFeatures, boolean bias, boolean fanInFanOut, Rng rng) {
         if (inFeatures <= 0 || outFeatures <= 0) {
             throw new IllegalArgumentException("Linear needs positive sizes, got in=" + inFeatures + ", out=" + outFeatures);
-        }
-        if (rng == null) {
-            throw new IllegalArgumentException("Linear initialisation needs an Rng (explicit seed)");
         }
         this.inFeatures = inFeatures;
         this.outFeatures = outFeatures;
         this.fanInFanOut = fanInFanOut;
         double bound = 1.0 / Math.sqrt(inFeatures);
         long[] wShape = fanInFanOut ? new long[]{inFeatures, outFeatures} : new long[]{outFeatures, inFeatures};
-        registerParameter("weight", new Parameter(uniform(rng, bound, wShape)));
+        registerParameter("weight", new Parameter(rng == null ? Nd4j.zeros(DataType.FLOAT, wShape) : uniform(rng, bound, wShape)));
         if (bias) {
-            registerParameter("bias", new Parameter(uniform(rng, bound, outFeatures)));
+            registerParameter("bias", new Parameter(rng == null ? Nd4j.zeros(DataType.FLOAT, outFeatures) : uniform(rng, bound, outFeatures)));
         }
     }
 

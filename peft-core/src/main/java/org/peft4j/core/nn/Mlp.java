@@ -39,9 +39,15 @@ public class Mlp extends Module implements UnaryModule {
         }
     }
 
-    /** Builds the two {@link Linear} layers with PyTorch's default initialisation. */
+    /**
+     * Builds the two {@link Linear} layers with PyTorch's default initialisation (zeros when
+     * {@code rng} is null); dropout after the block when {@code dropoutP > 0} (needs {@code rng}).
+     */
     public static Mlp create(int hidden, int intermediate, String upName, String downName, String activation,
                              boolean bias, boolean fanInFanOut, double dropoutP, Rng rng) {
+        if (dropoutP > 0 && rng == null) {
+            throw new IllegalArgumentException("Mlp dropout " + dropoutP + " needs an Rng");
+        }
         return new Mlp(upName, new Linear(hidden, intermediate, bias, fanInFanOut, rng), new Activation(activation),
                 downName, new Linear(intermediate, hidden, bias, fanInFanOut, rng),
                 dropoutP > 0 ? new Dropout(dropoutP, rng.fork()) : null);

@@ -140,9 +140,7 @@ public class MultiHeadAttention extends Module {
             vh = Attention.Heads.split(v4);
         }
 
-        AttentionMask mask = (causal ? AttentionMask.causal(past) : AttentionMask.bidirectional())
-                .withPrefix(prefixLen)
-                .withKeyPadding(ctx.keyPaddingMask());
+        AttentionMask mask = ctx.mask(causal, past, prefixLen);
         Tensor out = Attention.attend(qh, kh, vh, mask, scale, attnDropout, dropoutRng, isTraining(), true);
         if (outName != null) {
             out = child(outName, UnaryModule.class).forward(out);
@@ -357,7 +355,7 @@ public class MultiHeadAttention extends Module {
             return this;
         }
 
-        /** Source of the projections' initial weights (required). */
+        /** Source of the projections' initial weights (PyTorch's default init); without one they start at zero, to be loaded. */
         public Builder initRng(Rng rng) {
             this.initRng = rng;
             return this;
@@ -384,9 +382,6 @@ public class MultiHeadAttention extends Module {
             }
             if (layerIndex < 0) {
                 throw new IllegalArgumentException("layer index must be >= 0, got " + layerIndex);
-            }
-            if (initRng == null) {
-                throw new IllegalArgumentException("attention projections need an init Rng (explicit seed)");
             }
             return new MultiHeadAttention(this);
         }

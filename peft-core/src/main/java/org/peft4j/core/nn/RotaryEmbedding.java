@@ -1,6 +1,7 @@
 package org.peft4j.core.nn;
 
 import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
@@ -98,7 +99,14 @@ public final class RotaryEmbedding {
             tables.clear();
             cachedLength = n;
         }
-        INDArray[] t = tables.computeIfAbsent(dtype, this::buildTables);
+        INDArray[] t = tables.get(dtype);
+        if (t == null) {
+            // long-lived tables: never inside a caller's per-step workspace
+            try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+                t = buildTables(dtype);
+            }
+            tables.put(dtype, t);
+        }
         return new INDArray[]{
                 t[0].get(NDArrayIndex.interval(offset, end), NDArrayIndex.all()),
                 t[1].get(NDArrayIndex.interval(offset, end), NDArrayIndex.all())};

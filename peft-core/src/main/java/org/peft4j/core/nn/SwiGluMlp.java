@@ -32,7 +32,7 @@ public class SwiGluMlp extends Module implements UnaryModule {
         registerModule(downName, down);
     }
 
-    /** LLaMA layout: {@code gate_proj}, {@code up_proj}, {@code down_proj}, given activation, PyTorch default init. */
+    /** LLaMA layout: {@code gate_proj}, {@code up_proj}, {@code down_proj}, given activation, PyTorch default init (zeros when rng is null). */
     public static SwiGluMlp create(int hidden, int intermediate, String activation, boolean bias, Rng rng) {
         return create(hidden, intermediate, "gate_proj", "up_proj", "down_proj", activation, bias, rng);
     }

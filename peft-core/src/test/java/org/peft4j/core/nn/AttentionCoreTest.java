@@ -271,6 +271,34 @@ class AttentionCoreTest {
         assertTrue(NnTestSupport.maxAbsDiff(got.value(), ref.value()) <= 1e-12);
     }
 
+    /** Merged operands that are offset views (a batch slice, a transposed [B, C, T] array). */
+    @Test
+    void mergedOperandsThatAreOffsetOrTransposedViews() {
+        int t = 3, h = 2, d = 2;
+        Rng rng = new Rng(26);
+        INDArray big = GradCheck.random(rng, 3, t, 2L * h * d);   // batch rows 1..2 used: non-zero offset
+        INDArray vt = GradCheck.random(rng, 2, (long) h * d, t);  // [B, C, T], used transposed
+        GradCheck.of("offset merged views", in -> {
+            Tensor qk = Ops.slice(in[0], 0, 1, 3);
+            Tensor v = Ops.permute(in[1], 0, 2, 1);
+            return Ops.permute(Attention.attend(
+                    Attention.Heads.merged(qk, 0, h, d), Attention.Heads.merged(qk, (long) h * d, h, d),
+                    Attention.Heads.merged(v, h), AttentionMask.causal(0), 0.8, 0.0, null, false, true), 0, 2, 1);
+        }, big, vt).check();
+        // values against the split entry point on copies
+        INDArray qk = big.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(1, 3), all(), all()).dup();
+        Tensor merged = Attention.attend(
+                Attention.Heads.merged(Tensor.constant(big.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(1, 3), all(), all())), 0, h, d),
+                Attention.Heads.merged(Tensor.constant(big.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(1, 3), all(), all())), (long) h * d, h, d),
+                Attention.Heads.merged(Tensor.constant(vt.permute(0, 2, 1)), h), AttentionMask.causal(0), 0.8, 0.0, null, false, false);
+        Tensor ref = reference(
+                Tensor.constant(qk.get(all(), all(), org.nd4j.linalg.indexing.NDArrayIndex.interval(0, h * d)).dup().reshape(2, t, h, d).permute(0, 2, 1, 3).dup()),
+                Tensor.constant(qk.get(all(), all(), org.nd4j.linalg.indexing.NDArrayIndex.interval(h * d, 2 * h * d)).dup().reshape(2, t, h, d).permute(0, 2, 1, 3).dup()),
+                Tensor.constant(vt.permute(0, 2, 1).dup().reshape(2, t, h, d).permute(0, 2, 1, 3).dup()),
+                causalKeep(2, t), 0.8);
+        assertTrue(NnTestSupport.maxAbsDiff(merged.value(), ref.value()) <= 1e-12);
+    }
+
     private static INDArray causalKeep(int b, int t) {
         INDArray keep = Nd4j.zeros(DataType.DOUBLE, b, 1, t, t);
         for (int i = 0; i < b; i++) {

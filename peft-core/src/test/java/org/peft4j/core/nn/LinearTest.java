@@ -131,6 +131,16 @@ class LinearTest {
     }
 
     @Test
+    void withoutRngWeightsStartAtZero() {
+        Linear lin = new Linear(3, 2, true, true, null);
+        assertEquals(0.0, lin.weight().value().amaxNumber().doubleValue(), 0.0);
+        assertEquals(3, lin.weight().size(0));
+        MultiHeadAttention m = MultiHeadAttention.builder(4, 2).build();
+        assertEquals(0.0, m.child("q_proj", Linear.class).weight().value().amaxNumber().doubleValue(), 0.0);
+        assertEquals(0.0, new Embedding(5, 2, null).weight().value().amaxNumber().doubleValue(), 0.0);
+    }
+
+    @Test
     void accessorsAndNames() {
         Linear lin = new Linear(4, 3, true, new Rng(1));
         assertEquals(4, lin.inFeatures());

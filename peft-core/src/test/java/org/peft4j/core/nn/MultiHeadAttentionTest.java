@@ -309,4 +309,38 @@ class MultiHeadAttentionTest {
         assertEquals(0.0, NnTestSupport.maxAbsDiff(e1, e2), 0.0);
         assertTrue(NnTestSupport.maxAbsDiff(train, e1) > 1e-3);
     }
+
+    /** Memoised masks, rotary tables and caches live outside a trainer's per-step workspace. */
+    @Test
+    void repeatedForwardInsidePerStepWorkspaces() {
+        MultiHeadAttention m = randomize(llama(8, 4, 2, 0, 32), 33);
+        m.eval();
+        INDArray x = GradCheck.random(new Rng(34), 2, 5, 8).castTo(DataType.FLOAT);
+        INDArray mask = paddingMask(2, 5, new int[]{0, 1});
+        INDArray baseline = m.forward(Tensor.constant(x), AttentionContext.of(mask)).value().dup();
+        org.nd4j.linalg.api.memory.conf.WorkspaceConfiguration conf = org.nd4j.linalg.api.memory.conf.WorkspaceConfiguration.builder()
+                .policyAllocation(org.nd4j.linalg.api.memory.enums.AllocationPolicy.STRICT)
+                .policyLearning(org.nd4j.linalg.api.memory.enums.LearningPolicy.FIRST_LOOP)
+                .policySpill(org.nd4j.linalg.api.memory.enums.SpillPolicy.REALLOCATE)
+                .policyReset(org.nd4j.linalg.api.memory.enums.ResetPolicy.BLOCK_LEFT)
+                .initialSize(0).build();
+        AttentionContext shared = AttentionContext.of(mask);   // reused across steps, like a static context
+        for (int step = 0; step < 4; step++) {
+            // parameter gradients made inside the workspace die with it (a trainer zeroes them every step)
+            m.parameters().forEach(Parameter::zeroGrad);
+            INDArray out;
+            INDArray grad;
+            try (org.nd4j.linalg.api.memory.MemoryWorkspace ws = Nd4j.getWorkspaceManager().getAndActivateWorkspace(conf, "NN_TEST_STEP")) {
+                Tensor xt = Tensor.variable(x);
+                Tensor y = m.forward(xt, shared);
+                y.backward(Nd4j.onesLike(y.value()));
+                out = y.value().detach();
+                grad = xt.grad().detach();
+                // scribble over workspace memory so stale references would show
+                Nd4j.valueArrayOf(new long[]{4096}, 1e30f, DataType.FLOAT);
+            }
+            assertEquals(0.0, NnTestSupport.maxAbsDiff(out, baseline), 1e-6, "step " + step);
+            assertTrue(grad.amaxNumber().doubleValue() > 0);
+        }
+    }
 }

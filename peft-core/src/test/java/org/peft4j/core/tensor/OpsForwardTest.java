@@ -233,6 +233,87 @@ class OpsForwardTest {
     }
 
     @Test
+    void viewsGiveTheSameValuesAsContiguousCopies() {
+        Rng rng = new Rng(23);
+        // [2,3,4] views: permuted from [4,2,3] and from [3,4,2]
+        INDArray p1 = GradCheck.random(rng, 4, 2, 3).permute(1, 2, 0);
+        INDArray p2 = GradCheck.random(rng, 3, 4, 2).permute(2, 0, 1);
+        INDArray vec = GradCheck.random(rng, 8).get(org.nd4j.linalg.indexing.NDArrayIndex.interval(0, 2, 8));   // strided [4]
+        INDArray w = GradCheck.random(rng, 4, 5).transpose();                                                     // [5,4] view
+        java.util.Map<String, java.util.function.Function<Tensor[], Tensor>> ops = new java.util.LinkedHashMap<>();
+        ops.put("add", t -> Ops.add(t[0], t[1]));
+        ops.put("sub bcast", t -> Ops.sub(t[0], t[2]));
+        ops.put("mul", t -> Ops.mul(t[0], t[1]));
+        ops.put("div bcast", t -> Ops.div(t[0], Ops.add(Ops.exp(t[2]), 1.0)));
+        ops.put("matmul", t -> Ops.matmul(t[0], t[1], false, true));
+        ops.put("matmul shared", t -> Ops.matmul(t[0], t[3], false, true));
+        ops.put("linear", t -> Ops.linear(t[0], t[3], null));
+        ops.put("softmax", t -> Ops.softmax(t[0]));
+        ops.put("logSoftmax", t -> Ops.logSoftmax(t[1]));
+        ops.put("layerNorm", t -> Ops.layerNorm(t[0], t[2], t[2], 1e-5));
+        ops.put("rmsNorm", t -> Ops.rmsNorm(t[1], t[2], 1e-6));
+        ops.put("gelu", t -> Ops.gelu(t[0]));
+        ops.put("geluTanh", t -> Ops.geluTanh(t[0]));
+        ops.put("silu", t -> Ops.silu(t[1]));
+        ops.put("relu", t -> Ops.relu(t[1]));
+        ops.put("tanh", t -> Ops.tanh(t[0]));
+        ops.put("sigmoid", t -> Ops.sigmoid(t[0]));
+        ops.put("pow", t -> Ops.pow(t[0], 3.0));
+        ops.put("sum axes", t -> Ops.sum(t[0], false, 0, 2));
+        ops.put("mean axes", t -> Ops.mean(t[1], true, 1));
+        ops.put("reshape", t -> Ops.reshape(t[0], 6, 4));
+        ops.put("slice", t -> Ops.slice(t[0], 1, 1, 3));
+        ops.put("concat", t -> Ops.concat(2, t[0], t[1]));
+        ops.put("indexSelect", t -> Ops.indexSelect(t[0], 2, Nd4j.createFromArray(3, 0, 3)));
+        ops.put("maskedFill", t -> Ops.maskedFill(t[0], Nd4j.createFromArray(1, 0, 0, 1), 9));
+        ops.put("dropout", t -> Ops.dropout(t[0], 0.5, true, new Rng(1)));
+        ops.put("crossEntropy", t -> Ops.crossEntropy(t[0], Nd4j.createFromArray(new int[][]{{0, 1, 3}, {2, -100, 1}}), Reduction.NONE));
+        ops.put("mse", t -> Ops.mse(t[0], t[1], Reduction.NONE));
+        ops.put("kl", t -> Ops.klDivergence(t[0], t[1], 2.0));
+        ops.put("cosine", t -> Ops.cosineSimilarity(t[0], t[1], 1, 1e-8));
+        INDArray[] views = {p1, p2, vec, w};
+        for (java.util.Map.Entry<String, java.util.function.Function<Tensor[], Tensor>> e : ops.entrySet()) {
+            Tensor[] tv = new Tensor[views.length];
+            Tensor[] tc = new Tensor[views.length];
+            for (int i = 0; i < views.length; i++) {
+                tv[i] = Tensor.constant(views[i]);
+                tc[i] = Tensor.constant(views[i].dup('c'));
+            }
+            double[] fromView = e.getValue().apply(tv).value().dup('c').reshape(-1).toDoubleVector();
+            double[] fromCopy = e.getValue().apply(tc).value().dup('c').reshape(-1).toDoubleVector();
+            assertArrayEquals(fromCopy, fromView, 1e-12, e.getKey());
+        }
+        // embedding reads rows of a transposed weight view
+        INDArray wt = GradCheck.random(rng, 3, 6).transpose();                                                    // [6,3]
+        INDArray ids = Nd4j.createFromArray(5, 0, 5, 2);
+        assertArrayEquals(Ops.embedding(Tensor.constant(wt.dup('c')), ids).value().dup().reshape(-1).toDoubleVector(),
+                Ops.embedding(Tensor.constant(wt), ids).value().dup().reshape(-1).toDoubleVector(), 0);
+    }
+
+    @Test
+    void rotaryReadsOffsetTableViewsCorrectly() {
+        Rng rng = new Rng(17);
+        INDArray cosTable = GradCheck.random(rng, 9, 4);
+        INDArray sinTable = GradCheck.random(rng, 9, 4);
+        INDArray x = GradCheck.random(rng, 2, 5, 4);
+        INDArray cosView = cosTable.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(3, 8), org.nd4j.linalg.indexing.NDArrayIndex.all());
+        INDArray sinView = sinTable.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(3, 8), org.nd4j.linalg.indexing.NDArrayIndex.all());
+        Tensor fromViews = Ops.rotary(Tensor.constant(x), cosView, sinView);
+        // direct formula on plain Java numbers: out[.., t, i] = x·cos[3+t, i] + rot(x)[i]·sin[3+t, i]
+        double[] expected = new double[40];
+        for (int b = 0; b < 2; b++) {
+            for (int t = 0; t < 5; t++) {
+                for (int i = 0; i < 4; i++) {
+                    double rot = i < 2 ? -x.getDouble(b, t, i + 2) : x.getDouble(b, t, i - 2);
+                    expected[(b * 5 + t) * 4 + i] = x.getDouble(b, t, i) * cosTable.getDouble(3 + t, i)
+                            + rot * sinTable.getDouble(3 + t, i);
+                }
+            }
+        }
+        assertValues(expected, fromViews, 1e-14);
+    }
+
+    @Test
     void crossEntropyHandExample() {
         Tensor logits = d2(new double[][]{{1, 2, 3}, {1, 2, 3}, {5, 0, 0}});
         // −log softmax: target 2 → 0.40760596444438, target 0 → 2.40760596444438

@@ -417,6 +417,12 @@ class OpsGradientTest {
         // attention layout: [B,T,H,D] viewed as [B,H,T,D]
         check("rotary permuted", in -> Ops.rotary(in[0], cos, sin), rnd(2, 5, 3, 4).permute(0, 2, 1, 3));
         check("rotary float cos/sin", in -> Ops.rotary(in[0], cos.castTo(DataType.FLOAT), sin.castTo(DataType.FLOAT)), rnd(3, 5, 4));
+        // cached tables sliced at a position offset (row-interval views), as RotaryEmbedding passes them
+        INDArray cosTable = rnd(9, 4);
+        INDArray sinTable = rnd(9, 4);
+        INDArray cosView = cosTable.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(3, 8), org.nd4j.linalg.indexing.NDArrayIndex.all());
+        INDArray sinView = sinTable.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(3, 8), org.nd4j.linalg.indexing.NDArrayIndex.all());
+        check("rotary offset table views", in -> Ops.rotary(in[0], cosView, sinView), rnd(2, 3, 5, 4));
     }
 
     // ---- losses --------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ public class BertLayer extends Module {
                     .bias(true)
                     .attentionDropout(c.attentionProbsDropoutProb(), dropoutRng)
                     .layerIndex(index)
-                    .initRng(new Rng(index))
+                    .initRng(null)   // zero placeholders: the values come from the weight source below
                     .build();
             // the projections' values come from the weight source (checkpoint or HF init)
             for (String n : new String[]{"query", "key", "value"}) {

@@ -1,10 +1,10 @@
 package org.peft4j.core.model.bert;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.peft4j.core.model.ModuleList;
 import org.peft4j.core.model.Pooling;
 import org.peft4j.core.nn.AttentionContext;
 import org.peft4j.core.nn.Module;
+import org.peft4j.core.nn.ModuleList;
 import org.peft4j.core.nn.UnaryModule;
 import org.peft4j.core.tensor.Ops;
 import org.peft4j.core.tensor.Rng;
@@ -54,7 +54,7 @@ public class BertModel extends Module {
         this.config = config;
         this.dropoutRng = dropoutRng;
         registerModule("embeddings", new BertEmbeddings(config, w, dropoutRng));
-        ModuleList<BertLayer> layers = new ModuleList<>(BertLayer.class);
+        ModuleList layers = new ModuleList();
         for (int i = 0; i < config.numHiddenLayers(); i++) {
             layers.add(new BertLayer(config, i, w, dropoutRng));
         }
@@ -133,9 +133,13 @@ public class BertModel extends Module {
     }
 
     /** The encoder blocks {@code encoder.layer.*}. */
-    @SuppressWarnings("unchecked")
-    public ModuleList<BertLayer> layers() {
-        return (ModuleList<BertLayer>) get("encoder.layer");
+    public ModuleList layers() {
+        return (ModuleList) get("encoder.layer");
+    }
+
+    /** Encoder block {@code i}. */
+    public BertLayer layer(int i) {
+        return layers().get(i, BertLayer.class);
     }
 
     // ---- forward ---------------------------------------------------------------------------
@@ -172,8 +176,9 @@ public class BertModel extends Module {
             ctx = AttentionContext.empty();
         }
         Tensor h = embeddings().forward(inputsEmbeds, tokenTypeIds, ctx.positionOffset());
-        for (BertLayer layer : layers().asList()) {
-            h = layer.forward(h, ctx);
+        ModuleList layers = layers();
+        for (int i = 0; i < layers.size(); i++) {
+            h = layers.get(i, BertLayer.class).forward(h, ctx);
         }
         Tensor pooled = null;
         Module pooler = child("pooler");
@@ -212,7 +217,7 @@ public class BertModel extends Module {
 
     /** {@code encoder}: holds the {@code layer} list. */
     public static class Encoder extends Module {
-        Encoder(ModuleList<BertLayer> layers) {
+        Encoder(ModuleList layers) {
             registerModule("layer", layers);
         }
     }

@@ -48,8 +48,13 @@ public abstract class DecoderLM extends Module implements CausalLM {
      * head is not written (it is the embedding), as transformers does.
      */
     public void save(Path dir) throws IOException {
+        save(dir, HfFolder.DEFAULT_MAX_SHARD_BYTES);
+    }
+
+    /** As {@link #save(Path)}, splitting the weights into shards of at most {@code maxShardBytes} plus an index. */
+    public void save(Path dir, long maxShardBytes) throws IOException {
         Map<String, INDArray> state = stateDict();
-        HfFolder.writeWeights(dir, state);
+        HfFolder.writeWeights(dir, state, maxShardBytes);
         HfFolder.writeConfig(dir, configJson());
     }
 

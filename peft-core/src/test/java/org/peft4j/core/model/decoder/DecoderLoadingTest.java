@@ -142,6 +142,29 @@ class DecoderLoadingTest {
     }
 
     @Test
+    void shardedSaveLoadsBackThroughTheIndex() throws IOException {
+        DecoderFixture f = DecoderFixture.load("llama-gqa");
+        DecoderLM m = CausalLMs.load(f.dir);
+        Path out = tmp.resolve("sharded");
+        m.save(out, 20_000);
+        assertTrue(Files.exists(out.resolve(HfFolder.WEIGHTS_INDEX_FILE)));
+        assertFalse(Files.exists(out.resolve(HfFolder.WEIGHTS_FILE)));
+        DecoderLM again = CausalLMs.load(out);
+        assertTrue(again instanceof LlamaForCausalLM);
+        assertTrue(logitsError(again, f) <= 1e-4);
+    }
+
+    @Test
+    void unknownModelTypeIsNamed() throws IOException {
+        Path dir = copyWithWeights("gpt2", w -> { });
+        ObjectNode cfg = JsonFiles.readObject(dir.resolve("config.json"));
+        cfg.put("model_type", "falcon");
+        JsonFiles.write(dir.resolve("config.json"), cfg);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CausalLMs.load(dir));
+        assertTrue(e.getMessage().contains("falcon") && e.getMessage().contains("config.json"), e.getMessage());
+    }
+
+    @Test
     void sequenceLongerThanTheModelLimitIsRejected() throws IOException {
         Gpt2LMHeadModel g = Gpt2LMHeadModel.load(DecoderFixture.ROOT.resolve("gpt2"));
         INDArray ids = Nd4j.zeros(DataType.INT64, 1, 33);

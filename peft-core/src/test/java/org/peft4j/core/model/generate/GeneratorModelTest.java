@@ -34,7 +34,7 @@ class GeneratorModelTest {
     @Test
     void cachedGreedyEqualsUncachedGreedyOverLongContinuations() throws IOException {
         for (DecoderLM m : models()) {
-            GenerationConfig cfg = GenerationConfig.greedy(20);
+            GenerationConfig cfg = GenerationConfig.greedy(14);
             assertSame(new Generator(m).generate(PROMPTS, cfg, true), new Generator(m).generate(PROMPTS, cfg, false),
                     m.getClass().getSimpleName() + " greedy");
         }
@@ -42,7 +42,7 @@ class GeneratorModelTest {
 
     @Test
     void cachedSamplingEqualsUncachedSamplingAndIsReproducible() throws IOException {
-        GenerationConfig cfg = GenerationConfig.builder().maxNewTokens(16).doSample(true).temperature(1.3).topK(20)
+        GenerationConfig cfg = GenerationConfig.builder().maxNewTokens(10).doSample(true).temperature(1.3).topK(20)
                 .topP(0.9).repetitionPenalty(1.2).seed(42).build();
         for (DecoderLM m : models()) {
             String name = m.getClass().getSimpleName();
@@ -54,14 +54,14 @@ class GeneratorModelTest {
             for (int i = 0; i < PROMPTS.length; i++) {
                 differs |= !java.util.Arrays.equals(cached.tokens(i), other.tokens(i));
             }
-            assertTrue(differs, name + ": another seed should change some of 48 sampled tokens");
+            assertTrue(differs, name + ": another seed should change some of 30 sampled tokens");
         }
     }
 
     @Test
     void aSingleRowGeneratesTheSameAloneAsInsideAPaddedBatch() throws IOException {
         for (DecoderLM m : models()) {
-            GenerationConfig cfg = GenerationConfig.greedy(10);
+            GenerationConfig cfg = GenerationConfig.greedy(6);
             GenerationResult batch = new Generator(m).generate(PROMPTS, cfg);
             for (int i = 0; i < PROMPTS.length; i++) {
                 GenerationResult alone = new Generator(m).generate(new int[][]{PROMPTS[i]}, cfg);

@@ -1,0 +1,56 @@
+package org.peft4j.core.model.bert;
+
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.peft4j.core.nn.Linear;
+import org.peft4j.core.tensor.Rng;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/** Shared pieces of the task models ({@code bert} + {@code dropout} + {@code classifier}). */
+final class BertHeads {
+    private BertHeads() {
+    }
+
+    /** A task model's state split into the encoder's keys (prefix {@code bert.} stripped) and the rest. */
+    record Split(Map<String, INDArray> encoder, Map<String, INDArray> head) {
+    }
+
+    static Split split(Map<String, INDArray> weights) {
+        Map<String, INDArray> enc = new LinkedHashMap<>();
+        Map<String, INDArray> head = new LinkedHashMap<>();
+        for (Map.Entry<String, INDArray> e : weights.entrySet()) {
+            if (e.getKey().startsWith("bert.")) {
+                enc.put(e.getKey().substring(5), e.getValue());
+            } else {
+                head.put(e.getKey(), e.getValue());
+            }
+        }
+        return new Split(enc, head);
+    }
+
+    /**
+     * Checks a task checkpoint strictly: {@code bert.*} against the encoder (pooler optional
+     * unless {@code needPooler}) and the head against {@code classifier.weight [C, H]} /
+     * {@code classifier.bias [C]}; every problem is named in one error.
+     */
+    static boolean check(BertConfig c, Map<String, INDArray> weights, boolean needPooler, String source) {
+        Split s = split(weights);
+        boolean pooler = needPooler || s.encoder().containsKey("pooler.dense.weight") || s.encoder().containsKey("pooler.dense.bias");
+        Map<String, long[]> expected = new LinkedHashMap<>();
+        BertKeys.expectedShapes(c, pooler).forEach((k, v) -> expected.put("bert." + k, v));
+        expected.put("classifier.weight", new long[]{c.numLabels(), c.hiddenSize()});
+        expected.put("classifier.bias", new long[]{c.numLabels()});
+        BertCheckpoint.checkKeys(expected, weights, source);
+        return pooler;
+    }
+
+    /** Hugging Face's head initialisation: weight N(0, 0.02), bias 0. */
+    static Linear newClassifier(BertConfig c, Rng rng) {
+        return BertLayer.linear(WeightSource.random(rng, 0.02), "classifier", c.hiddenSize(), c.numLabels());
+    }
+
+    static Linear classifierFrom(BertConfig c, Map<String, INDArray> head) {
+        return BertLayer.linear(new WeightSource.FromMap(head, false), "classifier", c.hiddenSize(), c.numLabels());
+    }
+}

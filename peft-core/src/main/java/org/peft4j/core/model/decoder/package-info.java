@@ -1,0 +1,9 @@
+/**
+ * What the decoder families share: the {@link org.peft4j.core.model.decoder.CausalLM} contract the
+ * generator drives, {@link org.peft4j.core.model.decoder.DecoderLM} (forward, save), strict
+ * checkpoint loading ({@link org.peft4j.core.model.decoder.CheckpointSource}), config parsing
+ * ({@link org.peft4j.core.model.decoder.ConfigFields}), input validation and padding-aware
+ * positions ({@link org.peft4j.core.model.decoder.DecoderInputs}), and
+ * {@link org.peft4j.core.model.decoder.CausalLMs#load} which picks the family from {@code model_type}.
+ */
+package org.peft4j.core.model.decoder;
