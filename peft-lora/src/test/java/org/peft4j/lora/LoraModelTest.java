@@ -100,12 +100,16 @@ class LoraModelTest {
                 pm.unmerge();
                 assertFalse(pm.isMerged());
                 assertClose(unmerged, run(m, ids), 1e-5, "unmerged again");
+                int restored = 0;
                 for (Map.Entry<String, Parameter> e : pm.baseModel().namedParameters().entrySet()) {
                     String orig = e.getKey().replace(".base_layer.", ".");
                     if (baseWeights.containsKey(orig)) {
-                        assertClose(baseWeights.get(orig), e.getValue().value(), 1e-6, "restored " + orig);
+                        // exact: the bits from before the merge, not W + ΔW − ΔW in fp32
+                        assertExactlyEqual(baseWeights.get(orig), e.getValue().value(), "restored " + orig);
+                        restored++;
                     }
                 }
+                assertEquals(baseWeights.size(), restored);
             }
         }
     }
