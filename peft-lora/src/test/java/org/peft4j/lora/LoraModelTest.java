@@ -181,6 +181,21 @@ class LoraModelTest {
     }
 
     @Test
+    void frozenBaseLayersRunNoWeightGradientMatmul() {
+        for (boolean fifo : new boolean[]{false, true}) {
+            ToyModel m = new ToyModel(2, fifo, 18);
+            Peft.apply(m, LoraConfig.builder().r(2).targetModules("q_proj", "v_proj", "up_proj").seed(6).build());
+            long outIn = Ops.linearWeightGradMatmuls();
+            long inOut = org.peft4j.core.nn.Linear.inOutWeightGradMatmuls();
+            Ops.sum(m.forward(ToyModel.ids(7, 2, 4))).backward();
+            assertNotNull(((LoraLinear) m.get("model.layers.0.self_attn.q_proj")).loraA("default").grad(), "LoRA factors train");
+            // every base Linear (wrapped or not, [out, in] or Conv1D [in, out]) is frozen: no weight-gradient GEMM ran
+            assertEquals(outIn, Ops.linearWeightGradMatmuls(), "[out, in] weight-gradient matmuls (fifo=" + fifo + ")");
+            assertEquals(inOut, org.peft4j.core.nn.Linear.inOutWeightGradMatmuls(), "[in, out] weight-gradient matmuls (fifo=" + fifo + ")");
+        }
+    }
+
+    @Test
     void biasOptionsMakeBiasesTrainable() {
         INDArray ids = ToyModel.ids(6, 1, 3);
         ToyModel all = new ToyModel(1, false, 16);
