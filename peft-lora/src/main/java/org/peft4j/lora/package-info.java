@@ -1,4 +1,25 @@
 /**
- * LoRA, rsLoRA and DoRA adapters, merge/unmerge, multi-adapter models and Hugging Face PEFT adapter folders.
+ * LoRA, rsLoRA and DoRA adapters, merge/unmerge, multi-adapter models and Hugging Face PEFT
+ * adapter folders ({@code peft_type = "LORA"}).
+ *
+ * <pre>{@code
+ * PeftModel pm = Peft.apply(model, LoraConfig.builder()
+ *         .r(8).loraAlpha(16).loraDropout(0.1)
+ *         .targetModules("query", "value")          // or .allLinear() / .targetModulesRegex(".*\\.q_proj")
+ *         .modulesToSave("classifier").taskType(TaskType.SEQ_CLS).seed(42)
+ *         .build());
+ * pm.printTrainableParameters();                    // trainable params: N || all params: M || trainable%: p
+ * optimizer.add(pm.trainableParameters());          // only the adapter (and copies / biases) train
+ * ... model.forward(...) as before ...
+ * pm.save(dir);                                     // adapter_config.json + adapter_model.safetensors
+ * PeftModel again = PeftModel.load(freshBase, dir); // frozen; load(base, dir, "default", true) to train on
+ * Module plain = again.mergeAndUnload();
+ * }</pre>
+ *
+ * <p>{@link org.peft4j.lora.LoraMethod} is the {@link org.peft4j.core.peft.PeftMethod} found through
+ * {@code ServiceLoader}. Layers: {@link org.peft4j.lora.LoraLinear} (Linear and GPT-2 Conv1D,
+ * plain or DoRA), {@link org.peft4j.lora.LoraEmbedding}; other linear-like bases (quantized
+ * layers) implement {@link org.peft4j.lora.LoraBaseLinear}. The branches are fused ops in
+ * {@link org.peft4j.lora.LoraOps}.
  */
 package org.peft4j.lora;

@@ -74,6 +74,17 @@ public class Embedding extends Module {
         registerParameter("weight", new Parameter(weight));
     }
 
+    /**
+     * For subclasses that wrap another embedding (a LoRA layer keeps the original as its child
+     * {@code base_layer}): copies the sizes and registers no parameter of its own; such a subclass
+     * overrides {@link #weight()} and {@link #forward(INDArray)}.
+     */
+    protected Embedding(Embedding wrapped) {
+        this.numEmbeddings = wrapped.numEmbeddings;
+        this.embeddingDim = wrapped.embeddingDim;
+        this.paddingIdx = wrapped.paddingIdx;
+    }
+
     public int numEmbeddings() {
         return numEmbeddings;
     }

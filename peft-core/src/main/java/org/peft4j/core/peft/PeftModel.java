@@ -1,0 +1,630 @@
+package org.peft4j.core.peft;
+
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.peft4j.core.io.AtomicFiles;
+import org.peft4j.core.io.SafeTensors;
+import org.peft4j.core.nn.Module;
+import org.peft4j.core.nn.Parameter;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.function.Consumer;
+
+/**
+ * A model with one or more adapters of one PEFT method. It is a {@link Module} that wraps the
+ * user's model as {@code base_model.model}, so its parameter names are PEFT's
+ * ({@code base_model.model.encoder.layer.0.attention.self.query.lora_A.default.weight}).
+ *
+ * <p>The adapters live inside the user's model (it was rewritten in place): run the model as
+ * before, via {@link #baseModel()} or the original reference, and the active adapter takes part.
+ * Only the active adapter's parameters are trainable ({@link #trainableParameters()}); every base
+ * parameter is frozen.
+ *
+ * <p>Adapter folders use PEFT's layout: {@code adapter_config.json} and
+ * {@code adapter_model.safetensors}, the adapter named {@code "default"} in the folder itself and
+ * every other adapter in {@code <dir>/<name>/}.
+ */
+public class PeftModel extends Module {
+    private static final Logger LOG = LoggerFactory.getLogger(PeftModel.class);
+
+    public static final String CONFIG_NAME = "adapter_config.json";
+    public static final String WEIGHTS_NAME = "adapter_model.safetensors";
+    /** The prefix of every saved tensor key of a non-prompt method. */
+    public static final String MODEL_PREFIX = "base_model.model.";
+    public static final String DEFAULT_ADAPTER = "default";
+    /** The {@code peft_version} written to saved configs. */
+    public static final String PEFT4J_VERSION = "peft4j-0.1.0";
+
+    /** Test seam: runs on the staging folder after every file is written and before it replaces the target. */
+    static volatile Consumer<Path> beforeCommitHook;
+
+    private final PeftMethod method;
+    private final Map<String, PeftConfig> configs = new LinkedHashMap<>();
+    private String activeAdapter;
+    private int disabledDepth;
+    private boolean unloaded;
+
+    /** The {@code base_model} node: holds the user's model as {@code model}, as PEFT's tuner does. */
+    public static final class TunerModel extends Module {
+        TunerModel(Module model) {
+            registerModule("model", model);
+        }
+
+        public Module model() {
+            return child("model");
+        }
+    }
+
+    PeftModel(Module model, PeftConfig config, String adapterName, boolean forLoading) {
+        if (model == null) {
+            throw new IllegalArgumentException("model must not be null");
+        }
+        if (model instanceof PeftModel) {
+            throw new IllegalArgumentException("model is already a PeftModel; use addAdapter to add another adapter");
+        }
+        checkAdapterName(adapterName);
+        this.method = PeftMethods.forConfig(config);
+        boolean wasTraining = model.isTraining();
+        registerModule("base_model", new TunerModel(model));
+        if (!wasTraining) {
+            eval();
+        }
+        model.freeze();
+        injectAdapter(config.copy(), adapterName, forLoading);
+        activeAdapter = adapterName;
+        method.setActiveAdapter(model, adapterName);
+        setWrappersActive(adapterName);
+        refreshTrainable();
+    }
+
+    // ---- structure ------------------------------------------------------------------------
+
+    /** The user's model, with the adapters injected (PEFT's {@code get_base_model()}). */
+    public Module baseModel() {
+        return child("base_model", TunerModel.class).model();
+    }
+
+    public PeftMethod method() {
+        return method;
+    }
+
+    public String activeAdapter() {
+        return activeAdapter;
+    }
+
+    /** Adapter names in insertion order. */
+    public List<String> adapterNames() {
+        return new ArrayList<>(configs.keySet());
+    }
+
+    /** The config of an adapter (a live reference; do not change it after the adapter is built). */
+    public PeftConfig config(String adapterName) {
+        PeftConfig c = configs.get(adapterName);
+        if (c == null) {
+            throw new IllegalArgumentException("no adapter '" + adapterName + "' (adapters: " + configs.keySet() + ")");
+        }
+        return c;
+    }
+
+    public PeftConfig activeConfig() {
+        return config(activeAdapter);
+    }
+
+    /**
+     * Adapter names become module and folder names: they must be non-empty and must not contain
+     * dots, path separators or "..".
+     */
+    public static void checkAdapterName(String name) {
+        if (name == null || name.isEmpty()) {
+            throw new IllegalArgumentException("adapter name must not be empty");
+        }
+        if (name.contains("/") || name.contains("\\") || name.contains("..") || name.contains(".")
+                || name.contains(java.io.File.separator) || name.indexOf('\0') >= 0 || name.isBlank()) {
+            throw new IllegalArgumentException("invalid adapter name '" + name
+                    + "': it must not contain '/', '\\\\', '.', '..' or be blank");
+        }
+        if (name.equals(MixedBatch.BASE)) {
+            throw new IllegalArgumentException("adapter name '" + MixedBatch.BASE + "' is reserved for the base model in mixed batches");
+        }
+    }
+
+    private void checkLive() {
+        if (unloaded) {
+            throw new IllegalStateException("this PeftModel was unloaded (mergeAndUnload/unload); its adapters are gone");
+        }
+    }
+
+    private void injectAdapter(PeftConfig config, String adapterName, boolean forLoading) {
+        if (configs.containsKey(adapterName)) {
+            throw new IllegalArgumentException("adapter '" + adapterName + "' already exists (adapters: " + configs.keySet() + ")");
+        }
+        if (!method.configClass().isInstance(config)) {
+            throw new IllegalArgumentException("adapter '" + adapterName + "' is " + config.peftType() + " but this model holds "
+                    + method.peftType() + " adapters; one PeftModel holds adapters of one method");
+        }
+        config.validate();
+        Module model = baseModel();
+        List<String> targets = method.inject(model, config, adapterName, forLoading);
+        addModulesToSave(model, config, adapterName);
+        configs.put(adapterName, config);
+        LOG.debug("adapter '{}' ({}) added to {} modules: {}", adapterName, config.peftType(), targets.size(), targets);
+    }
+
+    /** PEFT's {@code _set_trainable}: every module whose name ends with an entry is wrapped (or gets another copy). */
+    private static void addModulesToSave(Module model, PeftConfig config, String adapterName) {
+        List<String> names = config.modulesToSave();
+        if (names == null || names.isEmpty()) {
+            return;
+        }
+        Set<String> found = new LinkedHashSet<>();
+        for (String key : TargetMatcher.candidateNames(model)) {
+            boolean hit = false;
+            for (String n : names) {
+                if (key.endsWith(n)) {
+                    hit = true;
+                    found.add(n);
+                }
+            }
+            if (!hit) {
+                continue;
+            }
+            Module target = model.get(key);
+            if (target instanceof ModulesToSaveWrapper w) {
+                w.addAdapter(adapterName);
+            } else if (target instanceof AdapterLayer) {
+                throw new IllegalArgumentException("modules_to_save entry matches '" + key + "', which already carries an adapter layer");
+            } else {
+                ModulesToSaveWrapper w = new ModulesToSaveWrapper(target, key);
+                model.replace(key, w);
+                w.addAdapter(adapterName);
+            }
+        }
+        if (found.isEmpty()) {
+            throw new IllegalArgumentException("modules_to_save " + names + " matched no module of " + model.getClass().getSimpleName()
+                    + "; module names that exist include " + TargetMatcher.someNames(model));
+        }
+    }
+
+    /** Path (relative to the user's model) → wrapper, for every modules-to-save wrapper. */
+    private Map<String, ModulesToSaveWrapper> wrappers() {
+        Map<String, ModulesToSaveWrapper> out = new LinkedHashMap<>();
+        for (Map.Entry<String, Module> e : baseModel().namedModules().entrySet()) {
+            if (e.getValue() instanceof ModulesToSaveWrapper w) {
+                out.put(e.getKey(), w);
+            }
+        }
+        return out;
+    }
+
+    private void setWrappersActive(String adapterName) {
+        for (ModulesToSaveWrapper w : wrappers().values()) {
+            w.setActiveAdapter(w.hasAdapter(adapterName) ? adapterName : null);
+        }
+    }
+
+    /** Every parameter that trains with an adapter (its own tensors, bias choices, modules-to-save copies). */
+    private Map<String, Parameter> parametersOf(String adapterName) {
+        Module model = baseModel();
+        Map<String, Parameter> out = new LinkedHashMap<>(method.adapterParameters(model, configs.get(adapterName), adapterName));
+        for (Map.Entry<String, ModulesToSaveWrapper> e : wrappers().entrySet()) {
+            if (e.getValue().hasAdapter(adapterName)) {
+                e.getValue().adapterParameters(adapterName).forEach((k, p) ->
+                        out.put(e.getKey() + "." + ModulesToSaveWrapper.COPIES + "." + adapterName + "." + k, p));
+            }
+        }
+        return out;
+    }
+
+    /** Only the active adapter trains (and not in inference mode); every other adapter's tensors are frozen. */
+    private void refreshTrainable() {
+        for (String a : configs.keySet()) {
+            for (Parameter p : parametersOf(a).values()) {
+                p.setTrainable(false);
+            }
+        }
+        if (activeAdapter != null && !configs.get(activeAdapter).inferenceMode()) {
+            for (Parameter p : parametersOf(activeAdapter).values()) {
+                p.setTrainable(true);
+            }
+        }
+    }
+
+    // ---- adapters ---------------------------------------------------------------------------
+
+    /** Adds another adapter of the same method; the active adapter does not change. */
+    public void addAdapter(String adapterName, PeftConfig config) {
+        checkLive();
+        checkAdapterName(adapterName);
+        if (method.isMerged(baseModel())) {
+            throw new IllegalStateException("unmerge before adding adapter '" + adapterName + "'");
+        }
+        injectAdapter(config.copy(), adapterName, false);
+        method.setActiveAdapter(baseModel(), activeAdapter);
+        setWrappersActive(activeAdapter);
+        refreshTrainable();
+    }
+
+    /** Makes an adapter the one used by forward passes and the one that trains. */
+    public void setAdapter(String adapterName) {
+        checkLive();
+        config(adapterName);
+        if (method.isMerged(baseModel())) {
+            LOG.warn("adapter cannot be switched while merged; unmerging first");
+            method.unmerge(baseModel());
+        }
+        method.setActiveAdapter(baseModel(), adapterName);
+        setWrappersActive(adapterName);
+        activeAdapter = adapterName;
+        refreshTrainable();
+    }
+
+    /** Removes an adapter. Deleting the active adapter activates the first remaining one (or none). */
+    public void deleteAdapter(String adapterName) {
+        checkLive();
+        config(adapterName);
+        if (method.isMerged(baseModel())) {
+            throw new IllegalStateException("unmerge before deleting adapter '" + adapterName + "'");
+        }
+        method.deleteAdapter(baseModel(), adapterName);
+        for (ModulesToSaveWrapper w : wrappers().values()) {
+            w.deleteAdapter(adapterName);
+        }
+        configs.remove(adapterName);
+        if (adapterName.equals(activeAdapter)) {
+            activeAdapter = configs.isEmpty() ? null : configs.keySet().iterator().next();
+            if (activeAdapter != null) {
+                method.setActiveAdapter(baseModel(), activeAdapter);
+            }
+            setWrappersActive(activeAdapter);
+        }
+        refreshTrainable();
+    }
+
+    /** A scope closed with try-with-resources. */
+    public interface Scope extends AutoCloseable {
+        @Override
+        void close();
+    }
+
+    /**
+     * Turns every adapter off until the returned scope is closed: outputs inside it are the base
+     * model's (modules to save use their originals). A merged adapter is unmerged first.
+     */
+    public Scope disableAdapter() {
+        checkLive();
+        Module model = baseModel();
+        if (method.isMerged(model)) {
+            LOG.warn("disabling adapters of a merged model: unmerging first");
+            method.unmerge(model);
+        }
+        disabledDepth++;
+        method.setAdaptersEnabled(model, false);
+        for (ModulesToSaveWrapper w : wrappers().values()) {
+            w.setEnabled(false);
+        }
+        return new Scope() {
+            private boolean closed;
+
+            @Override
+            public void close() {
+                if (closed) {
+                    return;
+                }
+                closed = true;
+                if (--disabledDepth == 0) {
+                    method.setAdaptersEnabled(model, true);
+                    for (ModulesToSaveWrapper w : wrappers().values()) {
+                        w.setEnabled(true);
+                    }
+                }
+            }
+        };
+    }
+
+    /**
+     * Routes each batch row through its own adapter for the forward passes run inside the scope
+     * (PEFT's {@code adapter_names}); {@link MixedBatch#BASE} routes a row around every adapter.
+     */
+    public MixedBatch mixedBatch(List<String> adapterNamesPerRow) {
+        checkLive();
+        if (method.isMerged(baseModel())) {
+            throw new IllegalStateException("mixed batches need unmerged adapters; call unmerge() first");
+        }
+        for (String n : adapterNamesPerRow) {
+            if (!MixedBatch.BASE.equals(n) && !configs.containsKey(n)) {
+                throw new IllegalArgumentException("unknown adapter '" + n + "' in mixed batch (adapters: " + configs.keySet()
+                        + ", or " + MixedBatch.BASE + ")");
+            }
+        }
+        return MixedBatch.open(adapterNamesPerRow);
+    }
+
+    /**
+     * Adds adapter {@code newName} combining existing ones (PEFT's {@code add_weighted_adapter});
+     * {@code combinationType} is method-specific (LoRA: {@code linear}, {@code cat}, {@code svd}).
+     */
+    public void addWeightedAdapter(List<String> adapters, List<Double> weights, String newName, String combinationType) {
+        addWeightedAdapter(adapters, weights, newName, combinationType, null);
+    }
+
+    public void addWeightedAdapter(List<String> adapters, List<Double> weights, String newName, String combinationType,
+                                   Integer svdRank) {
+        checkLive();
+        checkAdapterName(newName);
+        if (configs.containsKey(newName)) {
+            throw new IllegalArgumentException("adapter '" + newName + "' already exists");
+        }
+        if (adapters == null || adapters.isEmpty() || weights == null || adapters.size() != weights.size()) {
+            throw new IllegalArgumentException("need one weight per adapter, got adapters " + adapters + " and weights " + weights);
+        }
+        for (String a : adapters) {
+            config(a);
+        }
+        for (ModulesToSaveWrapper w : wrappers().values()) {
+            long n = adapters.stream().filter(w::hasAdapter).count();
+            if (n > 1) {
+                throw new IllegalArgumentException("cannot combine adapters " + adapters
+                        + " that each have their own copy of a module to save");
+            }
+        }
+        PeftConfig c = method.addWeightedAdapter(baseModel(), Collections.unmodifiableMap(configs), adapters, weights, newName,
+                combinationType, svdRank);
+        configs.put(newName, c);
+        method.setActiveAdapter(baseModel(), activeAdapter);
+        refreshTrainable();
+    }
+
+    // ---- merging ------------------------------------------------------------------------------
+
+    /** Folds the active adapter into the base weights (outputs unchanged, faster forward). */
+    public void merge() {
+        checkLive();
+        requireMerge();
+        method.merge(baseModel(), List.of(activeAdapter));
+    }
+
+    /** Restores the base weights saved before {@link #merge()}. */
+    public void unmerge() {
+        checkLive();
+        requireMerge();
+        method.unmerge(baseModel());
+    }
+
+    public boolean isMerged() {
+        return !unloaded && method.isMerged(baseModel());
+    }
+
+    private void requireMerge() {
+        if (!method.supportsMerge()) {
+            throw new UnsupportedOperationException(method.peftType() + " adapters cannot be merged");
+        }
+    }
+
+    /**
+     * Merges the active adapter into the weights and returns the plain model: adapter layers are
+     * replaced by the layers they wrapped and each modules-to-save wrapper by the active copy.
+     * This PeftModel is unusable afterwards. Parameters keep their trainable flags (frozen base).
+     */
+    public Module mergeAndUnload() {
+        checkLive();
+        requireMerge();
+        return unloadInternal(true);
+    }
+
+    /** Removes every adapter without merging and returns the plain model (original outputs). */
+    public Module unload() {
+        checkLive();
+        return unloadInternal(false);
+    }
+
+    private Module unloadInternal(boolean merge) {
+        Module model = baseModel();
+        List<String> toMerge = activeAdapter == null ? List.of() : List.of(activeAdapter);
+        Module plain = method.unload(model, merge, toMerge);
+        for (Map.Entry<String, ModulesToSaveWrapper> e : wrappers(plain).entrySet()) {
+            ModulesToSaveWrapper w = e.getValue();
+            Module keep = merge && activeAdapter != null && w.hasAdapter(activeAdapter) ? w.copyFor(activeAdapter) : w.originalModule();
+            if (e.getKey().isEmpty()) {
+                plain = keep;
+            } else {
+                plain.replace(e.getKey(), keep);
+            }
+        }
+        unloaded = true;
+        configs.clear();
+        activeAdapter = null;
+        return plain;
+    }
+
+    private static Map<String, ModulesToSaveWrapper> wrappers(Module root) {
+        Map<String, ModulesToSaveWrapper> out = new LinkedHashMap<>();
+        for (Map.Entry<String, Module> e : root.namedModules().entrySet()) {
+            if (e.getValue() instanceof ModulesToSaveWrapper w) {
+                out.put(e.getKey(), w);
+            }
+        }
+        return out;
+    }
+
+    // ---- parameters ----------------------------------------------------------------------------
+
+    /** The trainable parameters under their PeftModel names: what an optimizer should see. */
+    public Map<String, Parameter> trainableParameters() {
+        return namedTrainableParameters();
+    }
+
+    /**
+     * Logs and returns {@code trainable params: N || all params: M || trainable%: p}, formatted as
+     * PEFT prints it (thousands separators, 4 decimals).
+     */
+    public String printTrainableParameters() {
+        long trainable = numTrainableParameters();
+        long all = numParameters();
+        double pct = all == 0 ? 0.0 : 100.0 * trainable / all;
+        String s = String.format(Locale.ROOT, "trainable params: %,d || all params: %,d || trainable%%: %.4f", trainable, all, pct);
+        LOG.info(s);
+        return s;
+    }
+
+    // ---- saving and loading ------------------------------------------------------------------
+
+    /**
+     * Writes every adapter in PEFT's layout: the adapter named {@code default} into {@code dir},
+     * any other into {@code dir/<name>/}. The folder is staged next to {@code dir} and then swapped
+     * in as a whole, so a failure leaves the previous folder as it was; the folder's previous
+     * contents are replaced entirely.
+     */
+    public void save(Path dir) {
+        checkLive();
+        if (configs.isEmpty()) {
+            throw new IllegalStateException("no adapter to save");
+        }
+        Path target = dir.toAbsolutePath().normalize();
+        try {
+            AtomicFiles.replaceDirectory(target, staging -> {
+                for (String name : configs.keySet()) {
+                    Path sub = name.equals(DEFAULT_ADAPTER) ? staging : staging.resolve(name);
+                    Files.createDirectories(sub);
+                    writeAdapter(sub, name);
+                }
+                Consumer<Path> hook = beforeCommitHook;
+                if (hook != null) {
+                    hook.accept(staging);
+                }
+            });
+        } catch (IOException e) {
+            throw new PeftException("could not save adapters to " + target + " (previous contents left unchanged): "
+                    + e.getMessage(), e);
+        }
+        LOG.info("saved adapters {} to {}", configs.keySet(), target);
+    }
+
+    private void writeAdapter(Path sub, String name) throws IOException {
+        PeftConfig config = configs.get(name).copy();
+        config.setPeftVersion(PEFT4J_VERSION);
+        config.setInferenceMode(true); // PEFT writes inference_mode=true
+        Files.writeString(sub.resolve(CONFIG_NAME), config.toJson(), StandardCharsets.UTF_8);
+        Map<String, INDArray> tensors = new TreeMap<>(adapterStateDict(name));
+        SafeTensors.write(sub.resolve(WEIGHTS_NAME), tensors, Map.of("format", "pt"));
+    }
+
+    /** One adapter's tensors exactly as {@link #save} writes them (PEFT keys, adapter name removed). */
+    public Map<String, INDArray> adapterStateDict(String adapterName) {
+        checkLive();
+        PeftConfig config = config(adapterName);
+        Module model = baseModel();
+        Map<String, INDArray> out = new LinkedHashMap<>(method.adapterStateDict(model, config, adapterName));
+        for (Map.Entry<String, ModulesToSaveWrapper> e : wrappers().entrySet()) {
+            if (e.getValue().hasAdapter(adapterName)) {
+                String path = e.getKey().isEmpty() ? "" : e.getKey() + ".";
+                e.getValue().adapterParameters(adapterName).forEach((k, p) -> out.put(MODEL_PREFIX + path + k, p.value()));
+            }
+        }
+        return out;
+    }
+
+    /** Loads the adapter in {@code dir} as {@code "default"}, frozen (inference), as PEFT's {@code from_pretrained}. */
+    public static PeftModel load(Module baseModel, Path dir) {
+        return load(baseModel, dir, DEFAULT_ADAPTER, false);
+    }
+
+    public static PeftModel load(Module baseModel, Path dir, String adapterName) {
+        return load(baseModel, dir, adapterName, false);
+    }
+
+    /**
+     * Loads the adapter stored in {@code dir} (its {@code adapter_config.json} and
+     * {@code adapter_model.safetensors}) into {@code baseModel} as {@code adapterName}; with
+     * {@code trainable} the adapter can be trained further, otherwise it is frozen.
+     */
+    public static PeftModel load(Module baseModel, Path dir, String adapterName, boolean trainable) {
+        checkAdapterName(adapterName);
+        PeftConfig config = PeftConfig.load(dir);
+        config.setInferenceMode(!trainable);
+        PeftModel pm = new PeftModel(baseModel, config, adapterName, true);
+        pm.loadWeights(dir, adapterName);
+        pm.refreshTrainable();
+        return pm;
+    }
+
+    /** Loads another adapter folder into this model (not activated), frozen unless {@code trainable}. */
+    public void loadAdapter(Path dir, String adapterName, boolean trainable) {
+        checkLive();
+        checkAdapterName(adapterName);
+        PeftConfig config = PeftConfig.load(dir);
+        config.setInferenceMode(!trainable);
+        injectAdapter(config, adapterName, true);
+        loadWeights(dir, adapterName);
+        method.setActiveAdapter(baseModel(), activeAdapter);
+        setWrappersActive(activeAdapter);
+        refreshTrainable();
+    }
+
+    public void loadAdapter(Path dir, String adapterName) {
+        loadAdapter(dir, adapterName, false);
+    }
+
+    private void loadWeights(Path dir, String adapterName) {
+        Path file = dir.resolve(WEIGHTS_NAME);
+        if (!Files.isRegularFile(file)) {
+            throw new IllegalArgumentException("no " + WEIGHTS_NAME + " in " + dir);
+        }
+        Map<String, INDArray> tensors;
+        try {
+            tensors = new LinkedHashMap<>(SafeTensors.load(file));
+        } catch (IOException e) {
+            throw new IllegalArgumentException("cannot read " + file + ": " + e.getMessage(), e);
+        }
+        loadModulesToSave(tensors, adapterName, file.toString());
+        method.loadAdapterStateDict(baseModel(), configs.get(adapterName), adapterName, tensors, file.toString());
+    }
+
+    /** Takes the modules-to-save tensors out of {@code tensors} and copies them into this adapter's copies. */
+    private void loadModulesToSave(Map<String, INDArray> tensors, String adapterName, String source) {
+        for (Map.Entry<String, ModulesToSaveWrapper> e : wrappers().entrySet()) {
+            ModulesToSaveWrapper w = e.getValue();
+            if (!w.hasAdapter(adapterName)) {
+                continue;
+            }
+            String path = MODEL_PREFIX + (e.getKey().isEmpty() ? "" : e.getKey() + ".");
+            for (Map.Entry<String, Parameter> p : w.adapterParameters(adapterName).entrySet()) {
+                String[] candidates = {
+                        path + p.getKey(),
+                        path + ModulesToSaveWrapper.COPIES + "." + p.getKey(),
+                        path + ModulesToSaveWrapper.COPIES + "." + adapterName + "." + p.getKey()};
+                String used = null;
+                for (String c : candidates) {
+                    if (tensors.containsKey(c)) {
+                        used = c;
+                        break;
+                    }
+                }
+                if (used == null) {
+                    throw new IllegalArgumentException(source + " has no tensor for module to save '" + e.getKey() + "."
+                            + p.getKey() + "' (expected key '" + candidates[0] + "')");
+                }
+                INDArray v = tensors.remove(used);
+                Parameter param = p.getValue();
+                if (!Arrays.equals(v.shape(), param.shape())) {
+                    throw new IllegalArgumentException(source + ": tensor '" + used + "' has shape " + Arrays.toString(v.shape())
+                            + ", expected " + Arrays.toString(param.shape()));
+                }
+                param.setValue(v.dup('c'));
+            }
+        }
+    }
+}
