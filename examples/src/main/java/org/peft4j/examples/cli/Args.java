@@ -1,5 +1,6 @@
 package org.peft4j.examples.cli;
 
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -17,7 +18,7 @@ final class Args {
     Args(String[] argv, int from, Set<String> valueOptions, Set<String> flagOptions) {
         for (int i = from; i < argv.length; i++) {
             String a = argv[i];
-            if (a.startsWith("--")) {
+            if (a.startsWith("--") && a.length() > 2) {
                 String key = a.substring(2);
                 String value = null;
                 int eq = key.indexOf('=');
@@ -108,7 +109,48 @@ final class Args {
         }
     }
 
+    boolean has(String key) {
+        return options.containsKey(key);
+    }
+
+    /** A positive integer option. */
+    int getPositiveInt(String key, int def) {
+        int v = getInt(key, def);
+        if (v <= 0) {
+            throw new CliException("--" + key + " must be a positive integer, got " + v);
+        }
+        return v;
+    }
+
+    /** A positive number option. */
+    double getPositiveDouble(String key, double def) {
+        double v = getDouble(key, def);
+        if (!(v > 0) || Double.isInfinite(v)) {
+            throw new CliException("--" + key + " must be a positive number, got " + v);
+        }
+        return v;
+    }
+
+    Path getPath(String key) {
+        String v = options.get(key);
+        return v == null ? null : Path.of(v);
+    }
+
+    Path getPath(String key, Path def) {
+        String v = options.get(key);
+        return v == null ? def : Path.of(v);
+    }
+
     List<String> positionals() {
         return positionals;
+    }
+
+    /** Fails unless there are exactly {@code n} positional arguments, naming what they should be. */
+    void expectPositionals(int n, String what) {
+        if (positionals.size() != n) {
+            throw new CliException(n == 0
+                    ? "unexpected argument '" + positionals.get(0) + "'"
+                    : "expected " + what + (positionals.isEmpty() ? "" : ", got " + positionals));
+        }
     }
 }
