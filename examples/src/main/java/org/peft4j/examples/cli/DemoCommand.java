@@ -100,10 +100,11 @@ final class DemoCommand implements Command {
             List<Example> train = Classification.encode(p.tokenizer(), trainText, maxLen);
             List<Example> test = Classification.encode(p.tokenizer(), testText, maxLen);
             int padId = Classification.padId(p.tokenizer());
+            long encoderParams = p.model().numParameters();
             FineTuning.LoraSettings lora = FineTuning.LoraSettings.DEMO;
             FineTuning.Setup setup = FineTuning.setUp(FineTuning.Method.LORA, p.model(), Imdb.LABELS, "minilm", lora, seed);
             out.printf(Locale.ROOT, "model: all-MiniLM-L6-v2 (%s params) + new %s classifier head; %s + head trained%n",
-                    Fmt.count(p.model().numParameters()), FineTuning.poolingName(p.model()), lora.describe());
+                    Fmt.count(encoderParams), FineTuning.poolingName(p.model()), lora.describe());
             out.println(setup.trainableLine());
 
             long te = System.nanoTime();

@@ -255,7 +255,7 @@ final class TrainCommand implements Command {
                     evalEx == null ? null : DataLoader.forEvaluation(Dataset.of(evalEx), collator, Classification.EVAL_BATCH),
                     cfg, out);
             double seconds = Fmt.secondsSince(t0);
-            ObjectNode dataInfo = dataInfo(train.source(), trainEx.size(), eval == null ? null : eval.source(),
+            ObjectNode dataInfo = dataInfo(data, train.source(), trainEx.size(), eval == null ? null : eval.source(),
                     evalEx == null ? 0 : evalEx.size(), textField, labelField, labels, maxLen);
             return new Run(pm, r, seconds, new Classification.TaskInfo(Classification.TASK, model.config().id2label(),
                     model.config().classifierPooling(), maxLen, peftCfg.baseModelNameOrPath()), dataInfo);
@@ -300,7 +300,7 @@ final class TrainCommand implements Command {
             TrainResult r = train(pm, null, loss, evalFn, DataLoader.forTraining(Dataset.of(trainEx), collator, cfg),
                     evalEx == null ? null : DataLoader.forEvaluation(Dataset.of(evalEx), collator, 16), cfg, out);
             double seconds = Fmt.secondsSince(t0);
-            ObjectNode dataInfo = dataInfo(trainSpec, trainEx.size(), evalEx == null ? null : data.get("eval").asText(),
+            ObjectNode dataInfo = dataInfo(data, trainSpec, trainEx.size(), evalEx == null ? null : data.get("eval").asText(),
                     evalEx == null ? 0 : evalEx.size(), textField, null, null, limit);
             return new Run(pm, r, seconds, null, dataInfo);
         }
@@ -373,14 +373,16 @@ final class TrainCommand implements Command {
         return out;
     }
 
-    static ObjectNode dataInfo(String train, int trainN, String eval, int evalN, String textField, String labelField,
-                               List<String> labels, int maxLen) {
+    /**
+     * The data section as resolved (file paths absolute, defaults filled in) — re-readable by
+     * {@code peft4j train} — with the example counts kept apart for the provenance section.
+     */
+    static ObjectNode dataInfo(JsonNode given, String train, int trainN, String eval, int evalN, String textField,
+                               String labelField, List<String> labels, int maxLen) {
         ObjectNode d = JsonFiles.mapper().createObjectNode();
         d.put("train", resolvePath(train));
-        d.put("train_examples", trainN);
         if (eval != null) {
             d.put("eval", resolvePath(eval));
-            d.put("eval_examples", evalN);
         }
         d.put("text_field", textField);
         if (labelField != null) {
@@ -391,8 +393,22 @@ final class TrainCommand implements Command {
             labels.forEach(l::add);
         }
         d.put("max_length", maxLen);
+        for (String k : List.of("train_limit", "eval_limit")) {
+            if (given.has(k)) {
+                d.put(k, given.get(k).asInt());
+            }
+        }
+        ObjectNode counts = JsonFiles.mapper().createObjectNode();
+        counts.put("train_examples", trainN);
+        if (eval != null) {
+            counts.put("eval_examples", evalN);
+        }
+        d.set(COUNTS, counts);
         return d;
     }
+
+    /** Where {@link #dataInfo} keeps the counts until {@link #resolved} moves them to the provenance. */
+    private static final String COUNTS = "__counts";
 
     private static String resolvePath(String spec) {
         return spec.equals(DataSources.IMDB) || spec.startsWith(DataSources.IMDB + ":") ? spec
@@ -404,7 +420,9 @@ final class TrainCommand implements Command {
         ObjectNode r = JsonFiles.mapper().createObjectNode();
         r.put("model", Models.isBundled(model) ? model : Path.of(model).toAbsolutePath().normalize().toString());
         r.put("task", task);
-        r.set("data", run.dataInfo());
+        ObjectNode dataNode = run.dataInfo().deepCopy();
+        JsonNode counts = dataNode.remove(COUNTS);
+        r.set("data", dataNode);
         ObjectNode p = JsonFiles.mapper().valueToTree(new java.util.TreeMap<>(peft.toMap()));
         p.remove("peft_version");
         p.remove("inference_mode");
@@ -418,6 +436,7 @@ final class TrainCommand implements Command {
         prov.put("java", System.getProperty("java.version"));
         prov.put("started_from", System.getProperty("user.dir"));
         prov.put("finished", OffsetDateTime.now().truncatedTo(ChronoUnit.SECONDS).toString());
+        prov.setAll((ObjectNode) counts);
         prov.put("steps", run.result().globalStep());
         prov.put("train_seconds", Math.round(run.seconds() * 10) / 10.0);
         return r;
