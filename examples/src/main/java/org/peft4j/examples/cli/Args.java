@@ -13,6 +13,8 @@ import java.util.Set;
  */
 final class Args {
     private final Map<String, String> options = new LinkedHashMap<>();
+    /** Every value of each option, for options that may repeat ({@code --set a=1 --set b=2}). */
+    private final Map<String, List<String>> all = new LinkedHashMap<>();
     private final List<String> positionals = new ArrayList<>();
 
     Args(String[] argv, int from, Set<String> valueOptions, Set<String> flagOptions) {
@@ -36,6 +38,7 @@ final class Args {
                         value = argv[++i];
                     }
                     options.put(key, value);
+                    all.computeIfAbsent(key, k -> new ArrayList<>()).add(value);
                 } else {
                     throw new CliException("unknown option --" + key + " (known: "
                             + String.join(", ", union(valueOptions, flagOptions)) + ")");
@@ -107,6 +110,11 @@ final class Args {
         } catch (NumberFormatException e) {
             throw new CliException("--" + key + " must be a number, got '" + v + "'");
         }
+    }
+
+    /** All values given for a repeatable option, in order (empty when absent). */
+    List<String> getAll(String key) {
+        return all.getOrDefault(key, List.of());
     }
 
     boolean has(String key) {

@@ -75,7 +75,7 @@ final class TrainCommand implements Command {
     @Override
     public String usage() {
         return """
-                usage: peft4j train CONFIG.yaml [--output-dir DIR]
+                usage: peft4j train CONFIG.yaml [--output-dir DIR] [--set KEY=VALUE ...]
 
                 Runs the fine-tuning a YAML file describes. Example (examples/configs/imdb-lora.yaml):
 
@@ -106,12 +106,14 @@ final class TrainCommand implements Command {
                 OUTPUT_DIR/metrics.jsonl, OUTPUT_DIR/resolved_config.yaml (every value used, seed included;
                 it can be given to peft4j train again) and OUTPUT_DIR/eval_results.json.
                   --output-dir DIR   overrides output_dir
+                  --set KEY=VALUE    overrides one value, KEY a dotted path, VALUE in YAML syntax; repeatable:
+                                     --set training.epochs=2 --set peft.r=16 --set peft.target_modules=[query,key,value]
                 """;
     }
 
     @Override
     public Set<String> valueOptions() {
-        return Set.of("output-dir");
+        return Set.of("output-dir", "set");
     }
 
     @Override
@@ -130,6 +132,9 @@ final class TrainCommand implements Command {
         }
         if (root == null || !root.isObject()) {
             throw new CliException(file + " must hold a YAML mapping (model, task, data, peft, training, output_dir)");
+        }
+        for (String override : a.getAll("set")) {
+            applyOverride((ObjectNode) root, override, yaml);
         }
         checkKeys(root, TOP_KEYS, file.toString());
         String model = text(root, "model", file + ": 'model' (minilm, bge-small or a model folder)");
@@ -440,6 +445,33 @@ final class TrainCommand implements Command {
         prov.put("steps", run.result().globalStep());
         prov.put("train_seconds", Math.round(run.seconds() * 10) / 10.0);
         return r;
+    }
+
+    /** {@code a.b.c=value}: sets {@code root.a.b.c} to the YAML value, creating mappings on the way. */
+    static void applyOverride(ObjectNode root, String override, ObjectMapper yaml) {
+        int eq = override.indexOf('=');
+        if (eq <= 0) {
+            throw new CliException("--set needs KEY=VALUE (e.g. training.epochs=2), got '" + override + "'");
+        }
+        String[] path = override.substring(0, eq).strip().split("\\.");
+        JsonNode value;
+        try {
+            String v = override.substring(eq + 1);
+            value = v.isEmpty() ? JsonFiles.mapper().getNodeFactory().textNode("") : yaml.readTree(v);
+        } catch (IOException e) {
+            throw new CliException("--set " + override + ": the value is not valid YAML: " + firstLine(e.getMessage()));
+        }
+        ObjectNode node = root;
+        for (int i = 0; i < path.length - 1; i++) {
+            JsonNode child = node.get(path[i]);
+            if (child == null || child.isNull()) {
+                child = node.putObject(path[i]);
+            } else if (!child.isObject()) {
+                throw new CliException("--set " + override + ": '" + path[i] + "' is not a mapping");
+            }
+            node = (ObjectNode) child;
+        }
+        node.set(path[path.length - 1], value);
     }
 
     private static void checkKeys(JsonNode node, Set<String> known, String where) {

@@ -59,4 +59,24 @@ class DemoSmokeTest {
         assertTrue(n.get("targets").has("lora_minus_head_points"), n.toString());
         assertTrue(r.out().contains("targets:"), r.out());
     }
+
+    /** The committed example config runs (with a tiny budget set from the command line). */
+    @Test
+    void committedConfigTrains(@TempDir Path tmp) throws Exception {
+        Path config = Path.of("configs", "imdb-lora.yaml");
+        CliTestSupport.Run r = CliTestSupport.cli("train", config.toString(), "--output-dir", tmp.toString(),
+                "--set", "training.max_steps=2", "--set", "data.train_limit=32", "--set", "data.eval_limit=16",
+                "--set", "data.max_length=32");
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().contains("trainable params: 74,498"), r.out());
+        JsonNode resolved = new com.fasterxml.jackson.dataformat.yaml.YAMLMapper().readTree(tmp.resolve("resolved_config.yaml").toFile());
+        assertEquals(2, resolved.at("/training/max_steps").asInt());
+        assertEquals(42, resolved.at("/training/seed").asInt());
+        assertEquals("imdb:train", resolved.at("/data/train").asText(), "the split is made explicit");
+        assertEquals(16, resolved.at("/provenance/eval_examples").asInt());
+        JsonNode results = CliTestSupport.JSON.readTree(tmp.resolve("eval_results.json").toFile());
+        assertTrue(results.get("accuracy").isNumber(), results.toString());
+        assertEquals(List.of("adapter_config.json", "adapter_model.safetensors", Classification.TASK_FILE),
+                CliTestSupport.fileNames(tmp.resolve("adapter")));
+    }
 }
