@@ -28,6 +28,19 @@ final class Fmt {
         return (System.nanoTime() - startNanos) / 1e9;
     }
 
+    /**
+     * CPU seconds this process has used (all threads, including ND4J's native ones), or NaN when
+     * the JVM cannot tell. Next to the wall time it shows how much of the machine the run got.
+     */
+    static double processCpuSeconds() {
+        java.lang.management.OperatingSystemMXBean os = java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+        if (os instanceof com.sun.management.OperatingSystemMXBean sun) {
+            long ns = sun.getProcessCpuTime();
+            return ns < 0 ? Double.NaN : ns / 1e9;
+        }
+        return Double.NaN;
+    }
+
     /** The first {@code max} characters of a text on one line, with an ellipsis when cut. */
     static String snippet(String text, int max) {
         String one = text.replaceAll("\\s+", " ").strip();
