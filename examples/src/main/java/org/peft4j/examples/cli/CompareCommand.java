@@ -108,7 +108,7 @@ final class CompareCommand implements Command {
                 List<Example> train = Classification.encode(p.tokenizer(), trainText, maxLen);
                 List<Example> test = Classification.encode(p.tokenizer(), testText, maxLen);
                 int padId = Classification.padId(p.tokenizer());
-                FineTuning.Setup s = FineTuning.setUp(method, p.model(), Imdb.LABELS, "minilm", FineTuning.LoraSettings.DEMO, seed);
+                FineTuning.Setup s = FineTuning.setUp(method, p.model(), Imdb.LABELS, Models.MINILM_HUB_ID, FineTuning.LoraSettings.DEMO, seed);
                 out.println(s.trainableLine());
                 double lr = lrs.get(method);
                 TrainingConfig cfg = TrainingConfig.builder()

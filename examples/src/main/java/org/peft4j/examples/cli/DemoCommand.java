@@ -104,7 +104,7 @@ final class DemoCommand implements Command {
             int padId = Classification.padId(p.tokenizer());
             long encoderParams = p.model().numParameters();
             FineTuning.LoraSettings lora = FineTuning.LoraSettings.DEMO;
-            FineTuning.Setup setup = FineTuning.setUp(FineTuning.Method.LORA, p.model(), Imdb.LABELS, "minilm", lora, seed);
+            FineTuning.Setup setup = FineTuning.setUp(FineTuning.Method.LORA, p.model(), Imdb.LABELS, Models.MINILM_HUB_ID, lora, seed);
             out.printf(Locale.ROOT, "model: all-MiniLM-L6-v2 (%s params) + new %s classifier head; %s + head trained%n",
                     Fmt.count(encoderParams), FineTuning.poolingName(p.model()), lora.describe());
             out.println(setup.trainableLine());
@@ -142,7 +142,7 @@ final class DemoCommand implements Command {
             Path adapterDir = outDir.resolve("adapter");
             setup.peft().save(adapterDir);
             new Classification.TaskInfo(Classification.TASK, Imdb.LABELS, setup.model().config().classifierPooling(),
-                    maxLen, "minilm").write(adapterDir);
+                    maxLen, Models.MINILM_HUB_ID).write(adapterDir);
             out.printf(Locale.ROOT, "adapter saved to %s (%s, %s KB)%n", adapterDir, listFiles(adapterDir), sizeKb(adapterDir));
 
             // reload: a fresh MiniLM with a fresh (different-seed) head, then the saved adapter over it;

@@ -28,6 +28,10 @@ import java.util.Map;
  * {@code bert} (encoder) or {@code gpt2}/{@code llama}/{@code mistral}/{@code qwen2} (decoder).
  */
 final class Models {
+    /** all-MiniLM-L6-v2's Hub id: written to adapter configs so Python's PEFT finds the same base model. */
+    static final String MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2";
+    static final String BGE_HUB_ID = "BAAI/bge-small-en-v1.5";
+
     /** Short names accepted on the command line, and the bundled checkpoint each one means. */
     static final Map<String, String> BUNDLED;
 
@@ -37,6 +41,9 @@ final class Models {
         m.put("bge-small", ModelZoo.BGE_SMALL);
         m.put(ModelZoo.MINILM_L6, ModelZoo.MINILM_L6);
         m.put(ModelZoo.BGE_SMALL, ModelZoo.BGE_SMALL);
+        // the Hugging Face Hub ids, which adapter configs record as base_model_name_or_path
+        m.put(MINILM_HUB_ID, ModelZoo.MINILM_L6);
+        m.put(BGE_HUB_ID, ModelZoo.BGE_SMALL);
         BUNDLED = java.util.Collections.unmodifiableMap(m);
     }
 
@@ -74,7 +81,7 @@ final class Models {
             return kind == Kind.ENCODER ? encoder : decoder;
         }
 
-        /** The bundled name or the folder, for messages and adapter configs. */
+        /** The bundled name or the folder, for messages. */
         String displayName() {
             return dir == null ? BUNDLED.get(spec) : dir.toString();
         }
@@ -92,6 +99,17 @@ final class Models {
                 tokenizer.close();
             }
         }
+    }
+
+    /**
+     * What an adapter config records as its base model: the Hub id of a bundled model (so Python's
+     * PEFT can load the adapter onto the same weights), otherwise the absolute folder.
+     */
+    static String baseModelId(String spec) {
+        if (isBundled(spec)) {
+            return BUNDLED.get(spec).equals(ModelZoo.MINILM_L6) ? MINILM_HUB_ID : BGE_HUB_ID;
+        }
+        return Path.of(spec).toAbsolutePath().normalize().toString();
     }
 
     static boolean isBundled(String spec) {

@@ -1,5 +1,8 @@
 package org.peft4j.examples.cli;
 
+import org.peft4j.core.peft.PeftException;
+import org.peft4j.core.train.TrainingDivergedException;
+
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
@@ -67,8 +70,10 @@ public final class Peft4jCli {
             cmd.run(args, out, err);
             out.flush();
             return 0;
-        } catch (CliException | IllegalArgumentException | UnsupportedOperationException e) {
+        } catch (CliException | IllegalArgumentException | UnsupportedOperationException | PeftException e) {
             return userError(name, e, err);
+        } catch (TrainingDivergedException e) {
+            return userError(name, new CliException(e.getMessage() + " (try a lower learning rate)", e), err);
         } catch (UncheckedIOException e) {
             return userError(name, e.getCause(), err);
         } catch (NoSuchFileException e) {

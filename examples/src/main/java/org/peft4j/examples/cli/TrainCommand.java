@@ -176,7 +176,7 @@ final class TrainCommand implements Command {
         PeftConfig peft = PeftConfig.fromJson(JsonFiles.mapper().writeValueAsString(peftNode), file + ": peft");
         peft.setSeed(seed);
         if (peft.baseModelNameOrPath() == null) {
-            peft.setBaseModelNameOrPath(Models.isBundled(model) ? model : Path.of(model).toAbsolutePath().normalize().toString());
+            peft.setBaseModelNameOrPath(Models.baseModelId(model));
         }
         if (peft.taskType() == null) {
             peft.setTaskType(task.equals(SEQ_CLS) ? TaskType.SEQ_CLS : TaskType.CAUSAL_LM);
