@@ -1,0 +1,8 @@
+package org.peft4j.examples.cli;
+
+/** A user error on the command line: printed without a stack trace, exit code 2. */
+final class CliException extends RuntimeException {
+    CliException(String message) {
+        super(message);
+    }
+}
