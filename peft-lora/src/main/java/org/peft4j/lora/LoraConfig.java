@@ -190,10 +190,13 @@ public final class LoraConfig extends PeftConfig {
         if (!(loraDropout >= 0.0 && loraDropout < 1.0)) {
             throw new IllegalArgumentException("lora_dropout must be in [0, 1), got " + loraDropout);
         }
-        if (!Set.of("none", "all", "lora_only").contains(bias)) {
+        if (bias == null || !Set.of("none", "all", "lora_only").contains(bias)) {
             throw new IllegalArgumentException("bias must be 'none', 'all' or 'lora_only', got '" + bias + "'");
         }
         String init = initLoraWeights;
+        if (init == null) {
+            throw new IllegalArgumentException("init_lora_weights must not be null");
+        }
         if (!(init.equals("true") || init.equals("false") || init.equalsIgnoreCase("gaussian") || init.equals("pissa")
                 || PISSA_NITER.matcher(init).matches() || init.equalsIgnoreCase("olora"))) {
             throw new IllegalArgumentException("init_lora_weights must be true, false, \"gaussian\", \"pissa\", "
@@ -269,6 +272,11 @@ public final class LoraConfig extends PeftConfig {
         c.layersPattern = null;
         c.setModulesToSave(null);
         return c;
+    }
+
+    /** PEFT corrects the flag to the targets' layout (Conv1D → true, Linear → false); so does peft4j. */
+    void setFanInFanOut(boolean v) {
+        this.fanInFanOut = v;
     }
 
     // ---- accessors --------------------------------------------------------------------------------

@@ -107,15 +107,19 @@ public final class LoraMethod implements PeftMethod {
                 throw new IllegalArgumentException("module '" + key + "' already has LoRA adapter '" + adapterName + "'");
             }
         }
-        List<String> layoutMismatch = new ArrayList<>();
+        List<String> conv1d = new ArrayList<>();
         for (String key : targets) {
-            if (model.get(key) instanceof Linear l && l.isFanInFanOut() != c.fanInFanOut()) {
-                layoutMismatch.add(key);
+            if (model.get(key) instanceof Linear l && l.isFanInFanOut()) {
+                conv1d.add(key);
             }
         }
-        if (!layoutMismatch.isEmpty()) {
-            LOG.warn("fan_in_fan_out={} but {} target layer(s) store their weight the other way ({}); each layer's own "
-                    + "layout is used", c.fanInFanOut(), layoutMismatch.size(), firstFew(layoutMismatch));
+        boolean fifo = !conv1d.isEmpty();
+        if (fifo != c.fanInFanOut()) {
+            // as PEFT: each layer's own layout is used and the config flag is corrected (and saved that way)
+            LOG.warn("fan_in_fan_out={} does not fit the targets ({}); each layer's own weight layout is used and "
+                    + "fan_in_fan_out is set to {}", c.fanInFanOut(),
+                    fifo ? "GPT-2 Conv1D layers store [in, out]: " + firstFew(conv1d) : "they store [out, in]", fifo);
+            c.setFanInFanOut(fifo);
         }
         for (String key : targets) {
             Module m = model.get(key);

@@ -277,6 +277,15 @@ class LoraModelTest {
     }
 
     @Test
+    void fanInFanOutFollowsTheTargetLayout() {
+        PeftModel conv = Peft.apply(new ToyModel(1, true, 23), LoraConfig.builder().targetModules("q_proj").build());
+        assertTrue(((LoraConfig) conv.activeConfig()).fanInFanOut(), "Conv1D targets: corrected to true, as PEFT does");
+        PeftModel lin = Peft.apply(new ToyModel(1, false, 23), LoraConfig.builder().fanInFanOut(true).targetModules("q_proj").build());
+        assertFalse(((LoraConfig) lin.activeConfig()).fanInFanOut(), "Linear targets: corrected to false");
+        assertThrows(IllegalArgumentException.class, () -> LoraConfig.builder().bias(null).build());
+    }
+
+    @Test
     void taskTypeIsKept() {
         ToyModel m = new ToyModel(1, false, 22);
         PeftModel pm = Peft.apply(m, LoraConfig.builder().targetModules("q_proj").taskType(TaskType.SEQ_CLS).build());
