@@ -49,6 +49,10 @@ int8 (LLM.int8 weights, `int8_vectorwise_quant` of the default backend):
   * peft4j keeps the outlier columns' original values in float32 next to q.
   dequantized = q * SCB[r] * float32(1/127) (float32 each step), outlier columns restored.
 
+When torch is importable (Debian's python3-torch), the script also re-runs the 4-bit and int8 steps
+written with torch ops exactly as bitsandbytes' default backend writes them (torch.argmin,
+`1 / absmax`, `127.0 / row_stats`, torch.round) and requires bit-identical codes and scales.
+
 The output is deterministic (fixed seeds). Run with Debian's numpy:
     /usr/bin/python3 scripts/reference/quant_reference.py
 It writes peft-quant/src/test/resources/fixtures/quant/{reference.safetensors,cases.json}.
@@ -282,6 +286,58 @@ def dequantize_int8(q, scb, outlier_cols, kept):
 
 
 # ---------------------------------------------------------------------------------------------
+# optional cross-check: the same 4-bit / int8 steps written with torch ops, literally as
+# bitsandbytes' default backend writes them (so torch's own argmin, reciprocal and round decide)
+
+def check_against_torch_ops(ins):
+    try:
+        import torch
+    except ImportError:
+        print("torch not importable: torch-op cross-check skipped")
+        return
+    for name, inp, qt, bs, dq in CASES:
+        a = torch.from_numpy(np.ascontiguousarray(ins[inp], dtype=f32))
+        if qt == "int8":
+            thr = 6.0 if bs == 0 else 0.0
+            A = a.clone()
+            cols = None
+            if thr > 0:
+                outl = A.abs() >= thr
+                if outl.any():
+                    cols = torch.argwhere(outl.any(dim=0)).view(-1)
+                    A[outl] = 0
+            row = torch.max(A.abs(), dim=1).values.float()
+            q = torch.round(A * (127.0 / row.unsqueeze(-1)))
+            q = torch.nan_to_num(q, nan=0.0).to(torch.int8)
+            if cols is not None:
+                q[:, cols] = 0
+            q_np, scb_np, _, _ = quantize_int8(ins[inp], thr)
+            assert np.array_equal(q.numpy(), q_np), name + ": int8 codes differ from torch ops"
+            assert np.array_equal(row.numpy(), scb_np), name + ": SCB differs from torch ops"
+            continue
+        n = a.numel()
+        flat = a.reshape(n)
+        full = n // bs
+        rem = n % bs
+        absmax = torch.zeros(full + (1 if rem else 0), dtype=torch.float32)
+        blocks = flat[: n - rem].reshape(full, bs)
+        absmax[:full] = torch.abs(blocks).max(dim=-1)[0]
+        scaled = torch.clamp(blocks * (1 / absmax[:full].view(-1, 1)), -1, 1).reshape(-1)
+        if rem:
+            absmax[-1] = torch.abs(flat[-rem:]).max()
+            scaled = torch.cat([scaled, torch.clamp(flat[-rem:] * (1 / absmax[-1]), -1, 1)], dim=0)
+        code = torch.from_numpy(CODES[qt])
+        if scaled.numel() % 2:
+            scaled = torch.nn.functional.pad(scaled, (0, 1), value=0.0)
+        q = torch.argmin(torch.abs(scaled.view(-1, 1) - code), dim=-1, keepdim=True).to(torch.uint8)
+        packed = (q[::2] << 4 | q[1::2]).reshape(-1).numpy()
+        p_np, a_np = quantize_4bit(ins[inp], bs, qt)
+        assert np.array_equal(packed, p_np), name + ": packed codes differ from torch ops"
+        assert np.array_equal(absmax.numpy(), a_np), name + ": absmax differs from torch ops"
+    print("4-bit and int8 codes match the torch-op formulation bit for bit")
+
+
+# ---------------------------------------------------------------------------------------------
 # cases
 
 def make_inputs():
@@ -369,6 +425,7 @@ def main():
     check_dynamic_map_against_torch(DYNAMIC)
 
     ins = make_inputs()
+    check_against_torch_ops(ins)
     t = {"code.nf4": NF4, "code.fp4": FP4, "code.dynamic": DYNAMIC, "code.dynamic_cpu": DYNAMIC_CPU}
     for k, v in ins.items():
         t["input." + k] = v
