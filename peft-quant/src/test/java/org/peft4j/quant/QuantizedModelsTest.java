@@ -159,7 +159,12 @@ class QuantizedModelsTest {
                 .intermediateSize(128).maxPositionEmbeddings(32).numLabels(3).classifierPooling(BertConfig.Pooling.MEAN).build();
         BertForSequenceClassification bert = new BertForSequenceClassification(bc, new Rng(5));
         bert.eval();
+        Path bfp32 = tmp.resolve("bert-fp32");
+        bert.save(bfp32);
+        Module loadedQuantized = QuantizedModels.load(bfp32, QuantConfig.nf4());
+        assertTrue(loadedQuantized instanceof BertForSequenceClassification);
         Quantizer.quantize(bert, QuantConfig.nf4());
+        assertSameQuantizedLayers(bert, loadedQuantized);
         assertTrue(bert.get("classifier") instanceof Linear, "the classification head stays fp32");
         Path bdir = tmp.resolve("bert-q");
         QuantizedModels.save(bert, bdir);
