@@ -88,8 +88,8 @@ public final class QuantizeCommand {
         if (stats.layers() == 0) {
             throw new IllegalArgumentException(modelDir + ": no linear layer selected for quantization by " + config);
         }
-        QuantizedModels.save(model, outDir);
-        QuantizedModels.copySideFiles(modelDir, outDir);
+        QuantizedModels.save(model, QuantizedModels.configOf(model), outDir, org.peft4j.core.io.HfFolder.DEFAULT_MAX_SHARD_BYTES,
+                modelDir);
         double seconds = (System.nanoTime() - t0) / 1e9;
         Summary s = new Summary(outDir, model.getClass().getSimpleName(), config, stats.layers(), stats.quantizedParameters(),
                 stats.quantizedBytes(), stats.otherParameters(), seconds);

@@ -398,6 +398,11 @@ public final class QuantizedModels {
      * BERT models; others need {@link #save(Module, ObjectNode, Path, long)}.
      */
     public static void save(Module model, Path dir) throws IOException {
+        save(model, configOf(model), dir, HfFolder.DEFAULT_MAX_SHARD_BYTES, null);
+    }
+
+    /** The {@code config.json} body of a supported model class. */
+    static ObjectNode configOf(Module model) {
         ObjectNode config;
         if (model instanceof PeftModel) {
             throw new IllegalArgumentException("save the base model (merge or unload the adapter first); "
@@ -414,11 +419,19 @@ public final class QuantizedModels {
             throw new IllegalArgumentException("no config.json writer for " + model.getClass().getName()
                     + "; use save(model, configJson, dir, maxShardBytes)");
         }
-        save(model, config, dir, HfFolder.DEFAULT_MAX_SHARD_BYTES);
+        return config;
     }
 
     /** As {@link #save(Module, Path)} with an explicit {@code config.json} body and shard size. */
     public static void save(Module model, ObjectNode config, Path dir, long maxShardBytes) throws IOException {
+        save(model, config, dir, maxShardBytes, null);
+    }
+
+    /**
+     * As {@link #save(Module, ObjectNode, Path, long)}; the non-weight files of {@code sideFilesFrom}
+     * (tokenizer, generation config, …), when given, are copied into the same staged folder.
+     */
+    static void save(Module model, ObjectNode config, Path dir, long maxShardBytes, Path sideFilesFrom) throws IOException {
         QuantizedTensor first = null;
         List<String> fp32Linears = new ArrayList<>();
         for (Map.Entry<String, Module> e : model.namedModules().entrySet()) {
@@ -438,6 +451,9 @@ public final class QuantizedModels {
         AtomicFiles.replaceDirectory(dir.toAbsolutePath().normalize(), staging -> {
             HfFolder.writeWeights(staging, tensors, maxShardBytes);
             HfFolder.writeConfig(staging, cfg);
+            if (sideFilesFrom != null) {
+                copySideFiles(sideFilesFrom, staging);
+            }
         });
         LOG.info("saved quantized {} to {} ({} tensors)", model.getClass().getSimpleName(), dir, tensors.size());
     }
@@ -447,7 +463,7 @@ public final class QuantizedModels {
         return new ArrayList<>(fp32Linears);
     }
 
-    /** Copies the non-weight files of a checkpoint folder (tokenizer, generation config, …) into {@code out}. */
+    /** Copies the non-weight files of a checkpoint folder (tokenizer, generation config, …) into {@code out} (a staging folder). */
     static void copySideFiles(Path from, Path out) throws IOException {
         try (var files = Files.list(from)) {
             for (Path p : (Iterable<Path>) files::iterator) {
@@ -458,7 +474,7 @@ public final class QuantizedModels {
                 }
                 Path target = out.resolve(name);
                 if (!Files.exists(target)) {
-                    AtomicFiles.writeBytes(target, Files.readAllBytes(p));
+                    Files.copy(p, target);
                 }
             }
         }
