@@ -68,7 +68,7 @@ final class CompareCommand implements Command {
     }
 
     record Result(FineTuning.Method method, double lr, double accuracy, long trainable, long all, double trainSeconds,
-                  double evalSeconds, long steps, double finalLoss) {
+                  double trainCpuSeconds, double evalSeconds, long steps, double finalLoss) {
     }
 
     @Override
@@ -117,25 +117,30 @@ final class CompareCommand implements Command {
                         .maxGradNorm(1.0).logInterval(steps > 0 ? 1 : 25).seed(seed)
                         .build();
                 long tt = System.nanoTime();
+                double cpu0 = Fmt.processCpuSeconds();
                 TrainResult r = Classification.fit(s.root(), s.model(), s.trainable(), train, padId, maxLen, cfg, out);
                 double trainSeconds = Fmt.secondsSince(tt);
+                double trainCpu = Fmt.processCpuSeconds() - cpu0;
                 long te = System.nanoTime();
                 double acc = Classification.accuracy(Classification.predictLogits(s.root(), s.model(), test, padId), test);
                 double evalSeconds = Fmt.secondsSince(te);
-                Result res = new Result(method, lr, acc, s.trainableCount(), s.totalCount(), trainSeconds, evalSeconds,
+                Result res = new Result(method, lr, acc, s.trainableCount(), s.totalCount(), trainSeconds, trainCpu, evalSeconds,
                         r.globalStep(), r.lastLoss());
                 results.add(res);
-                out.printf(Locale.ROOT, "%s: test accuracy %s, trainable %s of %s (%.4f%%), training %s, evaluation %s%n",
+                out.printf(Locale.ROOT, "%s: test accuracy %s, trainable %s of %s (%.4f%%), training %s (CPU %s), evaluation %s%n",
                         method.label, Fmt.pct(acc), Fmt.count(res.trainable()), Fmt.count(res.all()),
-                        100.0 * res.trainable() / res.all(), Fmt.duration(trainSeconds), Fmt.duration(evalSeconds));
+                        100.0 * res.trainable() / res.all(), Fmt.duration(trainSeconds), Fmt.duration(trainCpu),
+                        Fmt.duration(evalSeconds));
             }
         }
 
         out.println();
-        out.printf("%-10s %9s %8s %14s %10s %12s%n", "method", "accuracy", "lr", "trainable", "trainable%", "train time");
+        out.printf("%-10s %9s %8s %14s %10s %14s %14s%n", "method", "accuracy", "lr", "trainable", "trainable%", "train wall",
+                "train CPU");
         for (Result r : results) {
-            out.printf(Locale.ROOT, "%-10s %9s %8.0e %14s %9.4f%% %12s%n", r.method().label, Fmt.pct(r.accuracy()), r.lr(),
-                    Fmt.count(r.trainable()), 100.0 * r.trainable() / r.all(), Fmt.duration(r.trainSeconds()));
+            out.printf(Locale.ROOT, "%-10s %9s %8.0e %14s %9.4f%% %14s %14s%n", r.method().label, Fmt.pct(r.accuracy()), r.lr(),
+                    Fmt.count(r.trainable()), 100.0 * r.trainable() / r.all(), Fmt.duration(r.trainSeconds()),
+                    Fmt.duration(r.trainCpuSeconds()));
         }
         ObjectNode json = toJson(results, trainText.size(), testText.size(), epochs, steps, batch, maxLen, seed);
         checks(results, json, out);
@@ -169,6 +174,7 @@ final class CompareCommand implements Command {
             o.put("all_params", r.all());
             o.put("trainable_percent", 100.0 * r.trainable() / r.all());
             o.put("train_seconds", r.trainSeconds());
+            o.put("train_cpu_seconds", r.trainCpuSeconds());
             o.put("eval_seconds", r.evalSeconds());
             o.put("steps", r.steps());
             o.put("final_train_loss", r.finalLoss());
