@@ -28,11 +28,14 @@ import java.util.Set;
  * head, (3) full fine-tuning — each with its test accuracy, trainable parameters and wall time.
  */
 final class CompareCommand implements Command {
-    /** Per-method peak learning rates: each method's usual range (a frozen encoder needs a larger step for its head). */
+    /**
+     * Per-method peak learning rates, each in its method's usual range: a linear probe on frozen
+     * features takes large steps, LoRA's small factors 1e-3, full fine-tuning of a small encoder 1e-4.
+     */
     static final Map<FineTuning.Method, Double> DEFAULT_LR = new EnumMap<>(Map.of(
-            FineTuning.Method.HEAD, 2e-3,
+            FineTuning.Method.HEAD, 5e-3,
             FineTuning.Method.LORA, DemoCommand.DEFAULT_LR,
-            FineTuning.Method.FULL, 5e-5));
+            FineTuning.Method.FULL, 1e-4));
 
     @Override
     public String name() {
@@ -52,9 +55,9 @@ final class CompareCommand implements Command {
 
                 Trains all-MiniLM-L6-v2 + a new mean-pooling classifier on the bundled IMDB train split
                 (2,000 reviews) three ways, with the same data order, seed, epochs, batch size and length:
-                  head-only  the encoder is frozen; only the classifier head trains        (default lr 2e-3)
+                  head-only  the encoder is frozen; only the classifier head trains        (default lr 5e-3)
                   lora       LoRA r 8, alpha 16 on query/value + the classifier head        (default lr 1e-3)
-                  full       every parameter trains                                         (default lr 5e-5)
+                  full       every parameter trains                                         (default lr 1e-4)
                 and reports test accuracy (1,000 test reviews), trainable parameters and wall time of each,
                 as a table and as JSON (--out, default ./peft4j-compare.json). Defaults as peft4j demo:
                 1 epoch, 128 tokens, batch 16, seed 42. --methods picks a subset, e.g. --methods lora,full.
