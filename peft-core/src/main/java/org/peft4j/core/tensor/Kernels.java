@@ -442,6 +442,52 @@ public final class Kernels {
         }
     }
 
+    // ---- reductions ------------------------------------------------------------------------------------------
+
+    /**
+     * Column sums of a contiguous FLOAT {@code [rows, cols]} matrix (a bias gradient): each worker
+     * adds whole rows into its own accumulator (a vectorisable loop), the partial sums are then
+     * added in double.
+     */
+    public static float[] columnSums(INDArray a, int cols) {
+        final FloatBuffer ab = buf(a);
+        final int ao = off(a);
+        final int rows = (int) (a.length() / cols);
+        final float[][] partial = new float[threads()][];
+        parallelFor(rows, Math.max(1, rowChunk(cols) * 4), (from, to, w) -> {
+            float[] acc = partial[w];
+            if (acc == null) {
+                acc = new float[cols];
+                partial[w] = acc;
+            }
+            float[] row = scratch(0, cols);
+            float[] chunkAcc = scratch(1, cols);
+            java.util.Arrays.fill(chunkAcc, 0, cols, 0f);
+            for (int r = from; r < to; r++) {
+                ab.get(ao + r * cols, row, 0, cols);
+                for (int j = 0; j < cols; j++) {
+                    chunkAcc[j] += row[j];
+                }
+            }
+            for (int j = 0; j < cols; j++) {
+                acc[j] += chunkAcc[j];
+            }
+        });
+        double[] sum = new double[cols];
+        for (float[] p : partial) {
+            if (p != null) {
+                for (int j = 0; j < cols; j++) {
+                    sum[j] += p[j];
+                }
+            }
+        }
+        float[] out = new float[cols];
+        for (int j = 0; j < cols; j++) {
+            out[j] = (float) sum[j];
+        }
+        return out;
+    }
+
     // ---- optimizer -----------------------------------------------------------------------------------------
 
     /**
@@ -450,10 +496,11 @@ public final class Kernels {
      * <pre>
      *   w ← w·(1 − lr·wd);  m ← β₁m + (1 − β₁)g;  v ← β₂v + (1 − β₂)g²;  w ← w − step·m / (√v + epsHat)
      * </pre>
-     * with {@code step = lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ)} and {@code epsHat = ε·√(1 − β₂ᵗ)} computed by the caller.
+     * with {@code step = lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ)} and {@code epsHat = ε·√(1 − β₂ᵗ)} computed by the caller
+     * (the scalars in double, then rounded to float, as ND4J does with an op's scalar arguments).
      */
     public static void adamW(INDArray w, INDArray g, INDArray m, INDArray v, float decay, float beta1, float beta2,
-                             float step, float epsHat) {
+                             float oneMinusBeta1, float oneMinusBeta2, float step, float epsHat) {
         final FloatBuffer wb = buf(w);
         final FloatBuffer gb = buf(g);
         final FloatBuffer mb = buf(m);
@@ -463,8 +510,8 @@ public final class Kernels {
         final int mo = off(m);
         final int vo = off(v);
         final int n = (int) w.length();
-        final float ob1 = 1f - beta1;
-        final float ob2 = 1f - beta2;
+        final float ob1 = oneMinusBeta1;
+        final float ob2 = oneMinusBeta2;
         parallelFor(n, CHUNK * 8, (from, to, worker) -> {
             float[] wv = scratch(0, CHUNK);
             float[] gv = scratch(1, CHUNK);
@@ -481,8 +528,9 @@ public final class Kernels {
                     mv[i] = beta1 * mv[i] + ob1 * gi;
                     vv[i] = beta2 * vv[i] + ob2 * (gi * gi);
                 }
+                // the rounding steps of the ND4J path: w·decay, √v, + ε̂, m / ·, w − step·(·)
                 for (int i = 0; i < len; i++) {
-                    wv[i] = wv[i] * decay - step * mv[i] / ((float) Math.sqrt(vv[i]) + epsHat);
+                    wv[i] = wv[i] * decay - step * (mv[i] / ((float) Math.sqrt(vv[i]) + epsHat));
                 }
                 wb.put(wo + s, wv, 0, len);
                 mb.put(mo + s, mv, 0, len);

@@ -221,7 +221,7 @@ public final class Ops {
                 }
             }
             if (bias != null && bias.requiresGrad()) {
-                own(bias, g2.sum(0));
+                own(bias, Kernels.usable(g2) ? Nd4j.createFromArray(Kernels.columnSums(g2, (int) outF)) : g2.sum(0));
             }
         }, x, weight, bias);
     }

@@ -179,6 +179,40 @@ class KernelsTest {
     }
 
     @Test
+    void fusedAdamWMatchesTheNd4jPathOverSeveralSteps() {
+        // the same parameters and gradients in FLOAT (fused kernel) and DOUBLE (ND4J ops)
+        INDArray w0 = randn(20, 70, 130);   // 9,100 elements: several parallel chunks
+        java.util.Map<String, org.peft4j.core.nn.Parameter> pf = new java.util.LinkedHashMap<>();
+        java.util.Map<String, org.peft4j.core.nn.Parameter> pd = new java.util.LinkedHashMap<>();
+        pf.put("w", new org.peft4j.core.nn.Parameter(w0.castTo(DataType.FLOAT)));
+        pd.put("w", new org.peft4j.core.nn.Parameter(w0.dup()));
+        org.peft4j.core.train.AdamW of = org.peft4j.core.train.AdamW.builder(pf).lr(0.01).betas(0.8, 0.95).eps(1e-3).weightDecay(0.1).build();
+        org.peft4j.core.train.AdamW od = org.peft4j.core.train.AdamW.builder(pd).lr(0.01).betas(0.8, 0.95).eps(1e-3).weightDecay(0.1).build();
+        for (int step = 0; step < 5; step++) {
+            INDArray g = randn(30 + step, 70, 130);
+            pf.get("w").accumulateGrad(g.castTo(DataType.FLOAT));
+            pd.get("w").accumulateGrad(g);
+            of.step();
+            od.step();
+            of.zeroGrad();
+            od.zeroGrad();
+        }
+        assertTrue(maxAbs(pf.get("w").value(), pd.get("w").value()) < 2e-6, "weights after 5 steps");
+        INDArray mf = of.state().tensors().get("w.exp_avg_sq");
+        INDArray md = od.state().tensors().get("w.exp_avg_sq");
+        assertTrue(maxAbs(mf, md) < 1e-5, "second moments after 5 steps");
+    }
+
+    @Test
+    void linearBiasGradientMatchesTheDoubleComposition() {
+        // the bias gradient is a column sum over 2,304 rows (the FLOAT path sums in a kernel)
+        INDArray x = randn(40, 6, 384, 24);
+        INDArray w = randn(41, 40, 24).muli(0.1);
+        INDArray b = randn(42, 40);
+        compare("linear with bias", t -> Ops.linear(t[0], t[1], t[2]), 1e-5, 2e-4, x, w, b);
+    }
+
+    @Test
     void parallelForCoversEveryIndexOnce() {
         int n = 100_003;
         int[] hits = new int[n];
