@@ -16,8 +16,12 @@ final class AdapterBook {
     final List<String> active = new ArrayList<>();
     boolean enabled = true;
 
-    /** What one merge changed, so unmerge can subtract exactly that. */
-    record MergeRecord(String adapter, INDArray delta, INDArray doraFactor) {
+    /**
+     * One merge: the base weight as it was just before it ({@code [out, in]} for a linear layer,
+     * {@code [vocab, dim]} for an embedding), so unmerge restores it bit for bit. (Subtracting the
+     * delta again would leave fp32 rounding residue; the copy costs what storing the delta did.)
+     */
+    record MergeRecord(String adapter, INDArray previousWeight) {
     }
 
     final List<MergeRecord> merged = new ArrayList<>();

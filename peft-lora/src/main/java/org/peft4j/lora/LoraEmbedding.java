@@ -238,8 +238,9 @@ public class LoraEmbedding extends Embedding implements LoraLayer {
                 continue;
             }
             INDArray delta = deltaWeight(name).transpose().dup('c').castTo(table.dataType()); // [vocab, dim]
+            INDArray previous = table.dup('c');                                                // kept for unmerge
             table.addi(delta);
-            book.merged.add(new AdapterBook.MergeRecord(name, delta, null));
+            book.merged.add(new AdapterBook.MergeRecord(name, previous));
         }
     }
 
@@ -248,7 +249,7 @@ public class LoraEmbedding extends Embedding implements LoraLayer {
         INDArray table = weight().value();
         while (!book.merged.isEmpty()) {
             AdapterBook.MergeRecord m = book.merged.remove(book.merged.size() - 1);
-            table.subi(m.delta());
+            table.assign(m.previousWeight());   // in place: a tied output head sees the restored table too
         }
     }
 

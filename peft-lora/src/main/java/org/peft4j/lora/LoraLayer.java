@@ -43,7 +43,7 @@ public interface LoraLayer extends AdapterLayer {
     /** Folds the named adapters (those this layer has) into the base weight. */
     void merge(List<String> adapters);
 
-    /** Restores the base weight by subtracting exactly what {@link #merge} added, newest first. */
+    /** Restores the exact base weight from before {@link #merge} (bit for bit), undoing merges newest first. */
     void unmerge();
 
     void deleteAdapter(String adapter);

@@ -349,21 +349,20 @@ public class LoraLinear extends Module implements LoraLayer, UnaryModule {
             if (!book.settings.containsKey(name) || book.isMerged(name)) {
                 continue;
             }
-            INDArray w = baseWeightOutIn().dup('c');                    // [out, in]
+            INDArray w = baseWeightOutIn().dup('c');                    // [out, in], kept for unmerge
             INDArray delta = deltaWeight(name).castTo(w.dataType());
             INDArray merged = w.add(delta);
-            INDArray factor = null;
             if (book.get(name).dora()) {
-                // W' = (m / ‖W + ΔW‖_row) ⊙ (W + ΔW); the factor is kept so unmerge can divide it out
+                // W' = (m / ‖W + ΔW‖_row) ⊙ (W + ΔW)
                 INDArray norm = merged.norm2(1);
-                factor = magnitude(name).value().reshape(outFeatures).castTo(w.dataType()).div(norm);
+                INDArray factor = magnitude(name).value().reshape(outFeatures).castTo(w.dataType()).div(norm);
                 merged.muliColumnVector(factor.reshape(outFeatures, 1));
             }
             if (merged.isNaN().any() || merged.isInfinite().any()) { // PEFT's safe_merge check
                 throw new IllegalStateException("merging adapter '" + name + "' gives non-finite weights");
             }
             setBaseWeightOutIn(merged);
-            book.merged.add(new AdapterBook.MergeRecord(name, delta, factor));
+            book.merged.add(new AdapterBook.MergeRecord(name, w));
         }
     }
 
@@ -371,12 +370,7 @@ public class LoraLinear extends Module implements LoraLayer, UnaryModule {
     public void unmerge() {
         while (!book.merged.isEmpty()) {
             AdapterBook.MergeRecord m = book.merged.remove(book.merged.size() - 1);
-            INDArray w = baseWeightOutIn().dup('c');
-            if (m.doraFactor() != null) {
-                w.diviColumnVector(m.doraFactor().reshape(outFeatures, 1));
-            }
-            w.subi(m.delta());
-            setBaseWeightOutIn(w);
+            setBaseWeightOutIn(m.previousWeight());   // newest first: back to the exact pre-merge weight
         }
     }
 

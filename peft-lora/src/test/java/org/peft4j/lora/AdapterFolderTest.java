@@ -226,6 +226,84 @@ class AdapterFolderTest {
         assertTrue(e7.getMessage().contains("adapter_config.json"), e7.getMessage());
     }
 
+    /** Every parameter's trainable flag, by name, and whether any module is an adapter layer or wrapper. */
+    private static Map<String, Boolean> flags(org.peft4j.core.nn.Module m) {
+        Map<String, Boolean> out = new LinkedHashMap<>();
+        m.namedParameters().forEach((k, p) -> out.put(k, p.isTrainable()));
+        return out;
+    }
+
+    private static void assertPlain(ToyModel m, Map<String, Boolean> flagsBefore, INDArray outBefore, INDArray ids, String what) {
+        for (org.peft4j.core.nn.Module mod : m.namedModules().values()) {
+            assertFalse(mod instanceof LoraLayer || mod instanceof ModulesToSaveWrapper, what + ": left over " + mod);
+        }
+        assertEquals(flagsBefore, flags(m), what + ": trainable flags");
+        assertExactlyEqual(outBefore, run(m, ids), what + ": outputs");
+    }
+
+    @Test
+    void failedApplyOrLoadLeavesTheModelAsItWasAndARetryWorks() throws IOException {
+        ToyModel src = new ToyModel(1, false, 4);
+        src.eval();
+        PeftModel good = Peft.apply(src, LoraConfig.builder().r(2).targetModules("q_proj", "embed_tokens")
+                .modulesToSave("classifier").seed(3).build());
+        LoraModelTest.randomizeAdapters(good, 5);
+        Path dir = tmp.resolve("good");
+        good.save(dir);
+        Path cut = tmp.resolve("cut");
+        Files.createDirectories(cut);
+        Files.copy(dir.resolve("adapter_config.json"), cut.resolve("adapter_config.json"));
+        byte[] bytes = Files.readAllBytes(dir.resolve("adapter_model.safetensors"));
+        Files.write(cut.resolve("adapter_model.safetensors"), Arrays.copyOf(bytes, bytes.length - 10));
+
+        ToyModel base = new ToyModel(1, false, 4);
+        base.eval();
+        INDArray ids = ToyModel.ids(8, 2, 3);
+        INDArray out = run(base, ids);
+        Map<String, Boolean> before = flags(base);
+        assertTrue(before.values().stream().allMatch(b -> b), "a fresh model trains in full");
+
+        // a truncated weights file: clear error, and the model is untouched (not frozen, nothing wrapped)
+        assertThrows(IllegalArgumentException.class, () -> PeftModel.load(base, cut));
+        assertPlain(base, before, out, ids, "after a failed load");
+        // a target list that matches nothing, and modules_to_save that match nothing (after LoRA was injected)
+        assertThrows(IllegalArgumentException.class, () -> Peft.apply(base, LoraConfig.builder().targetModules("nope").build()));
+        assertPlain(base, before, out, ids, "after a failed apply");
+        assertThrows(IllegalArgumentException.class,
+                () -> Peft.apply(base, LoraConfig.builder().targetModules("q_proj").modulesToSave("no_head").build()));
+        assertPlain(base, before, out, ids, "after a failed apply with modules_to_save");
+
+        // the retry with the good folder works and gives the saved adapter's outputs
+        PeftModel pm = PeftModel.load(base, dir);
+        INDArray adapted = run(base, ids);
+        assertExactlyEqual(run(src, ids), adapted, "retried load");
+
+        // a failed loadAdapter into an existing PeftModel leaves it as it was; the same name then loads
+        Map<String, Boolean> pmFlags = flags(base);
+        assertThrows(IllegalArgumentException.class, () -> pm.loadAdapter(cut, "second"));
+        assertEquals(List.of("default"), pm.adapterNames());
+        assertEquals(pmFlags, flags(base));
+        for (org.peft4j.core.nn.Module mod : base.namedModules().values()) {
+            if (mod instanceof LoraLayer l) {
+                assertEquals(java.util.Set.of("default"), l.adapterNames(), "no trace of the failed adapter");
+            }
+            if (mod instanceof ModulesToSaveWrapper w) {
+                assertEquals(java.util.Set.of("default"), w.adapterNames(), "no trace of the failed adapter");
+            }
+        }
+        assertExactlyEqual(adapted, run(base, ids), "outputs after a failed loadAdapter");
+        pm.loadAdapter(dir, "second");
+        pm.setAdapter("second");
+        assertExactlyEqual(adapted, run(base, ids), "the same adapter loaded under another name");
+        // addAdapter whose modules_to_save match nothing: rolled back too
+        assertThrows(IllegalArgumentException.class,
+                () -> pm.addAdapter("third", LoraConfig.builder().targetModules("v_proj").modulesToSave("no_head").build()));
+        assertEquals(List.of("default", "second"), pm.adapterNames());
+        assertFalse(base.get("model.layers.0.self_attn.v_proj") instanceof LoraLayer, "v_proj unwrapped again");
+        pm.addAdapter("third", LoraConfig.builder().targetModules("v_proj").build());
+        assertTrue(base.get("model.layers.0.self_attn.v_proj") instanceof LoraLayer);
+    }
+
     @Test
     void adapterNamesMustBeSafeFolderNames() {
         ToyModel m = new ToyModel(1, false, 5);

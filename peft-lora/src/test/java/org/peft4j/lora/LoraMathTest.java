@@ -283,6 +283,35 @@ class LoraMathTest {
     }
 
     @Test
+    void unmergeAfterSeveralMergesRestoresTheExactWeights() {
+        for (boolean fifo : new boolean[]{false, true}) {
+            Linear base = linear(70, 5, 7, fifo);
+            INDArray w0 = base.weight().value().dup();
+            LoraLinear l = new LoraLinear(base);
+            l.addAdapter("a", 2, 5, 0.0, false, false, "true", new Rng(71), null, false);
+            l.addAdapter("d", 3, 3, 0.0, true, true, "true", new Rng(72), null, false);
+            l.loraB("a").setValue(rnd(73, 5, 2));
+            l.loraB("d").setValue(rnd(74, 5, 3));
+            l.magnitude("d").setValue(rnd(75, 5).addi(2.0));
+            l.merge(java.util.List.of("a", "d"));
+            assertTrue(TestUtil.maxAbsDiff(w0, base.weight().value()) > 1e-2, "both merges changed W");
+            l.unmerge();
+            TestUtil.assertExactlyEqual(w0, base.weight().value(), "W after unmerging a LoRA and a DoRA merge (fifo=" + fifo + ")");
+        }
+        Embedding e = new Embedding(rnd(76, 9, 4).castTo(DataType.FLOAT), -1);
+        INDArray t0 = e.weight().value().dup();
+        LoraEmbedding le = new LoraEmbedding(e);
+        le.addAdapter("x", 2, 7, false, "true", new Rng(77), false);
+        le.addAdapter("y", 3, 3, false, "true", new Rng(78), false);
+        le.loraA("x").setValue(rnd(79, 2, 9).castTo(DataType.FLOAT));
+        le.loraA("y").setValue(rnd(80, 3, 9).castTo(DataType.FLOAT));
+        le.merge(java.util.List.of("x", "y"));
+        assertTrue(TestUtil.maxAbsDiff(t0, e.weight().value()) > 1e-2, "both merges changed the table");
+        le.unmerge();
+        TestUtil.assertExactlyEqual(t0, e.weight().value(), "embedding table after unmerging two merges");
+    }
+
+    @Test
     void pissaNeedsRankWithinMatrixSize() {
         LoraLinear l = new LoraLinear(linear(50, 3, 4, false));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,

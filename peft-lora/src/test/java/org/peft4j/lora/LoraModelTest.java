@@ -100,12 +100,16 @@ class LoraModelTest {
                 pm.unmerge();
                 assertFalse(pm.isMerged());
                 assertClose(unmerged, run(m, ids), 1e-5, "unmerged again");
+                int restored = 0;
                 for (Map.Entry<String, Parameter> e : pm.baseModel().namedParameters().entrySet()) {
                     String orig = e.getKey().replace(".base_layer.", ".");
                     if (baseWeights.containsKey(orig)) {
-                        assertClose(baseWeights.get(orig), e.getValue().value(), 1e-6, "restored " + orig);
+                        // exact: the bits from before the merge, not W + ΔW − ΔW in fp32
+                        assertExactlyEqual(baseWeights.get(orig), e.getValue().value(), "restored " + orig);
+                        restored++;
                     }
                 }
+                assertEquals(baseWeights.size(), restored);
             }
         }
     }
@@ -174,6 +178,21 @@ class LoraModelTest {
         assertTrue(pm.trainableParameters().keySet().stream().allMatch(k -> k.startsWith("base_model.model.")));
         assertTrue(pm.trainableParameters().containsKey("base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight"));
         assertTrue(pm.trainableParameters().containsKey("base_model.model.model.embed_tokens.lora_embedding_B.default"));
+    }
+
+    @Test
+    void frozenBaseLayersRunNoWeightGradientMatmul() {
+        for (boolean fifo : new boolean[]{false, true}) {
+            ToyModel m = new ToyModel(2, fifo, 18);
+            Peft.apply(m, LoraConfig.builder().r(2).targetModules("q_proj", "v_proj", "up_proj").seed(6).build());
+            long outIn = Ops.linearWeightGradMatmuls();
+            long inOut = org.peft4j.core.nn.Linear.inOutWeightGradMatmuls();
+            Ops.sum(m.forward(ToyModel.ids(7, 2, 4))).backward();
+            assertNotNull(((LoraLinear) m.get("model.layers.0.self_attn.q_proj")).loraA("default").grad(), "LoRA factors train");
+            // every base Linear (wrapped or not, [out, in] or Conv1D [in, out]) is frozen: no weight-gradient GEMM ran
+            assertEquals(outIn, Ops.linearWeightGradMatmuls(), "[out, in] weight-gradient matmuls (fifo=" + fifo + ")");
+            assertEquals(inOut, org.peft4j.core.nn.Linear.inOutWeightGradMatmuls(), "[in, out] weight-gradient matmuls (fifo=" + fifo + ")");
+        }
     }
 
     @Test

@@ -22,9 +22,13 @@ final class TestUtil {
         assertTrue(d <= tol, what + ": max |diff| " + d + " > " + tol);
     }
 
+    /**
+     * Every element equal (a difference of exactly 0; -0.0 equals 0.0). Not {@code INDArray.equals},
+     * which tolerates differences up to {@code Nd4j.EPS_THRESHOLD} (1e-5).
+     */
     static void assertExactlyEqual(INDArray expected, INDArray actual, String what) {
         assertArrayEquals(expected.shape(), actual.shape(), what + " shape");
-        assertTrue(expected.castTo(DataType.DOUBLE).equals(actual.castTo(DataType.DOUBLE)), what + ": not bitwise equal, max |diff| "
-                + maxAbsDiff(expected, actual));
+        double d = maxAbsDiff(expected, actual);
+        assertTrue(d == 0.0, what + ": not exactly equal, max |diff| " + d);
     }
 }

@@ -1,5 +1,6 @@
 package org.peft4j.examples.cli;
 
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -12,12 +13,14 @@ import java.util.Set;
  */
 final class Args {
     private final Map<String, String> options = new LinkedHashMap<>();
+    /** Every value of each option, for options that may repeat ({@code --set a=1 --set b=2}). */
+    private final Map<String, List<String>> all = new LinkedHashMap<>();
     private final List<String> positionals = new ArrayList<>();
 
     Args(String[] argv, int from, Set<String> valueOptions, Set<String> flagOptions) {
         for (int i = from; i < argv.length; i++) {
             String a = argv[i];
-            if (a.startsWith("--")) {
+            if (a.startsWith("--") && a.length() > 2) {
                 String key = a.substring(2);
                 String value = null;
                 int eq = key.indexOf('=');
@@ -35,6 +38,7 @@ final class Args {
                         value = argv[++i];
                     }
                     options.put(key, value);
+                    all.computeIfAbsent(key, k -> new ArrayList<>()).add(value);
                 } else {
                     throw new CliException("unknown option --" + key + " (known: "
                             + String.join(", ", union(valueOptions, flagOptions)) + ")");
@@ -108,7 +112,53 @@ final class Args {
         }
     }
 
+    /** All values given for a repeatable option, in order (empty when absent). */
+    List<String> getAll(String key) {
+        return all.getOrDefault(key, List.of());
+    }
+
+    boolean has(String key) {
+        return options.containsKey(key);
+    }
+
+    /** A positive integer option. */
+    int getPositiveInt(String key, int def) {
+        int v = getInt(key, def);
+        if (v <= 0) {
+            throw new CliException("--" + key + " must be a positive integer, got " + v);
+        }
+        return v;
+    }
+
+    /** A positive number option. */
+    double getPositiveDouble(String key, double def) {
+        double v = getDouble(key, def);
+        if (!(v > 0) || Double.isInfinite(v)) {
+            throw new CliException("--" + key + " must be a positive number, got " + v);
+        }
+        return v;
+    }
+
+    Path getPath(String key) {
+        String v = options.get(key);
+        return v == null ? null : Path.of(v);
+    }
+
+    Path getPath(String key, Path def) {
+        String v = options.get(key);
+        return v == null ? def : Path.of(v);
+    }
+
     List<String> positionals() {
         return positionals;
+    }
+
+    /** Fails unless there are exactly {@code n} positional arguments, naming what they should be. */
+    void expectPositionals(int n, String what) {
+        if (positionals.size() != n) {
+            throw new CliException(n == 0
+                    ? "unexpected argument '" + positionals.get(0) + "'"
+                    : "expected " + what + (positionals.isEmpty() ? "" : ", got " + positionals));
+        }
     }
 }

@@ -21,6 +21,13 @@ import java.util.Arrays;
  * gradient is still computed when the input needs one (a LoRA layer deeper in the network).
  */
 public class Linear extends Module implements UnaryModule {
+    /**
+     * Weight-gradient GEMMs run by {@code [in, out]} (fan-in-fan-out) layers; the {@code [out, in]}
+     * ones are counted by {@link Ops#linearWeightGradMatmuls()}. Tests read both to prove that a
+     * frozen weight costs no weight-gradient matmul.
+     */
+    private static final java.util.concurrent.atomic.AtomicLong IN_OUT_WEIGHT_GRAD_MATMULS = new java.util.concurrent.atomic.AtomicLong();
+
     private final int inFeatures;
     private final int outFeatures;
     private final boolean fanInFanOut;
@@ -109,6 +116,11 @@ public class Linear extends Module implements UnaryModule {
         return parameter("bias");
     }
 
+    /** Number of weight-gradient matmuls fan-in-fan-out layers have run in this JVM (monotonic). */
+    public static long inOutWeightGradMatmuls() {
+        return IN_OUT_WEIGHT_GRAD_MATMULS.get();
+    }
+
     @Override
     public Tensor forward(Tensor x) {
         if (x.rank() < 1 || x.size(-1) != inFeatures) {
@@ -152,6 +164,7 @@ public class Linear extends Module implements UnaryModule {
                 x.accumulateGrad(dx.reshape('c', xShape));
             }
             if (w.requiresGrad()) {
+                IN_OUT_WEIGHT_GRAD_MATMULS.incrementAndGet();
                 INDArray dw = Nd4j.createUninitialized(dt, in, out);
                 Nd4j.gemm(x2, g2, dw, true, false, 1.0, 0.0);
                 w.accumulateGrad(dw);

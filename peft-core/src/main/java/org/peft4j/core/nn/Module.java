@@ -153,14 +153,24 @@ public abstract class Module {
         return m;
     }
 
-    /** Replaces the module at a dotted path and returns the old one. */
+    /**
+     * Replaces the module at a dotted path and returns the old one. The tree is unchanged when the
+     * path does not name an existing child or the replacement is null.
+     */
     public Module replace(String path, Module replacement) {
+        if (replacement == null) {
+            throw new IllegalArgumentException("replacement for '" + path + "' must not be null");
+        }
+        if (path == null || path.isEmpty()) {
+            throw new IllegalArgumentException("cannot replace the root module (path '" + path + "'); replace a child by its dotted path");
+        }
         int dot = path.lastIndexOf('.');
         Module parent = dot < 0 ? this : get(path.substring(0, dot));
         String leaf = dot < 0 ? path : path.substring(dot + 1);
         Module old = parent.children.get(leaf);
         if (old == null) {
-            throw new IllegalArgumentException("no module at '" + path + "' to replace");
+            throw new IllegalArgumentException("no module at '" + path + "' to replace: '" + (dot < 0 ? "" : path.substring(0, dot))
+                    + "' has no child '" + leaf + "' (children: " + parent.children.keySet() + ")");
         }
         parent.children.put(leaf, replacement);
         replacement.setTrainingRecursive(parent.training);

@@ -15,6 +15,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -79,16 +80,93 @@ public class PeftModel extends Module {
         checkAdapterName(adapterName);
         this.method = PeftMethods.forConfig(config);
         boolean wasTraining = model.isTraining();
+        TreeState before = TreeState.of(model);
         registerModule("base_model", new TunerModel(model));
         if (!wasTraining) {
             eval();
         }
         model.freeze();
-        injectAdapter(config.copy(), adapterName, forLoading);
+        try {
+            injectAdapter(config.copy(), adapterName, forLoading);
+        } catch (RuntimeException e) {
+            before.restore(model);   // the caller's model is as it was: not frozen, nothing wrapped
+            throw e;
+        }
         activeAdapter = adapterName;
         method.setActiveAdapter(model, adapterName);
         setWrappersActive(adapterName);
         refreshTrainable();
+    }
+
+    /**
+     * What an adapter operation may change in the user's model tree: which modules it holds and
+     * each parameter's trainable flag. A failed apply, load or add restores both, so the model is
+     * usable again and a retry does not trip over half-injected layers.
+     */
+    private record TreeState(Set<Module> modules, Map<Parameter, Boolean> trainable) {
+        static TreeState of(Module model) {
+            Set<Module> mods = Collections.newSetFromMap(new IdentityHashMap<>());
+            mods.addAll(model.namedModules().values());
+            Map<Parameter, Boolean> flags = new IdentityHashMap<>();
+            for (Parameter p : model.parameters()) {
+                flags.put(p, p.isTrainable());
+            }
+            return new TreeState(mods, flags);
+        }
+
+        /** Puts back what every new adapter layer or modules-to-save wrapper wraps, then the trainable flags. */
+        void restore(Module model) {
+            // pre-order: an outer new wrapper is replaced before anything new inside it is visited
+            for (Map.Entry<String, Module> e : new ArrayList<>(model.namedModules().entrySet())) {
+                String key = e.getKey();
+                Module m = e.getValue();
+                if (key.isEmpty() || modules.contains(m) || moduleAt(model, key) != m) {
+                    continue;
+                }
+                if (m instanceof AdapterLayer a) {
+                    model.replace(key, a.baseLayer());
+                } else if (m instanceof ModulesToSaveWrapper w) {
+                    model.replace(key, w.originalModule());
+                }
+            }
+            trainable.forEach(Parameter::setTrainable);
+        }
+
+        /** The module at a dotted path, or null when the path no longer exists. */
+        private static Module moduleAt(Module root, String path) {
+            Module m = root;
+            for (String part : path.split("\\.")) {
+                m = m.child(part);
+                if (m == null) {
+                    return null;
+                }
+            }
+            return m;
+        }
+    }
+
+    /**
+     * Runs a change that adds adapter {@code adapterName} (new to this model); if it fails, the
+     * adapter is taken out of every layer again and the tree and flags are restored.
+     */
+    private void addingAdapter(String adapterName, Runnable change) {
+        Module model = baseModel();
+        TreeState before = TreeState.of(model);
+        try {
+            change.run();
+        } catch (RuntimeException e) {
+            method.deleteAdapter(model, adapterName);    // from layers that already held other adapters
+            for (ModulesToSaveWrapper w : wrappers().values()) {
+                w.deleteAdapter(adapterName);
+            }
+            before.restore(model);
+            configs.remove(adapterName);
+            if (activeAdapter != null) {
+                method.setActiveAdapter(model, activeAdapter);
+            }
+            setWrappersActive(activeAdapter);
+            throw e;
+        }
     }
 
     // ---- structure ------------------------------------------------------------------------
@@ -148,10 +226,14 @@ public class PeftModel extends Module {
         }
     }
 
-    private void injectAdapter(PeftConfig config, String adapterName, boolean forLoading) {
+    private void requireNewName(String adapterName) {
         if (configs.containsKey(adapterName)) {
             throw new IllegalArgumentException("adapter '" + adapterName + "' already exists (adapters: " + configs.keySet() + ")");
         }
+    }
+
+    private void injectAdapter(PeftConfig config, String adapterName, boolean forLoading) {
+        requireNewName(adapterName);
         if (!method.configClass().isInstance(config)) {
             throw new IllegalArgumentException("adapter '" + adapterName + "' is " + config.peftType() + " but this model holds "
                     + method.peftType() + " adapters; one PeftModel holds adapters of one method");
@@ -252,7 +334,8 @@ public class PeftModel extends Module {
         if (method.isMerged(baseModel())) {
             throw new IllegalStateException("unmerge before adding adapter '" + adapterName + "'");
         }
-        injectAdapter(config.copy(), adapterName, false);
+        requireNewName(adapterName);
+        addingAdapter(adapterName, () -> injectAdapter(config.copy(), adapterName, false));
         method.setActiveAdapter(baseModel(), activeAdapter);
         setWrappersActive(activeAdapter);
         refreshTrainable();
@@ -555,8 +638,16 @@ public class PeftModel extends Module {
         checkAdapterName(adapterName);
         PeftConfig config = PeftConfig.load(dir);
         config.setInferenceMode(!trainable);
+        TreeState before = TreeState.of(baseModel);
         PeftModel pm = new PeftModel(baseModel, config, adapterName, true);
-        pm.loadWeights(dir, adapterName);
+        try {
+            pm.loadWeights(dir, adapterName);
+        } catch (RuntimeException e) {
+            pm.unloaded = true;
+            pm.configs.clear();
+            before.restore(baseModel);   // a bad folder leaves the base model as it was
+            throw e;
+        }
         pm.refreshTrainable();
         return pm;
     }
@@ -567,8 +658,11 @@ public class PeftModel extends Module {
         checkAdapterName(adapterName);
         PeftConfig config = PeftConfig.load(dir);
         config.setInferenceMode(!trainable);
-        injectAdapter(config, adapterName, true);
-        loadWeights(dir, adapterName);
+        requireNewName(adapterName);
+        addingAdapter(adapterName, () -> {
+            injectAdapter(config, adapterName, true);
+            loadWeights(dir, adapterName);
+        });
         method.setActiveAdapter(baseModel(), activeAdapter);
         setWrappersActive(activeAdapter);
         refreshTrainable();

@@ -610,10 +610,21 @@ public final class Ops {
     public static Tensor softmax(Tensor a) {
         INDArray av = a.value();
         requireRank("Ops.softmax", av, 1);
-        INDArray out = Nd4j.createUninitialized(av.dataType(), av.shape());
-        Nd4j.exec((DynamicCustomOp) new SoftMax(av, out, av.rank() - 1));   // native, max-shifted
         long dim = av.size(av.rank() - 1);
         long rows = av.length() / dim;
+        INDArray out;
+        if (av.dataType() == DataType.FLOAT) {
+            out = Nd4j.createUninitialized(av.dataType(), av.shape());
+            Nd4j.exec((DynamicCustomOp) new SoftMax(av, out, av.rank() - 1));   // native, max-shifted
+        } else {
+            // ND4J M2.1's native softmax returns NaN for DOUBLE rows whose maximum is very negative
+            // (e.g. a fully masked row of -1e9), so other types use the max-shifted composition
+            INDArray x2 = av.reshape('c', rows, dim).dup('c');                  // [rows, dim], own copy
+            x2.subiColumnVector(x2.max(true, 1));
+            Transforms.exp(x2, false);
+            x2.diviColumnVector(x2.sum(true, 1));
+            out = x2.reshape('c', av.shape());
+        }
         return Tensor.fromOp(out, g -> {
             if (a.requiresGrad()) {
                 INDArray y2 = out.reshape('c', rows, dim);

@@ -75,11 +75,12 @@ class LinearTest {
         INDArray seed = NnTestSupport.randn(new Rng(11), 2, 5, 3);
 
         long gemmsBefore = Ops.linearWeightGradMatmuls();
+        long inOutBefore = Linear.inOutWeightGradMatmuls();
         Tensor xf = Tensor.variable(x);
         frozen.forward(xf).backward(seed);
-        if (!fanInFanOut) {
-            assertEquals(gemmsBefore, Ops.linearWeightGradMatmuls(), "no weight-gradient matmul for a frozen weight");
-        }
+        // (a missing gradient buffer alone would not prove it: accumulateGrad drops gradients of frozen tensors)
+        assertEquals(gemmsBefore, Ops.linearWeightGradMatmuls(), "no [out, in] weight-gradient matmul for a frozen weight");
+        assertEquals(inOutBefore, Linear.inOutWeightGradMatmuls(), "no [in, out] weight-gradient matmul for a frozen weight");
         assertNull(frozen.weight().grad(), "frozen weight has no gradient buffer");
         assertNull(frozen.bias().grad(), "frozen bias has no gradient buffer");
         assertNotNull(xf.grad(), "input gradient still computed");
@@ -87,6 +88,9 @@ class LinearTest {
         Tensor xt = Tensor.variable(x);
         trainable.forward(xt).backward(seed);
         assertNotNull(trainable.weight().grad());
+        // control: the trainable twin runs exactly one weight-gradient matmul, counted by its layout's counter
+        assertEquals(gemmsBefore + (fanInFanOut ? 0 : 1), Ops.linearWeightGradMatmuls());
+        assertEquals(inOutBefore + (fanInFanOut ? 1 : 0), Linear.inOutWeightGradMatmuls());
         assertTrue(NnTestSupport.maxAbsDiff(xf.grad(), xt.grad()) < 1e-12, "same input gradient frozen or not");
         // the frozen layer's input gradient is dy·W
         INDArray w = fanInFanOut ? frozen.weight().value().transpose() : frozen.weight().value();

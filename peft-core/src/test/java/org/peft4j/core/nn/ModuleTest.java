@@ -105,7 +105,19 @@ class ModuleTest {
         assertFalse(zero.isTraining(), "replacement takes the parent's mode");
         m.replace("layer.1.attention.output.dense", old);
         assertEquals(0.0, NnTestSupport.maxAbsDiff(before, m.forward(x).value()), 0.0);
-        assertThrows(IllegalArgumentException.class, () -> m.replace("layer.1.attention.output.missing", zero));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> m.replace("layer.1.attention.output.missing", zero));
+        assertTrue(e.getMessage().contains("'layer.1.attention.output.missing'") && e.getMessage().contains("'missing'")
+                && e.getMessage().contains("[dense, LayerNorm]"), e.getMessage());
+        // a missing parent names the first segment that does not exist
+        e = assertThrows(IllegalArgumentException.class, () -> m.replace("layer.7.attention.output.dense", zero));
+        assertTrue(e.getMessage().contains("has no child '7'") && e.getMessage().contains("[0, 1]"), e.getMessage());
+        // null replacements and the root are rejected without touching the tree
+        e = assertThrows(IllegalArgumentException.class, () -> m.replace("layer.1.attention.output.dense", null));
+        assertTrue(e.getMessage().contains("layer.1.attention.output.dense") && e.getMessage().contains("null"), e.getMessage());
+        assertSame(old, m.get("layer.1.attention.output.dense"));
+        assertThrows(IllegalArgumentException.class, () -> m.replace("", zero));
+        assertEquals(0.0, NnTestSupport.maxAbsDiff(before, m.forward(x).value()), 0.0);
     }
 
     @Test

@@ -76,6 +76,28 @@ class OpsForwardTest {
     }
 
     @Test
+    void softmaxOfVeryNegativeRowsIsFiniteInDoubleAndFloat() {
+        // rows whose maximum is about -1e9 (fully masked attention rows); ND4J's native softmax gives
+        // NaN for these in DOUBLE. Expected values by hand: a uniform row, and e^{x_i - max} / Σ.
+        double e1 = Math.exp(-1.0);
+        double[][] rows = {{-1e9, -1e9, -1e9}, {-1e9, -1e9, -1e9 + 1}, {-1e9, 0, -1e9}, {-1e9, -1e9, -1e9}};
+        double[] expected = {1 / 3.0, 1 / 3.0, 1 / 3.0, e1 / (2 * e1 + 1), e1 / (2 * e1 + 1), 1 / (2 * e1 + 1), 0, 1, 0,
+                1 / 3.0, 1 / 3.0, 1 / 3.0};
+        assertValues(expected, Ops.softmax(d2(rows)), 1e-12);
+        assertValues(new double[]{0.5, 0.5}, Ops.softmax(d(-1e9, -1e9)), 1e-12);
+        // rank 3 and a permuted view take the same path
+        INDArray r3 = Nd4j.createFromArray(rows).reshape(2, 2, 3);
+        assertValues(expected, Ops.softmax(Tensor.constant(r3)), 1e-12);
+        INDArray perm = Nd4j.createFromArray(rows).transpose().dup('c').transpose();   // f-order view of the same rows
+        assertValues(expected, Ops.softmax(Tensor.constant(perm)), 1e-12);
+        // fp32 (native op): -1e9 + 1 rounds to -1e9, so the second row is uniform there too
+        Tensor f = Ops.softmax(Tensor.constant(Nd4j.createFromArray(rows).castTo(DataType.FLOAT)));
+        assertEquals(DataType.FLOAT, f.value().dataType());
+        assertValues(new double[]{1 / 3.0, 1 / 3.0, 1 / 3.0, 1 / 3.0, 1 / 3.0, 1 / 3.0, 0, 1, 0, 1 / 3.0, 1 / 3.0, 1 / 3.0},
+                f, 1e-6);
+    }
+
+    @Test
     void layerNormOfSmallVector() {
         // [1,2,3,4]: mean 2.5, biased variance 1.25, eps 1e-5
         double[] xhat = {-1.3416354199689269, -0.447211806656309, 0.447211806656309, 1.3416354199689269};

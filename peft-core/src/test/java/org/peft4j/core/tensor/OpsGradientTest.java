@@ -346,6 +346,9 @@ class OpsGradientTest {
         check("softmax 4d", in -> Ops.softmax(in[0]), rnd(2, 2, 3, 4));
         check("softmax transposed", in -> Ops.softmax(in[0]), rnd(5, 3).transpose());
         check("softmax permuted", in -> Ops.softmax(in[0]), rnd(2, 3, 4).permute(2, 0, 1));
+        // a fully masked row (all -1e9 after the fill): finite, uniform, and no gradient to the masked scores
+        INDArray rowMask = Nd4j.createFromArray(new double[][]{{1, 1, 1, 1}, {0, 1, 0, 0}, {0, 0, 0, 0}});
+        check("softmax with a fully masked row", in -> Ops.softmax(Ops.maskedFill(in[0], rowMask, -1e9)), rnd(3, 4));
     }
 
     @Test

@@ -95,6 +95,52 @@ class OptimizerTest {
         assertValues(vb, st.tensors().get("layer.bias.exp_avg_sq"), 1e-6);
     }
 
+    /** A block with every kind of parameter a transformer has: embedding, linear weight + bias, LayerNorm, RMSNorm. */
+    private static final class Block extends org.peft4j.core.nn.Module {
+        Block() {
+            org.peft4j.core.tensor.Rng rng = new org.peft4j.core.tensor.Rng(3);
+            registerModule("embed_tokens", new org.peft4j.core.nn.Embedding(5, 3, rng));
+            registerModule("dense", new org.peft4j.core.nn.Linear(3, 2, true, rng));
+            registerModule("LayerNorm", new org.peft4j.core.nn.LayerNorm(2, 1e-5));
+            registerModule("norm", new org.peft4j.core.nn.RMSNorm(2, 1e-6));
+        }
+    }
+
+    @Test
+    void adamwGroupsBiasesAndNormWeightsWithoutDecay() {
+        Block m = new Block();
+        Map<String, Parameter> ps = m.namedTrainableParameters();
+        assertEquals(java.util.List.of("embed_tokens.weight", "dense.weight", "dense.bias", "LayerNorm.weight", "LayerNorm.bias",
+                "norm.weight"), java.util.List.copyOf(ps.keySet()));
+        double wd = 0.25;
+        AdamW opt = AdamW.builder(ps).lr(0.4).weightDecay(wd).build();
+        for (String noDecay : java.util.List.of("dense.bias", "LayerNorm.weight", "LayerNorm.bias", "norm.weight")) {
+            assertEquals(0.0, opt.weightDecayFor(noDecay), noDecay);
+        }
+        assertEquals(wd, opt.weightDecayFor("dense.weight"));
+        assertEquals(wd, opt.weightDecayFor("embed_tokens.weight"));
+
+        // a zero gradient leaves the Adam term at 0 (m = v = 0), so one step shows the decay alone:
+        // decayed tensors become p·(1 − lr·wd) = 0.9·p, the others stay bit-for-bit
+        Map<String, INDArray> before = new LinkedHashMap<>();
+        ps.forEach((k, p) -> {
+            p.value().addi(0.5);   // norm weights start at 1 and biases at 0: make every value non-trivial
+            before.put(k, p.value().dup());
+            p.zeroGrad();
+            p.accumulateGrad(p.value().mul(0.0));
+        });
+        opt.step();
+        ps.forEach((k, p) -> {
+            double factor = opt.weightDecayFor(k) == 0.0 ? 1.0 : 1.0 - 0.4 * wd;
+            INDArray b = before.get(k);
+            double[] expected = b.castTo(org.nd4j.linalg.api.buffer.DataType.DOUBLE).reshape(b.length()).toDoubleVector();
+            for (int i = 0; i < expected.length; i++) {
+                expected[i] *= factor;
+            }
+            assertValues(expected, p.value(), factor == 1.0 ? 0.0 : 1e-6);
+        });
+    }
+
     @Test
     void adamwNamedOverridesWinOverTheRankRule() {
         Parameter w = param(new double[]{1, 2, 3, 4}, 2, 2);

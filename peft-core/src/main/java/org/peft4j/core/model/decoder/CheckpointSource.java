@@ -59,7 +59,21 @@ public final class CheckpointSource implements WeightSource, AutoCloseable {
         return k -> ps.stream().anyMatch(p -> p.matcher(k).matches());
     }
 
-    /** The checkpoint key holding parameter {@code name}, or null. */
+    /** The checkpoint key holding parameter {@code name} (with or without the base-model prefix), or null. */
+    public String keyFor(String name) {
+        return resolve(name);
+    }
+
+    /** The opened checkpoint. */
+    public CheckpointWeights weights() {
+        return weights;
+    }
+
+    /** Records checkpoint keys read by someone else (a {@link LayerLoader}) as used by the model. */
+    public void markUsed(java.util.Collection<String> keys) {
+        used.addAll(keys);
+    }
+
     private String resolve(String name) {
         if (weights.contains(name)) {
             return name;

@@ -9,6 +9,7 @@ import org.peft4j.core.model.decoder.ConfigFields;
 import org.peft4j.core.model.decoder.DecoderInputs;
 import org.peft4j.core.model.decoder.DecoderLM;
 import org.peft4j.core.model.decoder.DecoderOutput;
+import org.peft4j.core.model.decoder.LayerLoader;
 import org.peft4j.core.model.decoder.WeightSource;
 import org.peft4j.core.nn.KVCache;
 import org.peft4j.core.nn.Linear;
@@ -41,11 +42,23 @@ public final class LlamaForCausalLM extends DecoderLM {
     private final ObjectNode sourceConfig;
 
     private LlamaForCausalLM(LlamaConfig c, ObjectNode sourceConfig, WeightSource weights, Rng dropout) {
+        this(c, sourceConfig, weights, dropout, null, null);
+    }
+
+    private LlamaForCausalLM(LlamaConfig c, ObjectNode sourceConfig, WeightSource weights, Rng dropout,
+                             LayerLoader loader, CheckpointSource loaderSource) {
         this.config = c;
         this.sourceConfig = sourceConfig;
-        // the constructors' own initial values are immediately replaced by the source's
-        Rng scratch = new Rng(0);
-        registerModule("model", new LlamaModel(c, scratch, dropout));
+        // the constructors' own initial values are immediately replaced by the source's; with a
+        // layer loader the placeholders are zeros (no random draws for weights it replaces)
+        Rng scratch = loader == null ? new Rng(0) : null;
+        registerModule("model", new LlamaModel(c, scratch, dropout, loader == null ? null
+                : (layer, i) -> {
+                    java.util.Set<String> consumed = loader.load("model.layers." + i + ".", layer, loaderSource);
+                    if (consumed != null) {
+                        loaderSource.markUsed(consumed);
+                    }
+                }));
         if (!c.tieWordEmbeddings()) {
             registerModule("lm_head", new Linear(c.hiddenSize(), c.vocabSize(), false, scratch));
         }
@@ -81,6 +94,23 @@ public final class LlamaForCausalLM extends DecoderLM {
         Predicate<String> ignorable = c.tieWordEmbeddings() ? IGNORABLE.or("lm_head.weight"::equals) : IGNORABLE;
         try (CheckpointSource src = new CheckpointSource(CheckpointWeights.open(dir), dir.toString(), "model.", ignorable)) {
             LlamaForCausalLM m = new LlamaForCausalLM(c, raw, src, new Rng(dropoutSeed));
+            src.finish();
+            m.eval();
+            return m;
+        }
+    }
+
+    /**
+     * Loads like {@link #load(Path, long)}, building the decoder layers one at a time and handing
+     * each to {@code loader} before the next is built (e.g. to quantize its linear layers straight
+     * from the checkpoint, so the full fp32 model is never in memory).
+     */
+    public static LlamaForCausalLM load(Path dir, long dropoutSeed, LayerLoader loader) throws IOException {
+        ObjectNode raw = (ObjectNode) HfFolder.readConfig(dir);
+        LlamaConfig c = LlamaConfig.fromFields(ConfigFields.of(raw, dir.resolve(HfFolder.CONFIG_FILE).toString()));
+        Predicate<String> ignorable = c.tieWordEmbeddings() ? IGNORABLE.or("lm_head.weight"::equals) : IGNORABLE;
+        try (CheckpointSource src = new CheckpointSource(CheckpointWeights.open(dir), dir.toString(), "model.", ignorable)) {
+            LlamaForCausalLM m = new LlamaForCausalLM(c, raw, src, new Rng(dropoutSeed), loader, src);
             src.finish();
             m.eval();
             return m;

@@ -29,12 +29,21 @@ public final class LlamaModel extends Module {
     private final LlamaConfig config;
 
     LlamaModel(LlamaConfig c, Rng init, Rng dropout) {
+        this(c, init, dropout, null);
+    }
+
+    /** {@code afterLayer}, when given, sees each decoder layer (and its index) right after it is built. */
+    LlamaModel(LlamaConfig c, Rng init, Rng dropout, java.util.function.ObjIntConsumer<LlamaDecoderLayer> afterLayer) {
         this.config = c;
         RotaryEmbedding rotary = new RotaryEmbedding(c.headDim(), c.ropeTheta());
         registerModule("embed_tokens", new Embedding(c.vocabSize(), c.hiddenSize(), init));
         List<LlamaDecoderLayer> layers = new ArrayList<>();
         for (int i = 0; i < c.numHiddenLayers(); i++) {
-            layers.add(new LlamaDecoderLayer(c, i, rotary, init, dropout));
+            LlamaDecoderLayer layer = new LlamaDecoderLayer(c, i, rotary, init, dropout);
+            if (afterLayer != null) {
+                afterLayer.accept(layer, i);
+            }
+            layers.add(layer);
         }
         registerModule("layers", new ModuleList<>(LlamaDecoderLayer.class, layers));
         registerModule("norm", new RMSNorm(c.hiddenSize(), c.rmsNormEps()));

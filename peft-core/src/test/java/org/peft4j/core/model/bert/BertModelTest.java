@@ -123,6 +123,31 @@ class BertModelTest {
         assertEquals(a.pooledOutput().value(), b.pooledOutput().value());
     }
 
+    @Test
+    void shardedCheckpointLoadsThroughTheIndex(@TempDir Path dir) throws Exception {
+        BertModel m = new BertModel(tiny(), true, new Rng(6));
+        m.eval();
+        m.save(dir);
+        // rewrite the weights as shards of at most 2 KB plus model.safetensors.index.json
+        Map<String, INDArray> w = new LinkedHashMap<>(SafeTensors.load(dir.resolve("model.safetensors")));
+        org.peft4j.core.io.HfFolder.writeWeights(dir, w, 2_000);
+        assertFalse(Files.exists(dir.resolve("model.safetensors")));
+        java.util.Set<String> shards = new java.util.TreeSet<>();
+        JsonFiles.readObject(dir.resolve("model.safetensors.index.json")).get("weight_map").forEach(n -> shards.add(n.asText()));
+        assertTrue(shards.size() >= 3, "shards " + shards);
+        BertModel back = BertModel.load(dir);
+        assertTrue(back.hasPooler());
+        back.eval();
+        BertModel.Output a = m.forward(ids(), mask(), null);
+        BertModel.Output b = back.forward(ids(), mask(), null);
+        assertEquals(a.lastHiddenState().value(), b.lastHiddenState().value());
+        assertEquals(a.pooledOutput().value(), b.pooledOutput().value());
+        // a shard named by the index but missing on disk is named in the error
+        Files.delete(dir.resolve(shards.iterator().next()));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> BertModel.load(dir));
+        assertTrue(e.getMessage().contains(shards.iterator().next()), e.getMessage());
+    }
+
     private static Path saved(Path dir) {
         BertModel m = new BertModel(tiny(), false, new Rng(5));
         m.save(dir);

@@ -143,15 +143,27 @@ class DecoderLoadingTest {
 
     @Test
     void shardedSaveLoadsBackThroughTheIndex() throws IOException {
-        DecoderFixture f = DecoderFixture.load("llama-gqa");
-        DecoderLM m = CausalLMs.load(f.dir);
-        Path out = tmp.resolve("sharded");
-        m.save(out, 20_000);
-        assertTrue(Files.exists(out.resolve(HfFolder.WEIGHTS_INDEX_FILE)));
-        assertFalse(Files.exists(out.resolve(HfFolder.WEIGHTS_FILE)));
-        DecoderLM again = CausalLMs.load(out);
-        assertTrue(again instanceof LlamaForCausalLM);
-        assertTrue(logitsError(again, f) <= 1e-4);
+        for (String name : new String[]{"gpt2", "llama-gqa", "qwen2"}) {
+            DecoderFixture f = DecoderFixture.load(name);
+            DecoderLM m = CausalLMs.load(f.dir);
+            Path out = tmp.resolve("sharded-" + name);
+            m.save(out, 10_000);
+            assertTrue(Files.exists(out.resolve(HfFolder.WEIGHTS_INDEX_FILE)), name);
+            assertFalse(Files.exists(out.resolve(HfFolder.WEIGHTS_FILE)), name);
+            // the index maps every key to its shard, and the weights really are split
+            Set<String> shards = new java.util.TreeSet<>();
+            JsonFiles.readObject(out.resolve(HfFolder.WEIGHTS_INDEX_FILE)).get("weight_map").forEach(n -> shards.add(n.asText()));
+            assertTrue(shards.size() >= 3, name + ": shards " + shards);
+            for (String shard : shards) {
+                assertTrue(Files.isRegularFile(out.resolve(shard)), name + ": " + shard);
+            }
+            DecoderLM again = CausalLMs.load(out);
+            assertEquals(m.getClass(), again.getClass(), name);
+            assertTrue(logitsError(again, f) <= 1e-4, name);
+            // and through the family's own loader
+            DecoderLM direct = name.equals("gpt2") ? Gpt2LMHeadModel.load(out) : LlamaForCausalLM.load(out);
+            assertTrue(logitsError(direct, f) <= 1e-4, name);
+        }
     }
 
     @Test

@@ -1,0 +1,124 @@
+package org.peft4j.examples.cli;
+
+import org.peft4j.core.model.bert.BertConfig;
+import org.peft4j.core.model.bert.BertForSequenceClassification;
+import org.peft4j.core.model.bert.BertModel;
+import org.peft4j.core.nn.Module;
+import org.peft4j.core.nn.Parameter;
+import org.peft4j.core.peft.Peft;
+import org.peft4j.core.peft.PeftModel;
+import org.peft4j.core.peft.TaskType;
+import org.peft4j.core.tensor.Rng;
+import org.peft4j.lora.LoraConfig;
+
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * The three ways {@code peft4j demo} and {@code peft4j compare} fine-tune an encoder for
+ * classification, set up on the same encoder with the same seeded head.
+ */
+final class FineTuning {
+    private FineTuning() {
+    }
+
+    enum Method {
+        /** Frozen encoder; only the new classifier head trains. */
+        HEAD("head-only"),
+        /** LoRA on the attention query/value projections plus the trainable classifier head. */
+        LORA("lora"),
+        /** Every parameter trains. */
+        FULL("full");
+
+        final String label;
+
+        Method(String label) {
+            this.label = label;
+        }
+
+        static Method parse(String s) {
+            for (Method m : values()) {
+                if (m.label.equals(s) || m.name().equalsIgnoreCase(s)) {
+                    return m;
+                }
+            }
+            throw new CliException("unknown method '" + s + "' (head-only, lora, full)");
+        }
+    }
+
+    /** LoRA settings of the demo (PEFT's keys in {@link #loraConfig}). */
+    record LoraSettings(int r, int alpha, double dropout, List<String> targets) {
+        static final LoraSettings DEMO = new LoraSettings(8, 16, 0.1, List.of("query", "value"));
+
+        String describe() {
+            return String.format(Locale.ROOT, "LoRA r=%d alpha=%d dropout=%.2f on %s", r, alpha, dropout, String.join("/", targets));
+        }
+    }
+
+    /** A model ready to train: what to give the trainer and what to run. */
+    record Setup(Method method, BertForSequenceClassification model, Module root, PeftModel peft,
+                 Map<String, Parameter> trainable) {
+        long trainableCount() {
+            long n = 0;
+            for (Parameter p : trainable.values()) {
+                n += p.length();
+            }
+            return n;
+        }
+
+        long totalCount() {
+            return root.numParameters();
+        }
+
+        /** PEFT's line: {@code trainable params: N || all params: M || trainable%: p}. */
+        String trainableLine() {
+            if (peft != null) {
+                return peft.printTrainableParameters();
+            }
+            long all = totalCount();
+            return String.format(Locale.ROOT, "trainable params: %,d || all params: %,d || trainable%%: %.4f",
+                    trainableCount(), all, 100.0 * trainableCount() / all);
+        }
+    }
+
+    static LoraConfig loraConfig(LoraSettings s, String baseModel, long seed) {
+        return LoraConfig.builder()
+                .r(s.r()).loraAlpha(s.alpha()).loraDropout(s.dropout())
+                .targetModules(s.targets().toArray(new String[0]))
+                .modulesToSave("classifier")
+                .taskType(TaskType.SEQ_CLS)
+                .baseModelNameOrPath(baseModel)
+                .seed(seed)
+                .build();
+    }
+
+    /**
+     * Puts a new classifier (mean pooling unless the encoder has a pooler; N(0, 0.02) weights from
+     * {@code seed}) on {@code encoder} and makes the parameters of {@code method} trainable.
+     */
+    static Setup setUp(Method method, BertModel encoder, List<String> labels, String baseModel, LoraSettings lora, long seed) {
+        BertForSequenceClassification model = BertForSequenceClassification.withNewHead(
+                encoder, labels, Models.defaultPooling(encoder), new Rng(seed));
+        switch (method) {
+            case HEAD -> {
+                model.freeze();
+                model.child("classifier").unfreeze();
+                return new Setup(method, model, model, null, model.namedTrainableParameters());
+            }
+            case FULL -> {
+                model.unfreeze();
+                return new Setup(method, model, model, null, model.namedTrainableParameters());
+            }
+            default -> {
+                PeftModel pm = Peft.apply(model, loraConfig(lora, baseModel, seed));
+                return new Setup(method, model, pm, pm, pm.trainableParameters());
+            }
+        }
+    }
+
+    /** The pooling a head on this encoder uses, for messages. */
+    static String poolingName(BertModel encoder) {
+        return Models.defaultPooling(encoder) == BertConfig.Pooling.POOLER ? "pooler" : "mean pooling";
+    }
+}

@@ -1,0 +1,216 @@
+package org.peft4j.examples.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import org.peft4j.core.io.HfFolder;
+import org.peft4j.core.model.ModelZoo;
+import org.peft4j.core.model.bert.BertConfig;
+import org.peft4j.core.model.bert.BertForSequenceClassification;
+import org.peft4j.core.model.bert.BertModel;
+import org.peft4j.core.model.decoder.DecoderLM;
+import org.peft4j.core.model.gpt2.Gpt2LMHeadModel;
+import org.peft4j.core.model.llama.LlamaForCausalLM;
+import org.peft4j.core.nn.Module;
+import org.peft4j.core.tensor.Rng;
+import org.peft4j.core.tokenizer.HfTokenizer;
+import org.peft4j.core.tokenizer.Tokenizer;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * Turns a {@code --model} argument into a loaded model: a bundled name ({@code minilm},
+ * {@code bge-small}) or a Hugging Face folder whose {@code config.json} says {@code model_type}
+ * {@code bert} (encoder) or {@code gpt2}/{@code llama}/{@code mistral}/{@code qwen2} (decoder).
+ */
+final class Models {
+    /** all-MiniLM-L6-v2's Hub id: written to adapter configs so Python's PEFT finds the same base model. */
+    static final String MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2";
+    static final String BGE_HUB_ID = "BAAI/bge-small-en-v1.5";
+
+    /** Short names accepted on the command line, and the bundled checkpoint each one means. */
+    static final Map<String, String> BUNDLED;
+
+    static {
+        Map<String, String> m = new LinkedHashMap<>();
+        m.put("minilm", ModelZoo.MINILM_L6);
+        m.put("bge-small", ModelZoo.BGE_SMALL);
+        m.put(ModelZoo.MINILM_L6, ModelZoo.MINILM_L6);
+        m.put(ModelZoo.BGE_SMALL, ModelZoo.BGE_SMALL);
+        // the Hugging Face Hub ids, which adapter configs record as base_model_name_or_path
+        m.put(MINILM_HUB_ID, ModelZoo.MINILM_L6);
+        m.put(BGE_HUB_ID, ModelZoo.BGE_SMALL);
+        BUNDLED = java.util.Collections.unmodifiableMap(m);
+    }
+
+    static final List<String> DECODER_TYPES = List.of("gpt2", "llama", "mistral", "qwen2");
+
+    enum Kind { ENCODER, DECODER }
+
+    private Models() {
+    }
+
+    /** A loaded model with what the commands need to know about it. Close it to free the tokenizer. */
+    static final class Base implements AutoCloseable {
+        final String spec;
+        final Kind kind;
+        /** The folder, or null for a bundled model. */
+        final Path dir;
+        final BertModel encoder;
+        final DecoderLM decoder;
+        /** The tokenizer, or null when the folder has no tokenizer.json. */
+        final Tokenizer tokenizer;
+        /** True when the folder holds a sequence-classification checkpoint (encoder + classifier). */
+        final boolean seqClsCheckpoint;
+
+        Base(String spec, Kind kind, Path dir, BertModel encoder, DecoderLM decoder, Tokenizer tokenizer, boolean seqCls) {
+            this.spec = spec;
+            this.kind = kind;
+            this.dir = dir;
+            this.encoder = encoder;
+            this.decoder = decoder;
+            this.tokenizer = tokenizer;
+            this.seqClsCheckpoint = seqCls;
+        }
+
+        Module module() {
+            return kind == Kind.ENCODER ? encoder : decoder;
+        }
+
+        /** The bundled name or the folder, for messages. */
+        String displayName() {
+            return dir == null ? BUNDLED.get(spec) : dir.toString();
+        }
+
+        Tokenizer requireTokenizer(String why) {
+            if (tokenizer == null) {
+                throw new CliException(why + " needs a tokenizer, but " + dir + " has no tokenizer.json");
+            }
+            return tokenizer;
+        }
+
+        @Override
+        public void close() {
+            if (tokenizer != null) {
+                tokenizer.close();
+            }
+        }
+    }
+
+    /**
+     * What an adapter config records as its base model: the Hub id of a bundled model (so Python's
+     * PEFT can load the adapter onto the same weights), otherwise the absolute folder.
+     */
+    static String baseModelId(String spec) {
+        if (isBundled(spec)) {
+            return BUNDLED.get(spec).equals(ModelZoo.MINILM_L6) ? MINILM_HUB_ID : BGE_HUB_ID;
+        }
+        return Path.of(spec).toAbsolutePath().normalize().toString();
+    }
+
+    static boolean isBundled(String spec) {
+        return BUNDLED.containsKey(spec);
+    }
+
+    /** The folder a spec names, checked to hold a {@code config.json}. */
+    static Path folder(String spec) {
+        Path dir = Path.of(spec);
+        if (!Files.isDirectory(dir)) {
+            throw new CliException("model '" + spec + "' is neither a bundled model (minilm, bge-small) nor a folder");
+        }
+        if (!Files.isRegularFile(dir.resolve(HfFolder.CONFIG_FILE))) {
+            throw new CliException("model folder " + dir + " has no " + HfFolder.CONFIG_FILE);
+        }
+        return dir;
+    }
+
+    /** The {@code model_type} of a folder's config ("bert" for bundled models). */
+    static String modelType(String spec) throws IOException {
+        if (isBundled(spec)) {
+            return "bert";
+        }
+        JsonNode cfg = HfFolder.readConfig(folder(spec));
+        return cfg.path("model_type").asText("").toLowerCase(Locale.ROOT);
+    }
+
+    static Kind kind(String spec) throws IOException {
+        String type = modelType(spec);
+        if (type.equals("bert")) {
+            return Kind.ENCODER;
+        }
+        if (DECODER_TYPES.contains(type)) {
+            return Kind.DECODER;
+        }
+        throw new CliException(folder(spec).resolve(HfFolder.CONFIG_FILE) + ": model_type '" + type
+                + "' is not supported (bert, " + String.join(", ", DECODER_TYPES) + ")");
+    }
+
+    /** Loads the base model of a spec; dropout masks (used only in training) are seeded with {@code seed}. */
+    static Base load(String spec, long seed) throws IOException {
+        if (spec == null || spec.isBlank()) {
+            throw new CliException("missing required option --model (minilm, bge-small or a model folder)");
+        }
+        if (isBundled(spec)) {
+            ModelZoo.Pretrained p = ModelZoo.load(BUNDLED.get(spec), new Rng(seed));
+            return new Base(spec, Kind.ENCODER, null, p.model(), null, p.tokenizer(), false);
+        }
+        Path dir = folder(spec);
+        Kind kind = kind(spec);
+        Path tokFile = dir.resolve("tokenizer.json");
+        Tokenizer tok = null;
+        try {
+            if (kind == Kind.ENCODER) {
+                BertModel enc = BertModel.load(dir, new Rng(seed));
+                tok = Files.isRegularFile(tokFile) ? HfTokenizer.fromFile(tokFile) : null;
+                return new Base(spec, kind, dir, enc, null, tok, isSeqClsFolder(dir));
+            }
+            DecoderLM dec = modelType(spec).equals("gpt2") ? Gpt2LMHeadModel.load(dir, seed) : LlamaForCausalLM.load(dir, seed);
+            tok = Files.isRegularFile(tokFile) ? HfTokenizer.fromFile(tokFile) : null;
+            return new Base(spec, kind, dir, null, dec, tok, false);
+        } catch (RuntimeException | IOException e) {
+            if (tok != null) {
+                tok.close();
+            }
+            throw e;
+        }
+    }
+
+    /** True when a folder's config names {@code BertForSequenceClassification}. */
+    static boolean isSeqClsFolder(Path dir) throws IOException {
+        for (JsonNode a : HfFolder.readConfig(dir).path("architectures")) {
+            if (a.asText().equals("BertForSequenceClassification")) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** The pooling a new classification head on this encoder uses: the pooler when it has one, else the mean. */
+    static BertConfig.Pooling defaultPooling(BertModel encoder) {
+        return encoder.hasPooler() ? BertConfig.Pooling.POOLER : BertConfig.Pooling.MEAN;
+    }
+
+    /** A full sequence-classification checkpoint folder (encoder + trained classifier). */
+    static BertForSequenceClassification loadSeqCls(Path dir, long seed) {
+        return BertForSequenceClassification.load(dir, new Rng(seed));
+    }
+
+    static Base requireEncoder(Base base, String command) {
+        if (base.kind != Kind.ENCODER) {
+            throw new CliException(command + " needs an encoder (BERT-family) model; " + base.displayName() + " is a decoder");
+        }
+        return base;
+    }
+
+    static Base requireDecoder(Base base, String command) {
+        if (base.kind != Kind.DECODER) {
+            throw new CliException(command + " needs a decoder (GPT-2 / LLaMA-family) model; " + base.displayName()
+                    + " is an encoder");
+        }
+        return base;
+    }
+}

@@ -1,0 +1,129 @@
+package org.peft4j.examples.cli;
+
+import org.peft4j.core.peft.PeftException;
+import org.peft4j.core.train.TrainingDivergedException;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.file.NoSuchFileException;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The {@code peft4j} command-line app: {@code peft4j <command> [options]}, {@code peft4j --help},
+ * {@code peft4j <command> --help}.
+ *
+ * <p>Exit codes: 0 success, 2 user error (bad option, missing file, invalid config — one line on
+ * stderr, no stack trace), 1 internal error (with the stack trace). Set {@code PEFT4J_DEBUG=1}
+ * to get stack traces for user errors too.
+ */
+public final class Peft4jCli {
+    /** Exit code of a user error. */
+    public static final int USAGE_ERROR = 2;
+    /** Exit code of an unexpected failure. */
+    public static final int INTERNAL_ERROR = 1;
+
+    private final Map<String, Command> commands = new LinkedHashMap<>();
+
+    public Peft4jCli() {
+        for (Command c : List.of(new DemoCommand(), new TrainCommand(), new EvalCommand(), new PredictCommand(),
+                new MergeCommand(), new CompareCommand(), new InfoCommand(), new LogitsCommand(), new GenerateCommand(),
+                new EmbedCommand(), new DataCommand())) {
+            commands.put(c.name(), c);
+        }
+    }
+
+    public static void main(String[] argv) {
+        // The app talks to the user on stdout; library INFO logs would drown that, so warn-level
+        // by default unless the user chose a level.
+        if (System.getProperty("org.slf4j.simpleLogger.defaultLogLevel") == null) {
+            System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", "warn");
+        }
+        // DJL probes for CUDA at start-up and warns when there is none; peft4j runs on the CPU anyway
+        if (System.getProperty("org.slf4j.simpleLogger.log.ai.djl.util.cuda.CudaUtils") == null) {
+            System.setProperty("org.slf4j.simpleLogger.log.ai.djl.util.cuda.CudaUtils", "error");
+        }
+        System.exit(new Peft4jCli().run(argv, System.out, System.err));
+    }
+
+    /** Runs one command line; returns the exit code (never calls {@code System.exit}). */
+    public int run(String[] argv, PrintStream out, PrintStream err) {
+        if (argv.length == 0 || isHelp(argv[0]) || argv[0].equals("help") && argv.length == 1) {
+            out.print(mainHelp());
+            return argv.length == 0 ? USAGE_ERROR : 0;
+        }
+        String name = argv[0].equals("help") ? argv[1] : argv[0];
+        Command cmd = commands.get(name);
+        if (cmd == null) {
+            err.println("peft4j: unknown command '" + name + "' (commands: " + String.join(", ", commands.keySet())
+                    + "; see peft4j --help)");
+            return USAGE_ERROR;
+        }
+        if (argv[0].equals("help") || hasHelpFlag(argv)) {
+            out.print(cmd.usage());
+            return 0;
+        }
+        try {
+            Args args = new Args(argv, 1, cmd.valueOptions(), cmd.flagOptions());
+            cmd.run(args, out, err);
+            out.flush();
+            return 0;
+        } catch (CliException | IllegalArgumentException | UnsupportedOperationException | PeftException e) {
+            return userError(name, e, err);
+        } catch (TrainingDivergedException e) {
+            return userError(name, new CliException(e.getMessage() + " (try a lower learning rate)", e), err);
+        } catch (UncheckedIOException e) {
+            return userError(name, e.getCause(), err);
+        } catch (NoSuchFileException e) {
+            return userError(name, new CliException("no such file: " + e.getMessage(), e), err);
+        } catch (IOException e) {
+            return userError(name, e, err);
+        } catch (Exception | Error e) {
+            err.println("peft4j " + name + ": internal error: " + e);
+            e.printStackTrace(err);
+            return INTERNAL_ERROR;
+        }
+    }
+
+    private static int userError(String command, Throwable e, PrintStream err) {
+        String msg = e.getMessage() == null ? e.toString() : e.getMessage();
+        if (e instanceof IOException && !(e.getMessage() != null && e.getMessage().contains(" "))) {
+            msg = e.getClass().getSimpleName() + ": " + msg;
+        }
+        // one line: library messages may list things over several lines
+        err.println("peft4j " + command + ": error: " + msg.replaceAll("\\s*\\R\\s*", " ").strip());
+        if ("1".equals(System.getenv("PEFT4J_DEBUG"))) {
+            e.printStackTrace(err);
+        }
+        return USAGE_ERROR;
+    }
+
+    private static boolean isHelp(String a) {
+        return a.equals("--help") || a.equals("-h");
+    }
+
+    private static boolean hasHelpFlag(String[] argv) {
+        for (int i = 1; i < argv.length; i++) {
+            if (isHelp(argv[i])) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    String mainHelp() {
+        StringBuilder sb = new StringBuilder();
+        sb.append("peft4j — parameter-efficient fine-tuning of transformers on the JVM\n\n");
+        sb.append("usage: peft4j <command> [options]        peft4j <command> --help for its options\n\n");
+        sb.append("commands:\n");
+        for (Command c : commands.values()) {
+            sb.append(String.format("  %-9s %s%n", c.name(), c.summary()));
+        }
+        sb.append("\nmodels: 'minilm' (all-MiniLM-L6-v2) and 'bge-small' (bge-small-en-v1.5) are bundled;\n");
+        sb.append("any Hugging Face folder (config.json + model.safetensors) of a BERT, GPT-2 or LLaMA-family model works.\n");
+        sb.append("start with:  peft4j demo\n");
+        return sb.toString();
+    }
+}

@@ -1,0 +1,82 @@
+package org.peft4j.examples.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@code demo} and {@code compare} end to end on the real MiniLM with a tiny budget (hidden options). */
+class DemoSmokeTest {
+    @Test
+    void demoRunsEndToEnd(@TempDir Path tmp) throws Exception {
+        Path out = tmp.resolve("demo");
+        CliTestSupport.Run r = CliTestSupport.cli("demo", "--steps", "2", "--train-limit", "32", "--test-limit", "16",
+                "--max-len", "32", "--out", out.toString());
+        assertEquals(0, r.code(), r.toString());
+        String o = r.out();
+        assertTrue(o.contains("trainable params: 74,498 || all params: 22,640,644 || trainable%: 0.3290"), o);
+        assertTrue(o.contains("test accuracy before fine-tuning:"), o);
+        assertTrue(o.contains("test accuracy after fine-tuning:"), o);
+        assertTrue(o.contains("step 2/2"), "progress line: " + o);
+        assertTrue(o.contains("training wall time:"), o);
+        assertTrue(o.contains("identical predictions on 16/16 test reviews"), o);
+        assertTrue(o.contains("adapter saved to " + out.resolve("adapter")), o);
+        assertEquals(List.of("adapter_config.json", "adapter_model.safetensors", Classification.TASK_FILE),
+                CliTestSupport.fileNames(out.resolve("adapter")));
+        long predictions = o.lines().filter(l -> l.startsWith("  positive") || l.startsWith("  negative")).count();
+        assertEquals(6, predictions, "3 written sentences + 3 test reviews: " + o);
+
+        // the saved adapter works through predict without naming the model (base_model_name_or_path)
+        CliTestSupport.Run p = CliTestSupport.cli("predict", "--adapter", out.resolve("adapter").toString(), "--text", "Great film!");
+        assertEquals(0, p.code(), p.toString());
+        assertTrue(p.out().startsWith("positive") || p.out().startsWith("negative"), p.out());
+    }
+
+    @Test
+    void compareWritesThreeResults(@TempDir Path tmp) throws Exception {
+        Path json = tmp.resolve("compare.json");
+        CliTestSupport.Run r = CliTestSupport.cli("compare", "--steps", "1", "--train-limit", "16", "--test-limit", "8",
+                "--max-len", "16", "--out", json.toString());
+        assertEquals(0, r.code(), r.toString());
+        JsonNode n = CliTestSupport.JSON.readTree(json.toFile());
+        JsonNode results = n.get("results");
+        assertEquals(3, results.size());
+        assertEquals("head-only", results.get(0).get("method").asText());
+        assertEquals(770, results.get(0).get("trainable_params").asLong(), "head only: 384 x 2 + 2");
+        assertEquals(74_498, results.get(1).get("trainable_params").asLong());
+        // full fine-tuning: the encoder and the head
+        assertEquals(22_565_376 + 770, results.get(2).get("trainable_params").asLong());
+        for (JsonNode res : results) {
+            double acc = res.get("test_accuracy").asDouble();
+            assertTrue(acc >= 0 && acc <= 1, res.toString());
+            assertEquals(1, res.get("steps").asInt());
+        }
+        assertTrue(n.get("targets").has("lora_minus_head_points"), n.toString());
+        assertTrue(r.out().contains("targets:"), r.out());
+    }
+
+    /** The committed example config runs (with a tiny budget set from the command line). */
+    @Test
+    void committedConfigTrains(@TempDir Path tmp) throws Exception {
+        Path config = Path.of("configs", "imdb-lora.yaml");
+        CliTestSupport.Run r = CliTestSupport.cli("train", config.toString(), "--output-dir", tmp.toString(),
+                "--set", "training.max_steps=2", "--set", "data.train_limit=32", "--set", "data.eval_limit=16",
+                "--set", "data.max_length=32");
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().contains("trainable params: 74,498"), r.out());
+        JsonNode resolved = new com.fasterxml.jackson.dataformat.yaml.YAMLMapper().readTree(tmp.resolve("resolved_config.yaml").toFile());
+        assertEquals(2, resolved.at("/training/max_steps").asInt());
+        assertEquals(42, resolved.at("/training/seed").asInt());
+        assertEquals("imdb:train", resolved.at("/data/train").asText(), "the split is made explicit");
+        assertEquals(16, resolved.at("/provenance/eval_examples").asInt());
+        JsonNode results = CliTestSupport.JSON.readTree(tmp.resolve("eval_results.json").toFile());
+        assertTrue(results.get("accuracy").isNumber(), results.toString());
+        assertEquals(List.of("adapter_config.json", "adapter_model.safetensors", Classification.TASK_FILE),
+                CliTestSupport.fileNames(tmp.resolve("adapter")));
+    }
+}
