@@ -42,8 +42,8 @@ public final class Compare {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     /** JVM flags of the peft4j worker processes (see the README for why each is there). */
-    static final String DEFAULT_JVM = "-Xms1g -Xmx2g -XX:+UseParallelGC -Xmn512m -XX:SurvivorRatio=6"
-            + " -Dorg.bytedeco.javacpp.maxbytes=3g -Dorg.bytedeco.javacpp.maxphysicalbytes=6g";
+    static final String DEFAULT_JVM = "-Xmx2g -Xmn64m -XX:+UseParallelGC"
+            + " -Dorg.bytedeco.javacpp.maxbytes=4g -Dorg.bytedeco.javacpp.maxphysicalbytes=8g";
 
     private Compare() {
     }
@@ -62,6 +62,10 @@ public final class Compare {
         Path script = Path.of("scripts/bench/torch_minilm.py");
         String jvm = DEFAULT_JVM;
         List<String> skip = new ArrayList<>();
+        /** ND4J native classifier of every peft4j worker (default: the linux-x86_64 on the class path). */
+        String nd4jNative;
+        /** Extra peft4j workers {@code mode@classifier} (e.g. {@code lora@linux-x86_64-avx512}) for A/B of native builds. */
+        List<String> variants = new ArrayList<>();
 
         static Options parse(String[] args) {
             Options o = new Options();
@@ -82,6 +86,8 @@ public final class Compare {
                     case "--script" -> { o.script = Path.of(v); i++; }
                     case "--jvm" -> { o.jvm = v; i++; }
                     case "--skip" -> { o.skip.addAll(Arrays.asList(v.split(","))); i++; }
+                    case "--nd4j-native" -> { o.nd4jNative = v; i++; }
+                    case "--variants" -> { o.variants.addAll(Arrays.asList(v.split(","))); i++; }
                     case "--help", "-h" -> {
                         System.out.println(usage());
                         System.exit(0);
@@ -104,7 +110,9 @@ public final class Compare {
                             [--dropout 0.1] [--work benchmarks/target/bench-work] [--out benchmarks/results/compare-<date>.json]
                             [--python /usr/bin/python3] [--script scripts/bench/torch_minilm.py] [--jvm "<worker JVM flags>"]
                             [--skip name,...]   names: peft4j-full peft4j-lora peft4j-qlora torch-full torch-lora
-                                                       peft4j-infer ort torch-infer gemm leak""";
+                                                       peft4j-infer ort torch-infer gemm leak
+                            [--nd4j-native linux-x86_64-avx512]   ND4J native build of every peft4j worker
+                            [--variants lora@linux-x86_64-avx512,infer@linux-x86_64-onednn-avx512,...]   extra A/B workers""";
         }
     }
 
@@ -190,6 +198,7 @@ public final class Compare {
         setup.put("train_steps_per_round", o.steps);
         setup.put("infer_steps_per_round", o.inferSteps);
         setup.put("worker_jvm", o.jvm);
+        setup.put("nd4j_native", o.nd4jNative == null ? "linux-x86_64" : o.nd4jNative);
         setup.put("java", System.getProperty("java.vm.name") + " " + System.getProperty("java.version"));
         ObjectNode env = setup.putObject("environment");
         for (String k : List.of("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")) {
@@ -207,11 +216,6 @@ public final class Compare {
             for (String mode : List.of("full", "lora", "qlora")) {
                 String name = "peft4j-" + mode;
                 if (o.skip.contains(name)) {
-                    continue;
-                }
-                if (mode.equals("qlora") && !MiniLm.qloraAvailable()) {
-                    log("QLoRA: peft-quant is not on the class path — not measured");
-                    result.put("qlora_note", "not measured: the peft-quant module (QuantizedLinear/QLoRA) was not available");
                     continue;
                 }
                 procs.put(name, javaWorker(o, name, procEnv, mode, o.work.toString(), Integer.toString(o.threads), tokens));
@@ -242,6 +246,20 @@ public final class Compare {
             if (!o.skip.contains("gemm")) {
                 procs.put("gemm", javaWorker(o, "gemm", procEnv, "gemm", o.work.toString(), Integer.toString(o.threads), tokens));
                 entries.add(new Entry("gemm", procs.get("gemm"), "base", 3));
+            }
+            for (String variant : o.variants) {
+                String[] mv = variant.split("@");
+                if (mv.length != 2) {
+                    throw new IllegalArgumentException("--variants entries are mode@classifier, got '" + variant + "'");
+                }
+                String name = "peft4j-" + mv[0] + "@" + mv[1];
+                Proc p = javaWorker(o, mv[1], name, procEnv, mv[0], o.work.toString(), Integer.toString(o.threads), tokens);
+                procs.put(name, p);
+                if (mv[0].equals("infer")) {
+                    entries.add(new Entry("peft4j-infer-base@" + mv[1], p, "base", o.inferSteps));
+                } else {
+                    entries.add(new Entry(name, p, "base", o.steps));
+                }
             }
             ObjectNode readies = result.putObject("workers");
             procs.forEach((k, p) -> readies.set(k, p.ready));
@@ -307,12 +325,42 @@ public final class Compare {
     // ---- processes ------------------------------------------------------------------------------
 
     private static Proc javaWorker(Options o, String name, Map<String, String> env, String... args) throws IOException {
+        return javaWorker(o, o.nd4jNative, name, env, args);
+    }
+
+    /** A peft4j worker JVM; {@code classifier} (e.g. linux-x86_64-avx512) swaps the ND4J native jar on its class path. */
+    private static Proc javaWorker(Options o, String classifier, String name, Map<String, String> env, String... args)
+            throws IOException {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.addAll(Arrays.asList(o.jvm.trim().split("\\s+")));
         cmd.add("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn");
+        String cp = System.getProperty("java.class.path");
+        if (classifier != null && !classifier.equals("linux-x86_64")) {
+            String plain = "nd4j-native-1.0.0-M2.1-linux-x86_64.jar";
+            String swapped = "nd4j-native-1.0.0-M2.1-" + classifier + ".jar";
+            StringBuilder sb = new StringBuilder();
+            boolean found = false;
+            for (String e : cp.split(java.io.File.pathSeparator)) {
+                if (e.endsWith(plain)) {
+                    Path alt = Path.of(e).resolveSibling(swapped);
+                    if (!Files.isRegularFile(alt)) {
+                        throw new IllegalArgumentException(alt + " not found: fetch it with mvn dependency:get "
+                                + "-Dartifact=org.nd4j:nd4j-native:1.0.0-M2.1:jar:" + classifier);
+                    }
+                    e = alt.toString();
+                    found = true;
+                }
+                sb.append(sb.length() == 0 ? "" : java.io.File.pathSeparator).append(e);
+            }
+            if (!found) {
+                throw new IllegalArgumentException("no " + plain + " on the class path to swap for " + classifier);
+            }
+            cp = sb.toString();
+            cmd.add("-Dorg.bytedeco.javacpp.platform.extension=" + classifier.substring("linux-x86_64".length()));
+        }
         cmd.add("-cp");
-        cmd.add(System.getProperty("java.class.path"));
+        cmd.add(cp);
         cmd.add(Worker.class.getName());
         cmd.addAll(Arrays.asList(args));
         return start(o, name, cmd, env);
@@ -423,6 +471,13 @@ public final class Compare {
         ratios.put("infer_base_vs_torch", speedRatio(perRound, "peft4j-infer-base", "torch-infer"));
         ratios.put("infer_lora_unmerged_vs_base", speedRatio(perRound, "peft4j-infer-lora", "peft4j-infer-base"));
         ratios.put("infer_lora_merged_vs_base", speedRatio(perRound, "peft4j-infer-merged", "peft4j-infer-base"));
+        for (String k : perRound.keySet()) {
+            int at = k.indexOf('@');
+            if (at > 0) {
+                ratios.put("native build " + k.substring(at + 1) + ": " + k.substring(0, at) + " speed vs default build",
+                        speedRatio(perRound, k, k.substring(0, at)));
+            }
+        }
         JsonNode mem = result.get("memory");
         double hwmLora = mem.path("peft4j-lora").path("hwm_kb").asDouble(Double.NaN);
         double hwmFull = mem.path("peft4j-full").path("hwm_kb").asDouble(Double.NaN);

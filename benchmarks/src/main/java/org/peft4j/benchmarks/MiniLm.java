@@ -17,6 +17,9 @@ import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tensor.Tensor;
 import org.peft4j.core.train.AdamW;
 import org.peft4j.lora.LoraConfig;
+import org.peft4j.quant.QLora;
+import org.peft4j.quant.QuantConfig;
+import org.peft4j.quant.Quantizer;
 
 import java.util.Map;
 
@@ -134,18 +137,13 @@ public final class MiniLm {
         }
     }
 
-    /** True when the peft-quant module (QLoRA) is on the class path. */
-    public static boolean qloraAvailable() {
-        return false;
-    }
-
     /** LoRA r {@link #RANK} on query/value of a bare encoder (inference benchmarks). */
     public static LoraConfig loraConfigEncoder() {
         return LoraConfig.builder().r(RANK).loraAlpha(ALPHA).loraDropout(0.0)
                 .targetModules("query", "value").seed(SEED).build();
     }
 
-    /** A trainer for {@code mode} on a fresh model. QLORA needs the peft-quant module. */
+    /** A trainer for {@code mode} on a fresh model. */
     public static Trainer trainer(Mode mode, BertConfig config, long seed) {
         return trainer(mode, classifier(config, seed));
     }
@@ -161,7 +159,12 @@ public final class MiniLm {
                 PeftModel pm = Peft.apply(m, loraConfig());
                 return new Trainer(mode, m, pm, pm.trainableParameters());
             }
-            case QLORA -> throw new UnsupportedOperationException("QLoRA needs the peft-quant module, not merged yet");
+            case QLORA -> {
+                // NF4 (block 64, double quantization) on every encoder linear layer, the classifier kept fp32
+                Quantizer.quantize(m, QuantConfig.nf4());
+                PeftModel pm = QLora.apply(m, loraConfig());
+                return new Trainer(mode, m, pm, pm.trainableParameters());
+            }
             default -> throw new IllegalArgumentException(mode.name());
         }
     }

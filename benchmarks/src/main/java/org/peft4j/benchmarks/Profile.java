@@ -23,10 +23,17 @@ public final class Profile {
         MiniLm.Mode mode = MiniLm.Mode.valueOf(args.length > 0 ? args[0].toUpperCase() : "LORA");
         int steps = args.length > 1 ? Integer.parseInt(args[1]) : 10;
         double dropout = args.length > 2 ? Double.parseDouble(args[2]) : 0.1;
+        int gcWindow = Integer.getInteger("bench.gcWindow", 0);
+        if (gcWindow > 0) {
+            Nd4j.getMemoryManager().togglePeriodicGc(true);
+            Nd4j.getMemoryManager().setAutoGcWindow(gcWindow);
+        }
         BertConfig c = MiniLm.config(dropout);
         MiniLm.Trainer tr = MiniLm.trainer(mode, c, MiniLm.SEED);
         MiniLm.Batch batch = MiniLm.batch(MiniLm.BATCH, MiniLm.SEQ, c.vocabSize(), MiniLm.SEED);
-        System.out.println("threads " + Nd4j.getEnvironment().maxMasterThreads() + " trainable " + tr.trainableParameters());
+        System.out.println("threads " + Nd4j.getEnvironment().maxMasterThreads() + " trainable " + tr.trainableParameters()
+                + " RSS after load " + ProcMem.read().rssMb() + " MB, HWM " + ProcMem.read().hwmMb() + " MB, javacpp "
+                + (org.bytedeco.javacpp.Pointer.totalBytes() >> 20) + " MB");
         for (int i = 0; i < 2; i++) {
             tr.step(batch);
         }
@@ -55,7 +62,10 @@ public final class Profile {
             if (Boolean.getBoolean("bench.gc")) {
                 System.gc();
             }
-            System.out.printf("step %d %.1f ms loss %.4f%n", i, (System.nanoTime() - s) / 1e6, loss);
+            System.out.printf("step %d %.1f ms loss %.4f RSS %.0f MB, javacpp %d MB, heap used %d MB%n", i,
+                    (System.nanoTime() - s) / 1e6, loss, ProcMem.read().rssMb(),
+                    org.bytedeco.javacpp.Pointer.totalBytes() >> 20,
+                    (Runtime.getRuntime().totalMemory() - Runtime.getRuntime().freeMemory()) >> 20);
         }
         double ms = (System.nanoTime() - t0) / 1e6 / steps;
         double cpuMs = (os.getProcessCpuTime() - cpu0) / 1e6 / steps;

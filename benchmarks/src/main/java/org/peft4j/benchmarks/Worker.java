@@ -75,6 +75,8 @@ public final class Worker {
         ready.put("ready", true);
         ready.put("mode", mode);
         ready.put("threads", Nd4j.getEnvironment().maxMasterThreads());
+        ready.put("nd4j_platform_extension", System.getProperty("org.bytedeco.javacpp.platform.extension", ""));
+        ready.put("kernel_threads", org.peft4j.core.tensor.Kernels.threads());
         Job job;
         GemmRate gemm = null;
         switch (mode) {
