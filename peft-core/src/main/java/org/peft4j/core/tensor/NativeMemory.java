@@ -24,7 +24,7 @@ public final class NativeMemory {
     private static final Logger LOG = LoggerFactory.getLogger(NativeMemory.class);
 
     /** Default budget of op-result bytes between collections. */
-    public static final long DEFAULT_BUDGET_MB = 512;
+    public static final long DEFAULT_BUDGET_MB = 256;
 
     private static final long BUDGET = Long.getLong("peft4j.gc.budgetMb", DEFAULT_BUDGET_MB) << 20;
     private static final AtomicLong SINCE_GC = new AtomicLong();
