@@ -5,8 +5,12 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.peft4j.core.io.HfFolder;
 import org.peft4j.core.model.WeightSource;
 import org.peft4j.core.nn.KVCache;
+import org.peft4j.core.nn.Linear;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.Parameter;
+import org.peft4j.core.nn.UnaryModule;
+import org.peft4j.core.tensor.Ops;
+import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tensor.Tensor;
 
 import java.io.IOException;
@@ -15,8 +19,9 @@ import java.util.Map;
 import java.util.function.Function;
 
 /**
- * Shared plumbing of the decoder families: logits-only forwards, filling parameters from a
- * {@link WeightSource}, and saving to a Hugging Face folder.
+ * Shared plumbing of the decoder families: logits-only forwards, the output head (tied or
+ * {@code lm_head}), filling parameters from a {@link WeightSource}, and saving to a Hugging Face
+ * folder. Making and loading a family's model is {@link DecoderFamily}.
  */
 public abstract class DecoderLM extends Module implements CausalLM {
 
@@ -57,6 +62,33 @@ public abstract class DecoderLM extends Module implements CausalLM {
         Map<String, INDArray> state = stateDict();
         HfFolder.writeWeights(dir, state, maxShardBytes);
         HfFolder.writeConfig(dir, configJson());
+    }
+
+    /**
+     * The number of cached positions, after checking that there is one cache per layer.
+     *
+     * @param caches the forward's per-layer caches, or null (no cache: 0)
+     */
+    protected static int pastLength(KVCache[] caches, int numLayers) {
+        if (caches != null && caches.length != numLayers) {
+            throw new IllegalArgumentException("expected " + numLayers + " layer caches, got " + caches.length);
+        }
+        return caches == null ? 0 : (int) caches[0].length();
+    }
+
+    /** Registers the untied output head {@code lm_head} ({@code hidden → vocab}, no bias) unless {@code tied}. */
+    protected void registerLmHead(boolean tied, int hiddenSize, int vocabSize, Rng init) {
+        if (!tied) {
+            registerModule("lm_head", new Linear(hiddenSize, vocabSize, false, init));
+        }
+    }
+
+    /**
+     * Logits {@code [B, T, vocab]} of the final hidden state {@code h [B, T, hidden]}: with a tied
+     * head {@code h · embeddingᵀ} ({@code embedding [vocab, hidden]}), otherwise {@code lm_head(h)}.
+     */
+    protected Tensor logits(Tensor h, boolean tied, Parameter embedding) {
+        return tied ? Ops.linear(h, embedding, null) : child("lm_head", UnaryModule.class).forward(h);
     }
 
     /**

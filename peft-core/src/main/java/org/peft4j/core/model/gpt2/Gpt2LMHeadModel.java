@@ -2,19 +2,14 @@ package org.peft4j.core.model.gpt2;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.peft4j.core.io.CheckpointWeights;
-import org.peft4j.core.io.HfFolder;
 import org.peft4j.core.model.WeightSource;
 import org.peft4j.core.model.decoder.CheckpointSource;
-import org.peft4j.core.model.decoder.ConfigFields;
+import org.peft4j.core.model.decoder.DecoderFamily;
 import org.peft4j.core.model.decoder.DecoderInputs;
 import org.peft4j.core.model.decoder.DecoderLM;
 import org.peft4j.core.model.decoder.DecoderOutput;
 import org.peft4j.core.nn.KVCache;
 import org.peft4j.core.nn.Linear;
-import org.peft4j.core.nn.Parameter;
-import org.peft4j.core.nn.UnaryModule;
-import org.peft4j.core.tensor.Ops;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tensor.Tensor;
 
@@ -42,6 +37,10 @@ public final class Gpt2LMHeadModel extends DecoderLM {
     static final Predicate<String> IGNORABLE = CheckpointSource.keysMatching(
             "(transformer\\.)?h\\.\\d+\\.attn\\.(bias|masked_bias)");
 
+    /** How GPT-2 is made fresh and loaded; bare checkpoints ({@code GPT2Model}) lack the {@code transformer.} prefix. */
+    static final DecoderFamily<Gpt2Config, Gpt2LMHeadModel> FAMILY = new DecoderFamily<>(
+            Gpt2Config::fromFields, Gpt2Config::tieWordEmbeddings, "transformer.", IGNORABLE, Gpt2LMHeadModel::new);
+
     private final Gpt2Config config;
     private final ObjectNode sourceConfig;
 
@@ -51,9 +50,7 @@ public final class Gpt2LMHeadModel extends DecoderLM {
         // the constructors' own initial values are immediately replaced by the source's
         Rng scratch = new Rng(0);
         registerModule("transformer", new Gpt2Model(c, scratch, dropout));
-        if (!c.tieWordEmbeddings()) {
-            registerModule("lm_head", new Linear(c.nEmbd(), c.vocabSize(), false, scratch));
-        }
+        registerLmHead(c.tieWordEmbeddings(), c.nEmbd(), c.vocabSize(), scratch);
         // HF _init_weights: normal(0, initializer_range), c_proj scaled by 1/sqrt(2 n_layer), LN = (1, 0)
         double std = c.initializerRange();
         double projStd = std / Math.sqrt(2.0 * c.nLayer());
@@ -64,10 +61,7 @@ public final class Gpt2LMHeadModel extends DecoderLM {
 
     /** A freshly initialised model (HF's initialisation, seeded), in training mode. */
     public static Gpt2LMHeadModel random(Gpt2Config config, long seed) {
-        Rng rng = new Rng(seed);
-        Gpt2LMHeadModel m = new Gpt2LMHeadModel(config, null, WeightSource.random(rng), rng.fork());
-        m.train();
-        return m;
+        return FAMILY.random(config, seed);
     }
 
     /** Loads {@code config.json} and the safetensors weights of a Hugging Face folder (dropout seed 0). */
@@ -84,15 +78,7 @@ public final class Gpt2LMHeadModel extends DecoderLM {
      *         shape mismatch, or the config file and its missing keys
      */
     public static Gpt2LMHeadModel load(Path dir, long dropoutSeed) throws IOException {
-        ObjectNode raw = (ObjectNode) HfFolder.readConfig(dir);
-        Gpt2Config c = Gpt2Config.fromFields(ConfigFields.of(raw, dir.resolve(HfFolder.CONFIG_FILE).toString()));
-        Predicate<String> ignorable = c.tieWordEmbeddings() ? IGNORABLE.or("lm_head.weight"::equals) : IGNORABLE;
-        try (CheckpointSource src = new CheckpointSource(CheckpointWeights.open(dir), dir.toString(), "transformer.", ignorable)) {
-            Gpt2LMHeadModel m = new Gpt2LMHeadModel(c, raw, src, new Rng(dropoutSeed));
-            src.finish();
-            m.eval();
-            return m;
-        }
+        return FAMILY.load(dir, dropoutSeed);
     }
 
     public Gpt2Config config() {
@@ -120,20 +106,11 @@ public final class Gpt2LMHeadModel extends DecoderLM {
 
     @Override
     public DecoderOutput forward(INDArray inputIds, INDArray attentionMask, KVCache[] caches, boolean hiddenStates) {
-        int past = caches == null ? 0 : (int) caches[0].length();
-        if (caches != null && caches.length != config.nLayer()) {
-            throw new IllegalArgumentException("expected " + config.nLayer() + " layer caches, got " + caches.length);
-        }
+        int past = pastLength(caches, config.nLayer());
         INDArray mask = DecoderInputs.check(inputIds, attentionMask, past, config.vocabSize(), config.nPositions(), "n_positions");
         List<Tensor> hidden = hiddenStates ? new ArrayList<>() : null;
         Tensor h = transformer().forward(inputIds, mask, past, caches, hidden);
-        Tensor logits;
-        if (config.tieWordEmbeddings()) {
-            Parameter wte = transformer().wte().weight();
-            logits = Ops.linear(h, wte, null);  // [B, T, H] · [V, H]ᵀ
-        } else {
-            logits = child("lm_head", UnaryModule.class).forward(h);
-        }
+        Tensor logits = logits(h, config.tieWordEmbeddings(), transformer().wte().weight());
         return new DecoderOutput(logits, hidden == null ? List.of() : hidden);
     }
 

@@ -2,18 +2,13 @@ package org.peft4j.core.model.llama;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.peft4j.core.io.CheckpointWeights;
-import org.peft4j.core.io.HfFolder;
 import org.peft4j.core.model.WeightSource;
 import org.peft4j.core.model.decoder.CheckpointSource;
-import org.peft4j.core.model.decoder.ConfigFields;
+import org.peft4j.core.model.decoder.DecoderFamily;
 import org.peft4j.core.model.decoder.DecoderInputs;
 import org.peft4j.core.model.decoder.DecoderLM;
 import org.peft4j.core.model.decoder.DecoderOutput;
 import org.peft4j.core.nn.KVCache;
-import org.peft4j.core.nn.Linear;
-import org.peft4j.core.nn.UnaryModule;
-import org.peft4j.core.tensor.Ops;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tensor.Tensor;
 
@@ -37,6 +32,10 @@ public final class LlamaForCausalLM extends DecoderLM {
     static final Predicate<String> IGNORABLE = CheckpointSource.keysMatching(
             "(model\\.)?layers\\.\\d+\\.self_attn\\.rotary_emb\\.inv_freq");
 
+    /** How LLaMA is made fresh and loaded; bare checkpoints ({@code LlamaModel}) lack the {@code model.} prefix. */
+    static final DecoderFamily<LlamaConfig, LlamaForCausalLM> FAMILY = new DecoderFamily<>(
+            LlamaConfig::fromFields, LlamaConfig::tieWordEmbeddings, "model.", IGNORABLE, LlamaForCausalLM::new);
+
     private final LlamaConfig config;
     private final ObjectNode sourceConfig;
 
@@ -46,9 +45,7 @@ public final class LlamaForCausalLM extends DecoderLM {
         // the constructors' own initial values are immediately replaced by the source's
         Rng scratch = new Rng(0);
         registerModule("model", new LlamaModel(c, scratch, dropout));
-        if (!c.tieWordEmbeddings()) {
-            registerModule("lm_head", new Linear(c.hiddenSize(), c.vocabSize(), false, scratch));
-        }
+        registerLmHead(c.tieWordEmbeddings(), c.hiddenSize(), c.vocabSize(), scratch);
         // HF _init_weights: normal(0, initializer_range), zero biases, RMSNorm weights 1
         fill(weights, name -> name.endsWith(".bias") ? WeightSource.Init.ZEROS
                         : name.endsWith("norm.weight") ? WeightSource.Init.ONES : WeightSource.Init.NORMAL,
@@ -57,10 +54,7 @@ public final class LlamaForCausalLM extends DecoderLM {
 
     /** A freshly initialised model (HF's initialisation, seeded), in training mode. */
     public static LlamaForCausalLM random(LlamaConfig config, long seed) {
-        Rng rng = new Rng(seed);
-        LlamaForCausalLM m = new LlamaForCausalLM(config, null, WeightSource.random(rng), rng.fork());
-        m.train();
-        return m;
+        return FAMILY.random(config, seed);
     }
 
     public static LlamaForCausalLM load(Path dir) throws IOException {
@@ -76,15 +70,7 @@ public final class LlamaForCausalLM extends DecoderLM {
      *         shape mismatch, or the config file and its missing keys
      */
     public static LlamaForCausalLM load(Path dir, long dropoutSeed) throws IOException {
-        ObjectNode raw = (ObjectNode) HfFolder.readConfig(dir);
-        LlamaConfig c = LlamaConfig.fromFields(ConfigFields.of(raw, dir.resolve(HfFolder.CONFIG_FILE).toString()));
-        Predicate<String> ignorable = c.tieWordEmbeddings() ? IGNORABLE.or("lm_head.weight"::equals) : IGNORABLE;
-        try (CheckpointSource src = new CheckpointSource(CheckpointWeights.open(dir), dir.toString(), "model.", ignorable)) {
-            LlamaForCausalLM m = new LlamaForCausalLM(c, raw, src, new Rng(dropoutSeed));
-            src.finish();
-            m.eval();
-            return m;
-        }
+        return FAMILY.load(dir, dropoutSeed);
     }
 
     public LlamaConfig config() {
@@ -113,18 +99,13 @@ public final class LlamaForCausalLM extends DecoderLM {
 
     @Override
     public DecoderOutput forward(INDArray inputIds, INDArray attentionMask, KVCache[] caches, boolean hiddenStates) {
-        if (caches != null && caches.length != config.numHiddenLayers()) {
-            throw new IllegalArgumentException("expected " + config.numHiddenLayers() + " layer caches, got " + caches.length);
-        }
-        int past = caches == null ? 0 : (int) caches[0].length();
+        int past = pastLength(caches, config.numHiddenLayers());
         String limitName = config.slidingWindow() != null && config.slidingWindow() < config.maxPositionEmbeddings()
                 ? "sliding_window; sliding-window attention is not implemented" : "max_position_embeddings";
         INDArray mask = DecoderInputs.check(inputIds, attentionMask, past, config.vocabSize(), maxPositions(), limitName);
         List<Tensor> hidden = hiddenStates ? new ArrayList<>() : null;
         Tensor h = model().forward(inputIds, mask, past, caches, hidden);
-        Tensor logits = config.tieWordEmbeddings()
-                ? Ops.linear(h, model().embedTokens().weight(), null)   // [B, T, H] · [V, H]ᵀ
-                : child("lm_head", UnaryModule.class).forward(h);
+        Tensor logits = logits(h, config.tieWordEmbeddings(), model().embedTokens().weight());
         return new DecoderOutput(logits, hidden == null ? List.of() : hidden);
     }
 
