@@ -6,7 +6,6 @@ import org.nd4j.linalg.factory.Nd4j;
 import org.peft4j.core.nn.Embedding;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.Parameter;
-import org.peft4j.core.peft.MixedBatch;
 import org.peft4j.core.peft.ParameterDict;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tensor.Tensor;
@@ -65,9 +64,7 @@ public class LoraEmbedding extends Embedding implements LoraLayer {
 
     /** Adds adapter {@code name}; {@code init} is {@code true}, {@code false} or {@code gaussian}. */
     public void addAdapter(String name, int r, int alpha, boolean rslora, String init, Rng initRng, boolean forLoading) {
-        if (r <= 0) {
-            throw new IllegalArgumentException("LoRA rank must be positive, got " + r);
-        }
+        AdapterBook.checkRank(r);
         DataType dt = weight().value().dataType();
         INDArray a;
         INDArray b;
@@ -86,11 +83,7 @@ public class LoraEmbedding extends Embedding implements LoraLayer {
 
     @Override
     public void addAdapterFromFactors(String name, INDArray a, INDArray b, double dropout) {
-        int r = (int) a.size(0);
-        if (a.size(1) != numEmbeddings() || b.size(0) != embeddingDim() || b.size(1) != r) {
-            throw new IllegalArgumentException("factors do not fit " + this + ": A " + java.util.Arrays.toString(a.shape())
-                    + ", B " + java.util.Arrays.toString(b.shape()));
-        }
+        int r = AdapterBook.factorRank(this, a, b, numEmbeddings(), embeddingDim());
         DataType dt = weight().value().dataType();
         book.add(name, new Settings(r, r, 1.0, 0.0, false, false), null);
         dict(A).put(name, new Parameter(a.castTo(dt).dup('c')));
@@ -120,10 +113,7 @@ public class LoraEmbedding extends Embedding implements LoraLayer {
 
     @Override
     public void setAdaptersEnabled(boolean enabled) {
-        if (!enabled && isMerged()) {
-            unmerge();
-        }
-        book.enabled = enabled;
+        book.setEnabled(enabled, this);
     }
 
     @Override
@@ -174,55 +164,20 @@ public class LoraEmbedding extends Embedding implements LoraLayer {
     @Override
     public Tensor forward(INDArray ids) {
         Embedding base = baseLayer();
-        if (!book.enabled) {
-            if (isMerged()) {
-                unmerge();
-            }
-            return base.forward(ids);
-        }
-        MixedBatch mb = MixedBatch.current();
-        if (mb != null) {
-            if (isMerged()) {
-                throw new IllegalStateException("mixed-adapter batches need unmerged adapters; unmerge first");
-            }
-            Tensor result = base.forward(ids);
-            for (Map.Entry<String, int[]> g : mb.groups(ids.size(0)).entrySet()) {
-                if (MixedBatch.BASE.equals(g.getKey()) || !book.settings.containsKey(g.getKey())) {
-                    continue;
-                }
-                Settings s = book.get(g.getKey());
-                result = LoraOps.embeddingAdd(result, ids, loraA(g.getKey()), loraB(g.getKey()), s.scaling(), paddingIdx(),
-                        g.getValue());
-            }
-            return result;
-        }
-        Tensor result = base.forward(ids);
-        if (isMerged()) {
-            return result;
-        }
-        for (String name : book.active) {
-            if (book.settings.containsKey(name)) {
-                Settings s = book.get(name);
-                result = LoraOps.embeddingAdd(result, ids, loraA(name), loraB(name), s.scaling(), paddingIdx(), null);
-            }
-        }
-        return result;
+        return book.forward(this, () -> base.forward(ids), () -> ids.size(0), (result, name, rows) ->
+                LoraOps.embeddingAdd(result, ids, loraA(name), loraB(name), book.get(name).scaling(), paddingIdx(), rows));
     }
 
     /** {@code s·B·A} {@code [dim, vocab]} (the table's delta is its transpose). */
     @Override
     public INDArray deltaWeight(String adapter) {
         Settings s = book.get(adapter);
-        INDArray a = loraA(adapter).value();
-        INDArray b = loraB(adapter).value();
-        INDArray d = Nd4j.createUninitialized(a.dataType(), embeddingDim(), numEmbeddings());
-        Nd4j.gemm(b, a, d, false, false, s.scaling(), 0.0);
-        return d;
+        return AdapterBook.delta(loraA(adapter).value(), loraB(adapter).value(), s.scaling(), embeddingDim(), numEmbeddings());
     }
 
     @Override
     public boolean isMerged() {
-        return !book.merged.isEmpty();
+        return book.anyMerged();
     }
 
     @Override
@@ -255,7 +210,6 @@ public class LoraEmbedding extends Embedding implements LoraLayer {
 
     @Override
     protected String describe() {
-        return "LoraEmbedding(" + numEmbeddings() + ", " + embeddingDim() + ", adapters=" + book.settings.keySet()
-                + ", active=" + book.active + (isMerged() ? ", merged=" + mergedAdapters() : "") + ")";
+        return "LoraEmbedding(" + numEmbeddings() + ", " + embeddingDim() + ", " + book.describe() + ")";
     }
 }

@@ -8,7 +8,6 @@ import org.peft4j.core.nn.Linear;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.Parameter;
 import org.peft4j.core.nn.UnaryModule;
-import org.peft4j.core.peft.MixedBatch;
 import org.peft4j.core.peft.ModuleDict;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tensor.Tensor;
@@ -142,9 +141,7 @@ public class LoraLinear extends Module implements LoraLayer, UnaryModule {
      */
     public void addAdapter(String name, int r, int alpha, double dropout, boolean rslora, boolean dora, String init,
                            Rng initRng, Rng dropoutRng, boolean forLoading) {
-        if (r <= 0) {
-            throw new IllegalArgumentException("LoRA rank must be positive, got " + r);
-        }
+        AdapterBook.checkRank(r);
         double scaling = LoraConfig.scaling(alpha, r, rslora);
         DataType dt = paramType();
         INDArray a;
@@ -168,11 +165,7 @@ public class LoraLinear extends Module implements LoraLayer, UnaryModule {
 
     @Override
     public void addAdapterFromFactors(String name, INDArray a, INDArray b, double dropout) {
-        int r = (int) a.size(0);
-        if (a.size(1) != inFeatures || b.size(0) != outFeatures || b.size(1) != r) {
-            throw new IllegalArgumentException("factors do not fit " + this + ": A " + java.util.Arrays.toString(a.shape())
-                    + ", B " + java.util.Arrays.toString(b.shape()));
-        }
+        int r = AdapterBook.factorRank(this, a, b, inFeatures, outFeatures);
         DataType dt = paramType();
         book.add(name, new Settings(r, r, 1.0, dropout, false, false), null);
         book.dropoutRngs.put(name, dropout > 0 ? new Rng(name.hashCode() * 0x9E3779B97F4A7C15L) : null);
@@ -203,10 +196,7 @@ public class LoraLinear extends Module implements LoraLayer, UnaryModule {
 
     @Override
     public void setAdaptersEnabled(boolean enabled) {
-        if (!enabled && isMerged()) {
-            unmerge();
-        }
-        book.enabled = enabled;
+        book.setEnabled(enabled, this);
     }
 
     @Override
@@ -275,36 +265,7 @@ public class LoraLinear extends Module implements LoraLayer, UnaryModule {
     @Override
     public Tensor forward(Tensor x) {
         UnaryModule base = (UnaryModule) baseLayer();
-        if (!book.enabled) {
-            if (isMerged()) {
-                unmerge();
-            }
-            return base.forward(x);
-        }
-        MixedBatch mb = MixedBatch.current();
-        if (mb != null) {
-            if (isMerged()) {
-                throw new IllegalStateException("mixed-adapter batches need unmerged adapters; unmerge first");
-            }
-            Tensor result = base.forward(x);
-            for (Map.Entry<String, int[]> g : mb.groups(x.size(0)).entrySet()) {
-                if (MixedBatch.BASE.equals(g.getKey()) || !book.settings.containsKey(g.getKey())) {
-                    continue;
-                }
-                result = branch(result, x, g.getKey(), g.getValue());
-            }
-            return result;
-        }
-        Tensor result = base.forward(x);
-        if (isMerged()) {
-            return result;
-        }
-        for (String name : book.active) {
-            if (book.settings.containsKey(name)) {
-                result = branch(result, x, name, null);
-            }
-        }
-        return result;
+        return book.forward(this, () -> base.forward(x), () -> x.size(0), (result, name, rows) -> branch(result, x, name, rows));
     }
 
     private Tensor branch(Tensor result, Tensor x, String name, int[] rows) {
@@ -326,16 +287,12 @@ public class LoraLinear extends Module implements LoraLayer, UnaryModule {
     @Override
     public INDArray deltaWeight(String adapter) {
         Settings s = book.get(adapter);
-        INDArray a = loraA(adapter).value();
-        INDArray b = loraB(adapter).value();
-        INDArray d = Nd4j.createUninitialized(a.dataType(), outFeatures, inFeatures);
-        Nd4j.gemm(b, a, d, false, false, s.scaling(), 0.0);
-        return d;
+        return AdapterBook.delta(loraA(adapter).value(), loraB(adapter).value(), s.scaling(), outFeatures, inFeatures);
     }
 
     @Override
     public boolean isMerged() {
-        return !book.merged.isEmpty();
+        return book.anyMerged();
     }
 
     @Override
@@ -376,8 +333,7 @@ public class LoraLinear extends Module implements LoraLayer, UnaryModule {
 
     @Override
     protected String describe() {
-        return "LoraLinear(" + inFeatures + " -> " + outFeatures + ", adapters=" + book.settings.keySet()
-                + ", active=" + book.active + (isMerged() ? ", merged=" + mergedAdapters() : "") + ")";
+        return "LoraLinear(" + inFeatures + " -> " + outFeatures + ", " + book.describe() + ")";
     }
 
     /** The first {@code r} columns of {@code a} (helper for inits). */
