@@ -10,8 +10,14 @@ import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
 import org.nd4j.linalg.api.ops.random.impl.BernoulliDistribution;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
+import org.peft4j.core.tensor.GradMode;
+import org.peft4j.core.tensor.Kernels;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tensor.Tensor;
+
+import java.nio.FloatBuffer;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.IntUnaryOperator;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -177,6 +183,10 @@ public final class Attention {
             throw new IllegalArgumentException("attention dropout " + dropoutP + " in training needs an Rng");
         }
 
+        if (dt == DataType.FLOAT) {
+            return attendFloat(q, k, v, qv, kv, vv, mask, scale, dropoutP, drop ? rng : null, mergedOutput, g);
+        }
+
         // scores [B, H, T, S] = scale · q·kᵀ, one batched product per group member
         final INDArray probs = Nd4j.createUninitialized(dt, b, h, t, s);
         for (int j = 0; j < g; j++) {
@@ -264,6 +274,260 @@ public final class Attention {
                 e.getKey().accumulateGrad(e.getValue());
             }
         }, parents);
+    }
+
+    /**
+     * The FLOAT path of {@link #attend}: the same products, with the softmax (masked, and the
+     * attention dropout) and its backward as fused Java kernels ({@link Kernels}) instead of
+     * several native passes, the dropout mask regenerated from a counter-based hash instead of
+     * stored, and the {@code [B, H, T, S]} buffers recycled through {@link BufferPool} (returned
+     * after the backward pass, or at once when no graph is recorded).
+     */
+    private static Tensor attendFloat(Heads q, Heads k, Heads v, INDArray qv, INDArray kv, INDArray vv, AttentionMask mask,
+                                      double scale, double dropoutP, Rng rng, boolean mergedOutput, int g) {
+        final long b = qv.size(0);
+        final long h = qv.size(1);
+        final long t = qv.size(2);
+        final long s = kv.size(2);
+        final long dv = vv.size(3);
+        final int len = (int) s;
+        final boolean drop = rng != null;
+        final boolean record = GradMode.isEnabled()
+                && (q.tensor.requiresGrad() || k.tensor.requiresGrad() || v.tensor.requiresGrad());
+
+        final INDArray probs = BufferPool.take(b, h, t, s);
+        for (int j = 0; j < g; j++) {
+            Nd4j.exec(new Mmul(group(qv, j, g), kv, group(probs, j, g), scale, 0.0, TRANS_B));
+        }
+        final AttentionMask.Built built = mask == null ? null : mask.build(b, t, s, DataType.FLOAT);
+        final float[] keep = built == null || built.allVisible() ? null : built.keepRows();
+        final IntUnaryOperator maskRow = keep == null ? r -> 0 : r -> built.maskRow(r, (int) h, (int) t);
+        final long seed = drop ? rng.nextLong() : 0L;
+        final AttnDropout dropout = drop ? new AttnDropout(dropoutP, seed) : null;
+        final INDArray attn = drop ? BufferPool.take(b, h, t, s) : probs;
+        softmaxForward(probs, drop ? attn : null, len, keep, maskRow, dropout);
+
+        final INDArray out;
+        final INDArray outHeads;
+        if (mergedOutput) {
+            out = Nd4j.createUninitialized(DataType.FLOAT, b, t, h * dv);
+            outHeads = headsView(out, 0, h, dv);
+        } else {
+            out = Nd4j.createUninitialized(DataType.FLOAT, b, h, t, dv);
+            outHeads = out;
+        }
+        for (int j = 0; j < g; j++) {
+            Nd4j.exec(new Mmul(group(attn, j, g), vv, group(outHeads, j, g), 1.0, 0.0, NONE));
+        }
+        if (drop) {
+            BufferPool.give(attn);   // regenerated in backward from the probabilities and the seed
+        }
+        Tensor[] parents = distinct(q.tensor, k.tensor, v.tensor);
+        if (!record) {
+            BufferPool.give(probs);
+            return Tensor.fromOp(out, gradOut -> {
+                throw new IllegalStateException("attention recorded without a graph");
+            }, parents);
+        }
+        final AtomicBoolean released = new AtomicBoolean();
+        return Tensor.fromOp(out, gradOut -> {
+            if (released.get()) {
+                throw new IllegalStateException("attention backward ran twice (its buffers were already released)");
+            }
+            final INDArray gh = mergedOutput ? headsView(gradOut, 0, h, dv) : gradOut;
+            final boolean needQ = q.tensor.requiresGrad();
+            final boolean needK = k.tensor.requiresGrad();
+            final boolean needV = v.tensor.requiresGrad();
+            Heads[] roles = {q, k, v};
+            Map<Tensor, INDArray> buffers = new IdentityHashMap<>();
+            List<Heads> written = new ArrayList<>();
+            try {
+                if (needV) {
+                    // dv [B, Hkv, S, Dv] = Σ_j attn_jᵀ · dOut_j
+                    INDArray a = probs;
+                    if (drop) {
+                        a = BufferPool.take(b, h, t, s);
+                        applyDropout(probs, a, len, dropout);
+                    }
+                    INDArray dvv = v.view(buffer(buffers, v, roles));
+                    boolean acc = overlapsAny(v, written);
+                    for (int j = 0; j < g; j++) {
+                        Nd4j.exec(new Mmul(group(a, j, g), group(gh, j, g), dvv, 1.0, acc || j > 0 ? 1.0 : 0.0, TRANS_A));
+                    }
+                    if (drop) {
+                        BufferPool.give(a);
+                    }
+                    written.add(v);
+                }
+                if (needQ || needK) {
+                    // dAttn = dOut · vᵀ, then through the dropout and the softmax in one kernel
+                    INDArray ds = BufferPool.take(b, h, t, s);
+                    for (int j = 0; j < g; j++) {
+                        Nd4j.exec(new Mmul(group(gh, j, g), vv, group(ds, j, g), 1.0, 0.0, TRANS_B));
+                    }
+                    softmaxBackward(probs, ds, len, keep, maskRow, dropout);
+                    if (needQ) {
+                        INDArray dqv = q.view(buffer(buffers, q, roles));
+                        boolean acc = overlapsAny(q, written);
+                        for (int j = 0; j < g; j++) {
+                            Nd4j.exec(new Mmul(group(ds, j, g), kv, group(dqv, j, g), scale, acc ? 1.0 : 0.0, NONE));
+                        }
+                        written.add(q);
+                    }
+                    if (needK) {
+                        INDArray dkv = k.view(buffer(buffers, k, roles));
+                        boolean acc = overlapsAny(k, written);
+                        for (int j = 0; j < g; j++) {
+                            Nd4j.exec(new Mmul(group(ds, j, g), group(qv, j, g), dkv, scale, acc || j > 0 ? 1.0 : 0.0, TRANS_A));
+                        }
+                        written.add(k);
+                    }
+                    BufferPool.give(ds);
+                }
+            } finally {
+                released.set(true);
+                BufferPool.give(probs);
+            }
+            for (Map.Entry<Tensor, INDArray> e : buffers.entrySet()) {
+                e.getKey().accumulateGrad(e.getValue());
+            }
+        }, parents);
+    }
+
+    /** Attention dropout: keep probability 1 − p, survivors scaled by 1/(1 − p); the mask is a pure function of (seed, index). */
+    record AttnDropout(double p, long seed) {
+        int threshold() {
+            return (int) Math.round(p * (1 << 24));
+        }
+
+        float scale() {
+            return (float) (1.0 / (1.0 - p));
+        }
+
+        int seedLo() {
+            return (int) seed;
+        }
+
+        int seedHi() {
+            return (int) (seed >>> 32);
+        }
+    }
+
+    /**
+     * The dropout multiplier of element {@code idx}: {@code scale} or 0, from a 32-bit hash of the index
+     * and the seed (murmur3's finaliser; its top 24 bits are compared with p·2^24).
+     */
+    static float dropFactor(int idx, int seedLo, int seedHi, int threshold, float scale) {
+        int x = ((idx + seedHi) * 0x9E3779B9) ^ seedLo;
+        x ^= x >>> 16;
+        x *= 0x85EBCA6B;
+        x ^= x >>> 13;
+        x *= 0xC2B2AE35;
+        x ^= x >>> 16;
+        // kept when the top 24 bits are >= threshold: the sign of their difference, without a branch
+        return scale * (1 - (((x >>> 8) - threshold) >>> 31));
+    }
+
+    /** Masked softmax of the score rows in place; with dropout also writes {@code attn = probs ⊙ mask}. */
+    static void softmaxForward(INDArray probs, INDArray attn, int len, float[] keep, IntUnaryOperator maskRow, AttnDropout d) {
+        final FloatBuffer pb = Kernels.buf(probs);
+        final FloatBuffer ab = attn == null ? null : Kernels.buf(attn);
+        final int po = Kernels.off(probs);
+        final int ao = attn == null ? 0 : Kernels.off(attn);
+        final int rows = (int) (probs.length() / len);
+        final int thr = d == null ? 0 : d.threshold();
+        final float sc = d == null ? 0f : d.scale();
+        final int lo = d == null ? 0 : d.seedLo();
+        final int hi = d == null ? 0 : d.seedHi();
+        Kernels.parallelFor(rows, Math.max(1, 16384 / len), (from, to, w) -> {
+            float[] row = Kernels.scratch(3, len);
+            for (int r = from; r < to; r++) {
+                int base = r * len;
+                pb.get(po + base, row, 0, len);
+                Kernels.softmaxRow(row, len, keep, keep == null ? 0 : maskRow.applyAsInt(r) * len);
+                pb.put(po + base, row, 0, len);
+                if (ab != null) {
+                    for (int j = 0; j < len; j++) {
+                        row[j] *= dropFactor(base + j, lo, hi, thr, sc);
+                    }
+                    ab.put(ao + base, row, 0, len);
+                }
+            }
+        });
+    }
+
+    /** {@code out = probs ⊙ mask} (the dropped attention weights, regenerated for the backward pass). */
+    static void applyDropout(INDArray probs, INDArray out, int len, AttnDropout d) {
+        final FloatBuffer pb = Kernels.buf(probs);
+        final FloatBuffer ob = Kernels.buf(out);
+        final int po = Kernels.off(probs);
+        final int oo = Kernels.off(out);
+        final int rows = (int) (probs.length() / len);
+        final int thr = d.threshold();
+        final float sc = d.scale();
+        final int lo = d.seedLo();
+        final int hi = d.seedHi();
+        Kernels.parallelFor(rows, Math.max(1, 16384 / len), (from, to, w) -> {
+            float[] row = Kernels.scratch(3, len);
+            for (int r = from; r < to; r++) {
+                int base = r * len;
+                pb.get(po + base, row, 0, len);
+                for (int j = 0; j < len; j++) {
+                    row[j] *= dropFactor(base + j, lo, hi, thr, sc);
+                }
+                ob.put(oo + base, row, 0, len);
+            }
+        });
+    }
+
+    /**
+     * In place on {@code ds} (holding dAttn on entry): through the dropout mask, then the softmax,
+     * {@code ds = P ⊙ (dP − Σ dP ⊙ P)}; rows whose keys are all masked get 0.
+     */
+    static void softmaxBackward(INDArray probs, INDArray ds, int len, float[] keep, IntUnaryOperator maskRow, AttnDropout d) {
+        final FloatBuffer pb = Kernels.buf(probs);
+        final FloatBuffer sb = Kernels.buf(ds);
+        final int po = Kernels.off(probs);
+        final int so = Kernels.off(ds);
+        final int rows = (int) (probs.length() / len);
+        final int thr = d == null ? 0 : d.threshold();
+        final float sc = d == null ? 0f : d.scale();
+        final int lo = d == null ? 0 : d.seedLo();
+        final int hi = d == null ? 0 : d.seedHi();
+        Kernels.parallelFor(rows, Math.max(1, 16384 / len), (from, to, w) -> {
+            float[] p = Kernels.scratch(3, len);
+            float[] dd = Kernels.scratch(4, len);
+            for (int r = from; r < to; r++) {
+                int base = r * len;
+                pb.get(po + base, p, 0, len);
+                sb.get(so + base, dd, 0, len);
+                if (d != null) {
+                    for (int j = 0; j < len; j++) {
+                        dd[j] *= dropFactor(base + j, lo, hi, thr, sc);
+                    }
+                }
+                boolean empty = false;
+                if (keep != null) {
+                    int ko = maskRow.applyAsInt(r) * len;
+                    empty = true;
+                    for (int j = 0; j < len && empty; j++) {
+                        empty = keep[ko + j] == 0f;
+                    }
+                }
+                if (empty) {
+                    java.util.Arrays.fill(dd, 0, len, 0f);
+                } else {
+                    float dot = 0f;
+                    for (int j = 0; j < len; j++) {
+                        dot += dd[j] * p[j];
+                    }
+                    for (int j = 0; j < len; j++) {
+                        dd[j] = p[j] * (dd[j] - dot);
+                    }
+                }
+                sb.put(so + base, dd, 0, len);
+            }
+        });
     }
 
     /**

@@ -182,14 +182,35 @@ public final class AttentionMask {
             keepArr = keepArr.castTo(dtype);
         }
         INDArray fill = keepArr.rsub(1.0).muli(MASKED_SCORE);
-        return new Built(keepArr, fill, emptyRow);
+        boolean allVisible = true;
+        for (double k : keep) {
+            allVisible &= k != 0.0;
+        }
+        float[] keepRows = new float[keep.length];
+        for (int i = 0; i < keep.length; i++) {
+            keepRows[i] = (float) keep[i];
+        }
+        return new Built(keepArr, fill, emptyRow, allVisible, keepRows, (int) rows, (int) qRows);
     }
 
-    /** A mask materialised for one shape. */
-    record Built(INDArray keep, INDArray fill, boolean hasEmptyRows) {
+    /**
+     * A mask materialised for one shape: {@code keep} and {@code fill} as ND4J arrays
+     * {@code [maskRows, 1, qRows, S]} (for the generic path) and the same 0/1 rows as a
+     * {@code float[maskRows·qRows·S]} for the fused FLOAT kernels, where score row
+     * {@code ((b·H + h)·T + t)} reads mask row {@link #maskRow}.
+     */
+    record Built(INDArray keep, INDArray fill, boolean hasEmptyRows, boolean allVisible, float[] keepRows,
+                 int maskBatchRows, int maskQueryRows) {
         /** {@code scores [B, H, T, S]} in place: masked entries become {@link #MASKED_SCORE}. */
         void apply(INDArray scores) {
             scores.muli(keep).addi(fill);
+        }
+
+        /** The mask row of score row {@code r} of scores {@code [B, H, T, S]} (rows counted over B·H·T). */
+        int maskRow(int r, int heads, int t) {
+            int b = maskBatchRows > 1 ? r / (heads * t) : 0;
+            int q = maskQueryRows > 1 ? r % t : 0;
+            return b * maskQueryRows + q;
         }
     }
 

@@ -221,7 +221,7 @@ public final class Ops {
                 }
             }
             if (bias != null && bias.requiresGrad()) {
-                own(bias, g2.sum(0));
+                own(bias, Kernels.usable(g2) ? Nd4j.createFromArray(Kernels.columnSums(g2, (int) outF)) : g2.sum(0));
             }
         }, x, weight, bias);
     }
@@ -671,6 +671,11 @@ public final class Ops {
         long rows = xv.length() / dim;
         INDArray gv = gamma == null ? null : checkVector("Ops.layerNorm", "gamma", sameType(gamma.value(), dt), dim, xv);
         INDArray bv = beta == null ? null : checkVector("Ops.layerNorm", "beta", sameType(beta.value(), dt), dim, xv);
+        if (Kernels.usable(xv) && (gamma == null || gamma.value().dataType() == DataType.FLOAT)
+                && (beta == null || beta.value().dataType() == DataType.FLOAT)) {
+            // FLOAT: one fused pass per row (statistics, normalisation, affine) and one back
+            return FusedOps.layerNormKernel(x, null, gamma, beta, eps);
+        }
         INDArray x2 = xv.reshape('c', rows, dim);
         INDArray mu = x2.mean(true, 1);                                  // [N, 1]
         INDArray xhat = x2.subColumnVector(mu);                          // x − μ
@@ -734,6 +739,18 @@ public final class Ops {
     /** Exact GELU, {@code 0.5·x·(1 + erf(x/√2))} (BERT's "gelu"). */
     public static Tensor gelu(Tensor a) {
         INDArray xv = a.value();
+        if (Kernels.usable(xv)) {
+            // FLOAT: one fused pass forward (x·Φ(x)) and one backward (g·(Φ(x) + x·φ(x))), nothing saved but x
+            INDArray y = Nd4j.createUninitialized(DataType.FLOAT, xv.shape());
+            Kernels.geluForward(xv, y);
+            return Tensor.fromOp(y, g -> {
+                if (a.requiresGrad()) {
+                    INDArray dx = Nd4j.createUninitialized(DataType.FLOAT, xv.shape());
+                    Kernels.geluBackward(xv, Kernels.usable(g) ? g : g.dup('c'), dx);
+                    own(a, dx);
+                }
+            }, a);
+        }
         INDArray cdf = xv.mul(INV_SQRT2);
         Nd4j.exec(new Erf(cdf, cdf));
         cdf.addi(1.0).muli(0.5);                                         // Φ(x)
@@ -824,6 +841,9 @@ public final class Ops {
         if (n > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("Ops.dropout: input too large " + shp(av));
         }
+        if (Kernels.usable(av)) {
+            return dropoutFloat(a, p, rng);
+        }
         INDArray mask;
         if (dt == DataType.DOUBLE) {
             double keep = p >= 1.0 ? 0.0 : 1.0 / (1.0 - p);
@@ -847,6 +867,59 @@ public final class Ops {
         INDArray out = av.mul(maskNd);
         return Tensor.fromOp(out, g -> {
             if (a.requiresGrad()) own(a, g.mul(maskNd));
+        }, a);
+    }
+
+    /**
+     * FLOAT dropout in chunks: the same mask as the generic path (one {@code rng.nextFloat()} per
+     * element in c order, dropped when below p), kept as one bit per element on the heap instead
+     * of a float array, applied in the same pass that draws it.
+     */
+    private static Tensor dropoutFloat(Tensor a, double p, Rng rng) {
+        INDArray av = a.value();
+        final int n = (int) av.length();
+        final float keep = p >= 1.0 ? 0f : (float) (1.0 / (1.0 - p));
+        final long[] bits = new long[(n + 63) >>> 6];           // 1 = dropped
+        final INDArray out = Nd4j.createUninitialized(DataType.FLOAT, av.shape());
+        final java.nio.FloatBuffer in = Kernels.buf(av);
+        final java.nio.FloatBuffer ob = Kernels.buf(out);
+        final int io = Kernels.off(av);
+        final int oo = Kernels.off(out);
+        float[] v = new float[Math.min(n, 4096)];
+        for (int s = 0; s < n; s += v.length) {
+            int len = Math.min(v.length, n - s);
+            in.get(io + s, v, 0, len);
+            for (int i = 0; i < len; i++) {
+                if (rng.nextFloat() < p) {
+                    v[i] *= 0f;                                   // as x·0 (NaN stays NaN)
+                    bits[(s + i) >>> 6] |= 1L << ((s + i) & 63);
+                } else {
+                    v[i] *= keep;
+                }
+            }
+            ob.put(oo + s, v, 0, len);
+        }
+        return Tensor.fromOp(out, g -> {
+            if (!a.requiresGrad()) {
+                return;
+            }
+            INDArray gc = Kernels.usable(g) ? g : g.dup('c');
+            INDArray dx = Nd4j.createUninitialized(DataType.FLOAT, av.shape());
+            java.nio.FloatBuffer gb = Kernels.buf(gc);
+            java.nio.FloatBuffer db = Kernels.buf(dx);
+            int go = Kernels.off(gc);
+            int dxo = Kernels.off(dx);
+            float[] w = new float[Math.min(n, 4096)];
+            for (int s = 0; s < n; s += w.length) {
+                int len = Math.min(w.length, n - s);
+                gb.get(go + s, w, 0, len);
+                for (int i = 0; i < len; i++) {
+                    int k = s + i;
+                    w[i] *= (bits[k >>> 6] & (1L << (k & 63))) != 0 ? 0f : keep;
+                }
+                db.put(dxo + s, w, 0, len);
+            }
+            own(a, dx);
         }, a);
     }
 

@@ -68,6 +68,9 @@ public class Tensor {
      * it is a constant and the closure is dropped.
      */
     public static Tensor fromOp(INDArray value, BackwardFn fn, Tensor... parents) {
+        if (value != null && !value.isView()) {
+            NativeMemory.allocated(value.length() * value.dataType().width());   // perf: bounded off-heap garbage
+        }
         boolean needs = false;
         if (GradMode.isEnabled()) {
             for (Tensor p : parents) {

@@ -7,6 +7,7 @@ import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.DivOp;
 import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.MulOp;
 import org.nd4j.linalg.factory.Nd4j;
 import org.peft4j.core.nn.Parameter;
+import org.peft4j.core.tensor.Kernels;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -21,8 +22,9 @@ import java.util.Set;
  *   v ← β₂·v + (1 − β₂)·g²
  *   p ← p − (lr / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)     ε outside the square root
  * </pre>
- * Updates run in place on the parameter and state arrays with ND4J ops (nine passes per
- * tensor, fused multiply-adds via {@code Axpy}); the only temporary is a shared scratch buffer. State ({@code exp_avg}, {@code exp_avg_sq}) is allocated on a
+ * Updates run in place on the parameter and state arrays: for FLOAT tensors in one fused pass
+ * ({@code Kernels.adamW}); otherwise with ND4J ops (nine passes per tensor, fused multiply-adds
+ * via {@code Axpy}), whose only temporary is a shared scratch buffer. State ({@code exp_avg}, {@code exp_avg_sq}) is allocated on a
  * parameter's first update, so parameters that never receive a gradient cost nothing.
  */
 public final class AdamW extends BaseOptimizer {
@@ -96,9 +98,18 @@ public final class AdamW extends BaseOptimizer {
             });
             s.step++;
             INDArray w = p.value();
+            double wd = weightDecayFor(name);
+            if (Kernels.usable(w) && Kernels.usable(g) && Kernels.usable(s.expAvg) && Kernels.usable(s.expAvgSq)) {
+                // FLOAT: the same update as below in one fused pass (perf)
+                double bc1 = 1.0 - Math.pow(beta1, s.step);
+                double sqrtBc2 = Math.sqrt(1.0 - Math.pow(beta2, s.step));
+                Kernels.adamW(w, g, s.expAvg, s.expAvgSq, (float) (wd != 0.0 ? 1.0 - lr * wd : 1.0), (float) beta1,
+                        (float) beta2, (float) (1.0 - beta1), (float) (1.0 - beta2), (float) (lr * sqrtBc2 / bc1),
+                        (float) (eps * sqrtBc2));
+                continue;
+            }
             INDArray tmp = scratchLike(w);
 
-            double wd = weightDecayFor(name);
             if (wd != 0.0) {
                 w.muli(1.0 - lr * wd);
             }
