@@ -10,6 +10,8 @@ import org.peft4j.core.peft.PeftModel;
 import org.peft4j.core.peft.TaskType;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.lora.LoraConfig;
+import org.peft4j.quant.QuantConfig;
+import org.peft4j.quant.Quantizer;
 
 import java.util.List;
 import java.util.Locale;
@@ -29,7 +31,12 @@ final class FineTuning {
         /** LoRA on the attention query/value projections plus the trainable classifier head. */
         LORA("lora"),
         /** Every parameter trains. */
-        FULL("full");
+        FULL("full"),
+        /**
+         * QLoRA: every encoder linear layer quantized to NF4 (block 64, double quantization; the
+         * classifier stays fp32), then the same LoRA as {@link #LORA}.
+         */
+        QLORA("qlora");
 
         final String label;
 
@@ -43,7 +50,7 @@ final class FineTuning {
                     return m;
                 }
             }
-            throw new CliException("unknown method '" + s + "' (head-only, lora, full)");
+            throw new CliException("unknown method '" + s + "' (head-only, lora, full, qlora)");
         }
     }
 
@@ -109,6 +116,11 @@ final class FineTuning {
             case FULL -> {
                 model.unfreeze();
                 return new Setup(method, model, model, null, model.namedTrainableParameters());
+            }
+            case QLORA -> {
+                Quantizer.quantize(model, QuantConfig.nf4());
+                PeftModel pm = Peft.apply(model, loraConfig(lora, baseModel, seed));
+                return new Setup(method, model, pm, pm, pm.trainableParameters());
             }
             default -> {
                 PeftModel pm = Peft.apply(model, loraConfig(lora, baseModel, seed));

@@ -38,19 +38,24 @@ class DemoSmokeTest {
     }
 
     @Test
-    void compareWritesThreeResults(@TempDir Path tmp) throws Exception {
+    void compareWritesFourResults(@TempDir Path tmp) throws Exception {
         Path json = tmp.resolve("compare.json");
         CliTestSupport.Run r = CliTestSupport.cli("compare", "--steps", "1", "--train-limit", "16", "--test-limit", "8",
                 "--max-len", "16", "--out", json.toString());
         assertEquals(0, r.code(), r.toString());
         JsonNode n = CliTestSupport.JSON.readTree(json.toFile());
         JsonNode results = n.get("results");
-        assertEquals(3, results.size());
+        assertEquals(4, results.size());
         assertEquals("head-only", results.get(0).get("method").asText());
         assertEquals(770, results.get(0).get("trainable_params").asLong(), "head only: 384 x 2 + 2");
         assertEquals(74_498, results.get(1).get("trainable_params").asLong());
         // full fine-tuning: the encoder and the head
         assertEquals(22_565_376 + 770, results.get(2).get("trainable_params").asLong());
+        // QLoRA: the same LoRA factors and head over an NF4 encoder
+        assertEquals("qlora", results.get(3).get("method").asText());
+        assertEquals(74_498, results.get(3).get("trainable_params").asLong());
+        assertTrue(results.get(3).get("all_params").asLong() < results.get(1).get("all_params").asLong(),
+                "quantized weights are not counted as fp32 parameters: " + results);
         for (JsonNode res : results) {
             double acc = res.get("test_accuracy").asDouble();
             assertTrue(acc >= 0 && acc <= 1, res.toString());
@@ -58,6 +63,7 @@ class DemoSmokeTest {
         }
         assertTrue(n.get("targets").has("lora_minus_head_points"), n.toString());
         assertTrue(r.out().contains("targets:"), r.out());
+        assertTrue(n.get("targets").has("lora_minus_qlora_points"), n.toString());
     }
 
     /** The committed example config runs (with a tiny budget set from the command line). */
