@@ -13,6 +13,7 @@ import org.peft4j.core.nn.Module;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tokenizer.HfTokenizer;
 import org.peft4j.core.tokenizer.Tokenizer;
+import org.peft4j.quant.QuantizedModels;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -26,6 +27,8 @@ import java.util.Map;
  * Turns a {@code --model} argument into a loaded model: a bundled name ({@code minilm},
  * {@code bge-small}) or a Hugging Face folder whose {@code config.json} says {@code model_type}
  * {@code bert} (encoder) or {@code gpt2}/{@code llama}/{@code mistral}/{@code qwen2} (decoder).
+ * A folder written by {@code peft4j quantize} (its config has a {@code quantization_config}) loads
+ * with its layers still quantized, so LoRA on it is QLoRA.
  */
 final class Models {
     /** all-MiniLM-L6-v2's Hub id: written to adapter configs so Python's PEFT finds the same base model. */
@@ -163,6 +166,21 @@ final class Models {
         Path tokFile = dir.resolve("tokenizer.json");
         Tokenizer tok = null;
         try {
+            if (QuantizedModels.isQuantizedFolder(dir)) {
+                Module m = QuantizedModels.load(dir);
+                tok = Files.isRegularFile(tokFile) ? HfTokenizer.fromFile(tokFile) : null;
+                if (m instanceof BertModel enc) {
+                    return new Base(spec, kind, dir, enc, null, tok, false);
+                }
+                if (m instanceof BertForSequenceClassification sc) {
+                    return new Base(spec, kind, dir, sc.bert(), null, tok, true);
+                }
+                if (m instanceof DecoderLM dec) {
+                    return new Base(spec, kind, dir, null, dec, tok, false);
+                }
+                throw new CliException(dir + " holds a quantized " + m.getClass().getSimpleName()
+                        + ", which the commands do not take (a BERT encoder or classifier, gpt2, llama, mistral, qwen2)");
+            }
             if (kind == Kind.ENCODER) {
                 BertModel enc = BertModel.load(dir, new Rng(seed));
                 tok = Files.isRegularFile(tokFile) ? HfTokenizer.fromFile(tokFile) : null;
@@ -196,6 +214,13 @@ final class Models {
 
     /** A full sequence-classification checkpoint folder (encoder + trained classifier). */
     static BertForSequenceClassification loadSeqCls(Path dir, long seed) {
+        if (QuantizedModels.isQuantizedFolder(dir)) {
+            try {
+                return (BertForSequenceClassification) QuantizedModels.load(dir);
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        }
         return BertForSequenceClassification.load(dir, new Rng(seed));
     }
 
