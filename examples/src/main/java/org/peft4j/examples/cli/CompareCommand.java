@@ -30,7 +30,7 @@ import java.util.Set;
 final class CompareCommand implements Command {
     /**
      * Per-method peak learning rates, each in its method's usual range: a linear probe on frozen
-     * features takes large steps, LoRA's small factors 1e-3, full fine-tuning of a small encoder 1e-4.
+     * features takes large steps, LoRA's small factors 5e-3 (as in the demo), full fine-tuning of a small encoder 1e-4.
      */
     static final Map<FineTuning.Method, Double> DEFAULT_LR = new EnumMap<>(Map.of(
             FineTuning.Method.HEAD, 5e-3,
@@ -58,10 +58,10 @@ final class CompareCommand implements Command {
                 Trains all-MiniLM-L6-v2 + a new mean-pooling classifier on the bundled IMDB train split
                 (2,000 reviews) three ways, with the same data order, seed, epochs, batch size and length:
                   head-only  the encoder is frozen; only the classifier head trains        (default lr 5e-3)
-                  lora       LoRA r 8, alpha 16 on query/value + the classifier head        (default lr 1e-3)
+                  lora       LoRA r 8, alpha 16 on query/value + the classifier head        (default lr 5e-3)
                   full       every parameter trains                                         (default lr 1e-4)
                   qlora      the encoder's linear layers in NF4 (block 64, double quantization),
-                             then the same LoRA as lora                                     (default lr 1e-3)
+                             then the same LoRA as lora                                     (default lr 5e-3)
                 and reports test accuracy (1,000 test reviews), trainable parameters and wall time of each,
                 as a table and as JSON (--out, default ./peft4j-compare.json). Defaults as peft4j demo:
                 1 epoch, 128 tokens, batch 16, seed 42. --methods picks the methods (default head-only,lora,full,qlora),
