@@ -220,18 +220,10 @@ public final class Attention {
             final boolean needQ = q.tensor.requiresGrad();
             final boolean needK = k.tensor.requiresGrad();
             final boolean needV = v.tensor.requiresGrad();
-            Heads[] roles = {q, k, v};
-            Map<Tensor, INDArray> buffers = new IdentityHashMap<>();
-            List<Heads> written = new ArrayList<>();
+            Grads grads = new Grads(q, k, v);
 
             if (needV) {
-                // dv [B, Hkv, S, Dv] = Σ_j attn_jᵀ · dOut_j
-                INDArray dvv = v.view(buffer(buffers, v, roles));
-                boolean acc = overlapsAny(v, written);
-                for (int j = 0; j < g; j++) {
-                    Nd4j.exec(new Mmul(group(attn, j, g), group(gh, j, g), dvv, 1.0, acc || j > 0 ? 1.0 : 0.0, TRANS_A));
-                }
-                written.add(v);
+                grads.value(attn, gh, g);
             }
             if (needQ || needK) {
                 // dAttn [B, H, T, S] = dOut · vᵀ, then through dropout and the softmax:
@@ -251,28 +243,9 @@ public final class Attention {
                     // a fully masked row's weights are uniform but depend on no score
                     ds.muli(built.keep());
                 }
-                if (needQ) {
-                    // dq [B, H, T, D] = scale · dScores · k
-                    INDArray dqv = q.view(buffer(buffers, q, roles));
-                    boolean acc = overlapsAny(q, written);
-                    for (int j = 0; j < g; j++) {
-                        Nd4j.exec(new Mmul(group(ds, j, g), kv, group(dqv, j, g), scale, acc ? 1.0 : 0.0, NONE));
-                    }
-                    written.add(q);
-                }
-                if (needK) {
-                    // dk [B, Hkv, S, D] = scale · Σ_j dScores_jᵀ · q_j
-                    INDArray dkv = k.view(buffer(buffers, k, roles));
-                    boolean acc = overlapsAny(k, written);
-                    for (int j = 0; j < g; j++) {
-                        Nd4j.exec(new Mmul(group(ds, j, g), group(qv, j, g), dkv, scale, acc || j > 0 ? 1.0 : 0.0, TRANS_A));
-                    }
-                    written.add(k);
-                }
+                grads.queryKey(ds, qv, kv, needQ, needK, scale, g);
             }
-            for (Map.Entry<Tensor, INDArray> e : buffers.entrySet()) {
-                e.getKey().accumulateGrad(e.getValue());
-            }
+            grads.flush();
         }, parents);
     }
 
@@ -338,9 +311,7 @@ public final class Attention {
             final boolean needQ = q.tensor.requiresGrad();
             final boolean needK = k.tensor.requiresGrad();
             final boolean needV = v.tensor.requiresGrad();
-            Heads[] roles = {q, k, v};
-            Map<Tensor, INDArray> buffers = new IdentityHashMap<>();
-            List<Heads> written = new ArrayList<>();
+            Grads grads = new Grads(q, k, v);
             try {
                 if (needV) {
                     // dv [B, Hkv, S, Dv] = Σ_j attn_jᵀ · dOut_j
@@ -349,15 +320,10 @@ public final class Attention {
                         a = BufferPool.take(b, h, t, s);
                         applyDropout(probs, a, len, dropout);
                     }
-                    INDArray dvv = v.view(buffer(buffers, v, roles));
-                    boolean acc = overlapsAny(v, written);
-                    for (int j = 0; j < g; j++) {
-                        Nd4j.exec(new Mmul(group(a, j, g), group(gh, j, g), dvv, 1.0, acc || j > 0 ? 1.0 : 0.0, TRANS_A));
-                    }
+                    grads.value(a, gh, g);
                     if (drop) {
                         BufferPool.give(a);
                     }
-                    written.add(v);
                 }
                 if (needQ || needK) {
                     // dAttn = dOut · vᵀ, then through the dropout and the softmax in one kernel
@@ -366,31 +332,14 @@ public final class Attention {
                         Nd4j.exec(new Mmul(group(gh, j, g), vv, group(ds, j, g), 1.0, 0.0, TRANS_B));
                     }
                     softmaxBackward(probs, ds, len, keep, maskRow, dropout);
-                    if (needQ) {
-                        INDArray dqv = q.view(buffer(buffers, q, roles));
-                        boolean acc = overlapsAny(q, written);
-                        for (int j = 0; j < g; j++) {
-                            Nd4j.exec(new Mmul(group(ds, j, g), kv, group(dqv, j, g), scale, acc ? 1.0 : 0.0, NONE));
-                        }
-                        written.add(q);
-                    }
-                    if (needK) {
-                        INDArray dkv = k.view(buffer(buffers, k, roles));
-                        boolean acc = overlapsAny(k, written);
-                        for (int j = 0; j < g; j++) {
-                            Nd4j.exec(new Mmul(group(ds, j, g), group(qv, j, g), dkv, scale, acc || j > 0 ? 1.0 : 0.0, TRANS_A));
-                        }
-                        written.add(k);
-                    }
+                    grads.queryKey(ds, qv, kv, needQ, needK, scale, g);
                     BufferPool.give(ds);
                 }
             } finally {
                 released.set(true);
                 BufferPool.give(probs);
             }
-            for (Map.Entry<Tensor, INDArray> e : buffers.entrySet()) {
-                e.getKey().accumulateGrad(e.getValue());
-            }
+            grads.flush();
         }, parents);
     }
 
@@ -528,6 +477,64 @@ public final class Attention {
                 sb.put(so + base, dd, 0, len);
             }
         });
+    }
+
+    /**
+     * Where one backward pass writes dq, dk and dv: a gradient buffer per input tensor (q, k and v
+     * may be views of one fused tensor and then share it), and which roles were written already,
+     * so a later role that overlaps them accumulates instead of overwriting.
+     */
+    private static final class Grads {
+        private final Heads q;
+        private final Heads k;
+        private final Heads v;
+        private final Heads[] roles;
+        private final Map<Tensor, INDArray> buffers = new IdentityHashMap<>();
+        private final List<Heads> written = new ArrayList<>();
+
+        Grads(Heads q, Heads k, Heads v) {
+            this.q = q;
+            this.k = k;
+            this.v = v;
+            this.roles = new Heads[] {q, k, v};
+        }
+
+        /** dv [B, Hkv, S, Dv] = Σ_j attn_jᵀ · dOut_j over the {@code g} query heads sharing each KV head. */
+        void value(INDArray attn, INDArray gradOutHeads, int g) {
+            INDArray dvv = v.view(buffer(buffers, v, roles));
+            boolean acc = overlapsAny(v, written);
+            for (int j = 0; j < g; j++) {
+                Nd4j.exec(new Mmul(group(attn, j, g), group(gradOutHeads, j, g), dvv, 1.0, acc || j > 0 ? 1.0 : 0.0, TRANS_A));
+            }
+            written.add(v);
+        }
+
+        /** dq [B, H, T, D] = scale · dScores · k and dk [B, Hkv, S, D] = scale · Σ_j dScores_jᵀ · q_j, as needed. */
+        void queryKey(INDArray ds, INDArray qv, INDArray kv, boolean needQ, boolean needK, double scale, int g) {
+            if (needQ) {
+                INDArray dqv = q.view(buffer(buffers, q, roles));
+                boolean acc = overlapsAny(q, written);
+                for (int j = 0; j < g; j++) {
+                    Nd4j.exec(new Mmul(group(ds, j, g), kv, group(dqv, j, g), scale, acc ? 1.0 : 0.0, NONE));
+                }
+                written.add(q);
+            }
+            if (needK) {
+                INDArray dkv = k.view(buffer(buffers, k, roles));
+                boolean acc = overlapsAny(k, written);
+                for (int j = 0; j < g; j++) {
+                    Nd4j.exec(new Mmul(group(ds, j, g), group(qv, j, g), dkv, scale, acc || j > 0 ? 1.0 : 0.0, TRANS_A));
+                }
+                written.add(k);
+            }
+        }
+
+        /** Hands each input tensor its gradient buffer. */
+        void flush() {
+            for (Map.Entry<Tensor, INDArray> e : buffers.entrySet()) {
+                e.getKey().accumulateGrad(e.getValue());
+            }
+        }
     }
 
     /**
