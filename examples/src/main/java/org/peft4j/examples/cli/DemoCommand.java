@@ -86,9 +86,8 @@ final class DemoCommand implements Command {
 
     @Override
     public Set<String> valueOptions() {
-        // steps / train-limit / test-limit are undocumented: tiny budgets for tests
-        return Set.of("train-reviews", "test-reviews", "epochs", "max-len", "lr", "batch-size", "seed", "out", "steps",
-                "train-limit", "test-limit");
+        // steps is undocumented: a tiny budget for tests
+        return Set.of("train-reviews", "test-reviews", "epochs", "max-len", "lr", "batch-size", "seed", "out", "steps");
     }
 
     @Override
@@ -107,8 +106,8 @@ final class DemoCommand implements Command {
         long t0 = System.nanoTime();
 
         Imdb.Split split = Imdb.bundledSplit();
-        int trainReviews = a.getInt("train-limit", a.getInt("train-reviews", DEFAULT_TRAIN_REVIEWS));
-        int testReviews = a.getInt("test-limit", a.getInt("test-reviews", DEFAULT_TEST_REVIEWS));
+        int trainReviews = a.getInt("train-reviews", DEFAULT_TRAIN_REVIEWS);
+        int testReviews = a.getInt("test-reviews", DEFAULT_TEST_REVIEWS);
         if (trainReviews < 0 || testReviews < 0) {
             throw new CliException("--train-reviews and --test-reviews must be >= 0 (0 = all), got " + trainReviews + " and "
                     + testReviews);

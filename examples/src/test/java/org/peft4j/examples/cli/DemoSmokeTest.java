@@ -15,7 +15,7 @@ class DemoSmokeTest {
     @Test
     void demoRunsEndToEnd(@TempDir Path tmp) throws Exception {
         Path out = tmp.resolve("demo");
-        CliTestSupport.Run r = CliTestSupport.cli("demo", "--steps", "2", "--train-limit", "32", "--test-limit", "16",
+        CliTestSupport.Run r = CliTestSupport.cli("demo", "--steps", "2", "--train-reviews", "32", "--test-reviews", "16",
                 "--max-len", "32", "--out", out.toString());
         assertEquals(0, r.code(), r.toString());
         String o = r.out();
