@@ -9,6 +9,9 @@ import org.slf4j.LoggerFactory;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.peft4j.quant.QuantStats.gaussian;
+import static org.peft4j.quant.QuantStats.rmse;
+import static org.peft4j.quant.QuantStats.uniform4bit;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -19,41 +22,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class QuantizationPropertiesTest {
     private static final Logger LOG = LoggerFactory.getLogger(QuantizationPropertiesTest.class);
-
-    static float[] gaussian(long seed, int n, double std) {
-        Rng rng = new Rng(seed);
-        float[] v = new float[n];
-        for (int i = 0; i < n; i++) {
-            v[i] = (float) (rng.nextGaussian() * std);
-        }
-        return v;
-    }
-
-    static double rmse(float[] a, float[] b) {
-        double s = 0;
-        for (int i = 0; i < a.length; i++) {
-            double d = (double) a[i] - b[i];
-            s += d * d;
-        }
-        return Math.sqrt(s / a.length);
-    }
-
-    /** Symmetric 4-bit integer quantization with the same per-block absmax: levels k·absmax/7, k = -7..7. */
-    static float[] uniform4bit(float[] x, int block) {
-        float[] out = new float[x.length];
-        for (int b0 = 0; b0 < x.length; b0 += block) {
-            int end = Math.min(x.length, b0 + block);
-            float m = 0;
-            for (int i = b0; i < end; i++) {
-                m = Math.max(m, Math.abs(x[i]));
-            }
-            for (int i = b0; i < end; i++) {
-                int q = m == 0 ? 0 : (int) Math.rint(x[i] / m * 7);
-                out[i] = q * m / 7;
-            }
-        }
-        return out;
-    }
 
     @Test
     void nf4BeatsFp4AndUniformOnGaussianWeights() {

@@ -1,6 +1,6 @@
 package org.peft4j.quant.bench;
 
-import org.peft4j.core.tensor.Rng;
+import org.peft4j.quant.QuantStats;
 import org.peft4j.quant.QuantType;
 import org.peft4j.quant.Quantized4bit;
 
@@ -18,52 +18,23 @@ public final class QuantStatsReport {
 
     public static void main(String[] args) {
         int n = 1 << 20;
-        Rng rng = new Rng(2024);
-        float[] x = new float[n];
-        for (int i = 0; i < n; i++) {
-            x[i] = (float) (rng.nextGaussian() * 0.02);
-        }
+        float[] x = QuantStats.gaussian(2024, n, 0.02);
         long[] shape = {1024, 1024};
         for (int block : new int[]{64, 128, 256}) {
-            double nf4 = rmse(x, Quantized4bit.quantize(x, shape, QuantType.NF4, block, false).dequantize());
-            double nf4dq = rmse(x, Quantized4bit.quantize(x, shape, QuantType.NF4, block, true).dequantize());
-            double fp4 = rmse(x, Quantized4bit.quantize(x, shape, QuantType.FP4, block, false).dequantize());
-            double uni = rmse(x, uniform(x, block));
+            double nf4 = QuantStats.rmse(x, Quantized4bit.quantize(x, shape, QuantType.NF4, block, false).dequantize());
+            double nf4dq = QuantStats.rmse(x, Quantized4bit.quantize(x, shape, QuantType.NF4, block, true).dequantize());
+            double fp4 = QuantStats.rmse(x, Quantized4bit.quantize(x, shape, QuantType.FP4, block, false).dequantize());
+            double uni = QuantStats.rmse(x, QuantStats.uniform4bit(x, block));
             System.out.printf(Locale.ROOT, "block %4d: RMSE NF4 %.4e (double-quant %.4e), FP4 %.4e, uniform int4 absmax %.4e "
                     + "(std 0.02)%n", block, nf4, nf4dq, fp4, uni);
         }
-        float[] big = new float[4096 * 4096];
-        for (int i = 0; i < big.length; i++) {
-            big[i] = (float) (rng.nextGaussian() * 0.02);
-        }
+        // storage depends on the shape only, not on the values
+        float[] big = QuantStats.gaussian(2025, 4096 * 4096, 0.02);
         for (boolean dq : new boolean[]{true, false}) {
             Quantized4bit q = Quantized4bit.quantize(big, new long[]{4096, 4096}, QuantType.NF4, 64, dq);
             System.out.printf(Locale.ROOT, "NF4 [4096, 4096] block 64%s: %,d bytes = %.5f bytes/param (%.3f bits)%n",
                     dq ? " double-quant" : "", q.storageBytes(), (double) q.storageBytes() / big.length,
                     8.0 * q.storageBytes() / big.length);
         }
-    }
-
-    static double rmse(float[] a, float[] b) {
-        double s = 0;
-        for (int i = 0; i < a.length; i++) {
-            double d = (double) a[i] - b[i];
-            s += d * d;
-        }
-        return Math.sqrt(s / a.length);
-    }
-
-    static float[] uniform(float[] x, int block) {
-        float[] out = new float[x.length];
-        for (int b0 = 0; b0 < x.length; b0 += block) {
-            float m = 0;
-            for (int i = b0; i < b0 + block; i++) {
-                m = Math.max(m, Math.abs(x[i]));
-            }
-            for (int i = b0; i < b0 + block; i++) {
-                out[i] = m == 0 ? 0 : (float) Math.rint(x[i] / m * 7) * m / 7;
-            }
-        }
-        return out;
     }
 }
