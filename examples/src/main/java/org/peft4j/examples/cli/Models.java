@@ -166,9 +166,9 @@ final class Models {
         Path tokFile = dir.resolve("tokenizer.json");
         Tokenizer tok = null;
         try {
+            tok = Files.isRegularFile(tokFile) ? HfTokenizer.fromFile(tokFile) : null;
             if (QuantizedModels.isQuantizedFolder(dir)) {
                 Module m = QuantizedModels.load(dir);
-                tok = Files.isRegularFile(tokFile) ? HfTokenizer.fromFile(tokFile) : null;
                 if (m instanceof BertModel enc) {
                     return new Base(spec, kind, dir, enc, null, tok, false);
                 }
@@ -183,11 +183,9 @@ final class Models {
             }
             if (kind == Kind.ENCODER) {
                 BertModel enc = BertModel.load(dir, new Rng(seed));
-                tok = Files.isRegularFile(tokFile) ? HfTokenizer.fromFile(tokFile) : null;
                 return new Base(spec, kind, dir, enc, null, tok, isSeqClsFolder(dir));
             }
             DecoderLM dec = modelType(spec).equals("gpt2") ? Gpt2LMHeadModel.load(dir, seed) : LlamaForCausalLM.load(dir, seed);
-            tok = Files.isRegularFile(tokFile) ? HfTokenizer.fromFile(tokFile) : null;
             return new Base(spec, kind, dir, null, dec, tok, false);
         } catch (RuntimeException | IOException e) {
             if (tok != null) {
