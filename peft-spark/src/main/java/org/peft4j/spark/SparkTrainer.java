@@ -31,7 +31,8 @@ import java.util.Map;
  * ({@link TrainTask}), exchanging only adapter gradients per step through
  * {@code BarrierTaskContext.allGather}. When the stage fails (a task or executor lost) Spark
  * reports the failure; the driver resubmits the job up to {@code maxRestarts} times and the
- * tasks continue from the newest checkpoint. The driver finally writes the adapter folder from
+ * tasks continue from the newest checkpoint (Spark does not retry a failed barrier result stage by
+ * itself: "Could not recover from a failed barrier ResultStage"). The driver finally writes the adapter folder from
  * the bytes task 0 returns; it never loads the model itself.
  */
 public final class SparkTrainer {
@@ -97,14 +98,14 @@ public final class SparkTrainer {
                 new TaskPartitioner(plan.size, plan.batchSize, plan.tasks), Comparator.<Long>naturalOrder());
 
         ClassTag<TaskReport> tag = ClassTag$.MODULE$.apply(TaskReport.class);
-        RuntimeException last = null;
+        Exception last = null;
         for (int attempt = 0; attempt <= spec.maxRestarts(); attempt++) {
             try {
                 RDD<TaskReport> out = routed.rdd().barrier().mapPartitions(new TrainTask(spec, bp), false, tag);
                 List<TaskReport> reports = new ArrayList<>(new JavaRDD<>(out, tag).collect());
                 reports.sort(Comparator.comparingInt(TaskReport::task));
                 return result(reports, attempt + 1, (System.nanoTime() - t0) / 1e9);
-            } catch (RuntimeException e) {
+            } catch (Exception e) {   // SparkException is checked in Java's eyes
                 last = e;
                 if (spec.checkpointDir() == null || attempt == spec.maxRestarts()) {
                     break;
