@@ -15,7 +15,8 @@ import java.util.List;
  * travel as their JSON, in the keys {@code peft4j train} reads).
  *
  * @param source          how executors build the frozen base
- * @param peftJson        the method config in PEFT's keys ({@code peft_type: LORA, r: 8, …})
+ * @param peftJson        the method config in PEFT's keys ({@code peft_type: LORA, r: 8, …}); null trains every
+ *                        weight of the model (full fine-tuning, the baseline; no adapter folder is produced)
  * @param trainingJson    {@link TrainingConfig} keys; {@code batch_size} is the GLOBAL batch
  * @param textColumn      a string column (tokenized on the executors) or an array-of-int column (token ids)
  * @param labelColumn     an integer column (class ids) or a string column (names from {@code labels})
@@ -49,7 +50,9 @@ public record SparkTrainSpec(ModelSource source, String peftJson, String trainin
             throw new IllegalArgumentException("threads_per_task and max_restarts must be >= 0");
         }
         labels = List.copyOf(labels);
-        PeftConfig.fromJson(peftJson, "peft");   // fail on the driver, not in every task
+        if (peftJson != null) {
+            PeftConfig.fromJson(peftJson, "peft");   // fail on the driver, not in every task
+        }
         TrainingConfig t = training(trainingJson);
         if (checkpointDir != null && syncEvery > 1 && t.checkpointInterval() > 0 && t.checkpointInterval() % syncEvery != 0) {
             throw new IllegalArgumentException("training.checkpoint_interval (" + t.checkpointInterval()

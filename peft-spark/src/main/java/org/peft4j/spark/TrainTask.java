@@ -87,9 +87,20 @@ final class TrainTask extends AbstractFunction1<scala.collection.Iterator<Tuple2
 
         Replica(SparkTrainSpec spec) {
             this.base = spec.source().load();
-            this.peft = Peft.apply(base.model(), spec.peft());
-            this.params = peft.trainableParameters();
+            if (spec.peftJson() == null) {
+                // full fine-tuning (the baseline PEFT is measured against): every weight is trained and exchanged
+                this.peft = null;
+                base.model().namedParameters().values().forEach(p -> p.setTrainable(true));
+                this.params = new LinkedHashMap<>(base.model().namedParameters());
+            } else {
+                this.peft = Peft.apply(base.model(), spec.peft());
+                this.params = peft.trainableParameters();
+            }
             params.forEach((k, p) -> initial.put(k, p.value().dup()));
+        }
+
+        void train() {
+            base.model().train();
         }
 
         void reset() {
@@ -113,7 +124,7 @@ final class TrainTask extends AbstractFunction1<scala.collection.Iterator<Tuple2
             TaskReport rep = run(ctx, r, CollectionConverters.asJava(rows));
             return CollectionConverters.asScala(List.of(rep).iterator());
         } finally {
-            r.peft.train();
+            r.train();
             Replicas.release(key, r);
         }
     }
@@ -167,7 +178,7 @@ final class TrainTask extends AbstractFunction1<scala.collection.Iterator<Tuple2
         PeekingRows data = new PeekingRows(rows, firstKey);
         PaddingCollator<Example> collator = PaddingCollator.dynamic(padId(r), spec.maxLength(), true);
         LrSchedule schedule = cfg.lrSchedule(plan.totalSteps);
-        r.peft.train();
+        r.train();
 
         long exchanges = 0, sent = 0, received = 0, computeNs = 0, exchangeNs = 0, updateNs = 0, ckptNs = 0, ckptBytes = 0;
         List<Double> pendingLosses = new ArrayList<>();   // local steps since the last sync (syncEvery > 1)
@@ -243,7 +254,7 @@ final class TrainTask extends AbstractFunction1<scala.collection.Iterator<Tuple2
                 ckptNs += System.nanoTime() - w0;
             }
         }
-        Map<String, byte[]> files = task == 0 ? adapterFiles(r.peft) : Map.of();
+        Map<String, byte[]> files = task == 0 && r.peft != null ? adapterFiles(r.peft) : Map.of();
         return new TaskReport(task, start, plan.totalSteps - start, losses.stream().mapToDouble(Double::doubleValue).toArray(),
                 exchanges, sent, received, computeNs, exchangeNs, updateNs, ckptNs, ckptBytes, System.nanoTime() - t0, values, files);
     }
