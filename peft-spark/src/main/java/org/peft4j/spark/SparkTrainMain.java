@@ -135,6 +135,7 @@ public final class SparkTrainMain {
         m.put("step_seconds", r.stepSeconds());
         m.put("compute_share", r.computeShare());
         m.put("exchange_share", r.exchangeShare());
+        m.put("gather_share", r.gatherShare());
         m.put("update_share", r.updateShare());
         m.put("checkpoint_seconds", r.checkpointSeconds());
         m.put("checkpoint_bytes", r.checkpointBytes());

@@ -49,10 +49,12 @@ public final class SparkTrainer {
      * @param exchangedPerStep   payload bytes all tasks receive per exchange together (N × N messages through the driver)
      * @param stepSeconds        mean wall time of a step (task 0: compute + exchange + update, last attempt)
      * @param computeShare       forward/backward share of task 0's step time; exchangeShare and updateShare the rest
+     * @param gatherShare        the part of exchangeShare spent inside allGather (transfer through the driver and
+     *                           waiting for the slowest task); the rest of it is encoding, decoding and summing
      */
     public record Result(double[] losses, long steps, int attempts, long trainableValues, Map<String, byte[]> adapterFiles,
                          long bytesPerStepPerTask, long exchangedPerStep, double stepSeconds, double computeShare,
-                         double exchangeShare, double updateShare, double checkpointSeconds, long checkpointBytes,
+                         double exchangeShare, double gatherShare, double updateShare, double checkpointSeconds, long checkpointBytes,
                          double wallSeconds, List<TaskReport> reports) {
         /** Writes the adapter folder ({@code adapter_config.json}, {@code adapter_model.safetensors}) to a Hadoop URI or path. */
         public void saveAdapter(String uri) {
@@ -136,6 +138,7 @@ public final class SparkTrainer {
         return new Result(r0.losses(), r0.startStep() + r0.steps(), attempts, r0.trainableValues(), r0.adapterFiles(),
                 r0.bytesSent() / exchanges, received / exchanges, step,
                 total == 0 ? 0 : r0.computeNanos() / total, total == 0 ? 0 : r0.exchangeNanos() / total,
+                total == 0 ? 0 : r0.gatherNanos() / total,
                 total == 0 ? 0 : r0.updateNanos() / total, r0.checkpointNanos() / 1e9, r0.checkpointBytes(), wall, reports);
     }
 

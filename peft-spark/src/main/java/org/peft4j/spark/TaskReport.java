@@ -13,9 +13,10 @@ import java.util.Map;
  * @param bytesReceived  payload bytes this task received from exchanges (all tasks' messages)
  * @param computeNanos   forward + backward
  * @param exchangeNanos  encode, all-gather, decode and sum
+ * @param gatherNanos    the all-gather call alone (includes waiting for the slowest task)
  * @param updateNanos    clipping and optimizer step
  */
 record TaskReport(int task, long startStep, long steps, double[] losses, long exchanges, long bytesSent, long bytesReceived,
-                  long computeNanos, long exchangeNanos, long updateNanos, long checkpointNanos, long checkpointBytes,
+                  long computeNanos, long exchangeNanos, long gatherNanos, long updateNanos, long checkpointNanos, long checkpointBytes,
                   long totalNanos, long trainableValues, Map<String, byte[]> adapterFiles) implements Serializable {
 }

@@ -180,7 +180,7 @@ final class TrainTask extends AbstractFunction1<scala.collection.Iterator<Tuple2
         LrSchedule schedule = cfg.lrSchedule(plan.totalSteps);
         r.train();
 
-        long exchanges = 0, sent = 0, received = 0, computeNs = 0, exchangeNs = 0, updateNs = 0, ckptNs = 0, ckptBytes = 0;
+        long exchanges = 0, sent = 0, received = 0, computeNs = 0, exchangeNs = 0, gatherNs = 0, updateNs = 0, ckptNs = 0, ckptBytes = 0;
         List<Double> pendingLosses = new ArrayList<>();   // local steps since the last sync (syncEvery > 1)
         int k = spec.syncEvery();
         for (long step = start; step < plan.totalSteps; step++) {
@@ -195,7 +195,9 @@ final class TrainTask extends AbstractFunction1<scala.collection.Iterator<Tuple2
             if (k == 1) {
                 float[] g = GradientExchange.flatten(grads(ps), shapes);
                 String msg = GradientExchange.encode(lossPart + "," + checksum(ps), g);
+                long g0 = System.nanoTime();
                 String[] all = ctx.allGather(msg);
+                gatherNs += System.nanoTime() - g0;
                 double stepLoss = 0;
                 String sum0 = null;
                 for (int i = 0; i < all.length; i++) {
@@ -256,7 +258,7 @@ final class TrainTask extends AbstractFunction1<scala.collection.Iterator<Tuple2
         }
         Map<String, byte[]> files = task == 0 && r.peft != null ? adapterFiles(r.peft) : Map.of();
         return new TaskReport(task, start, plan.totalSteps - start, losses.stream().mapToDouble(Double::doubleValue).toArray(),
-                exchanges, sent, received, computeNs, exchangeNs, updateNs, ckptNs, ckptBytes, System.nanoTime() - t0, values, files);
+                exchanges, sent, received, computeNs, exchangeNs, gatherNs, updateNs, ckptNs, ckptBytes, System.nanoTime() - t0, values, files);
     }
 
     /**
