@@ -39,17 +39,21 @@ public final class SparkMeasure {
         String lora = "{\"peft_type\":\"LORA\",\"r\":8,\"lora_alpha\":16,\"lora_dropout\":0.1,"
                 + "\"target_modules\":[\"query\",\"value\"],\"modules_to_save\":[\"classifier\"]}";
         List<Row_> rows = new ArrayList<>();
-        rows.add(new Row_("LoRA r8, local[1], 1 task x 2 threads", run("local[1]", 1, 2, lora, steps, 1e-3)));
-        rows.add(new Row_("LoRA r8, local[2], 2 tasks x 1 thread", run("local[2]", 2, 1, lora, steps, 1e-3)));
-        rows.add(new Row_("full FT, local[2], 2 tasks x 1 thread", run("local[2]", 2, 1, null, fullSteps, 2e-5)));
+        String agg = SparkTrainSpec.AGGREGATE;
+        String bar = SparkTrainSpec.BARRIER;
+        rows.add(new Row_("LoRA r8, aggregate, local[1], 1 task x 2 threads", run("local[1]", 1, 2, lora, steps, 1e-3, agg)));
+        rows.add(new Row_("LoRA r8, aggregate, local[2], 2 tasks x 1 thread", run("local[2]", 2, 1, lora, steps, 1e-3, agg)));
+        rows.add(new Row_("LoRA r8, barrier, local[2], 2 tasks x 1 thread", run("local[2]", 2, 1, lora, steps, 1e-3, bar)));
+        rows.add(new Row_("full FT, aggregate, local[2], 2 tasks x 1 thread", run("local[2]", 2, 1, null, fullSteps, 2e-5, agg)));
+        rows.add(new Row_("full FT, barrier, local[2], 2 tasks x 1 thread", run("local[2]", 2, 1, null, fullSteps, 2e-5, bar)));
         System.out.println();
-        System.out.println("| run | trainable values | bytes sent/task/step | bytes received (all tasks)/step | step s | compute | exchange | update |");
+        System.out.println("| run | trainable values | bytes sent/task/step | bytes moved (all tasks, both ways)/step | step s | compute | exchange (of which gather/job) | update |");
         System.out.println("|---|---:|---:|---:|---:|---:|---:|---:|");
         for (Row_ x : rows) {
             SparkTrainer.Result r = x.r();
-            System.out.printf(Locale.ROOT, "| %s | %,d | %,d | %,d | %.3f | %.1f%% | %.1f%% | %.1f%% |%n", x.name(), r.trainableValues(),
+            System.out.printf(Locale.ROOT, "| %s | %,d | %,d | %,d | %.3f | %.1f%% | %.1f%% (%.1f%%) | %.1f%% |%n", x.name(), r.trainableValues(),
                     r.bytesPerStepPerTask(), r.exchangedPerStep(), r.stepSeconds(), 100 * r.computeShare(),
-                    100 * r.exchangeShare(), 100 * r.updateShare());
+                    100 * r.exchangeShare(), 100 * r.gatherShare(), 100 * r.updateShare());
         }
         for (Row_ x : rows) {
             StringBuilder sb = new StringBuilder();
@@ -60,7 +64,7 @@ public final class SparkMeasure {
         }
     }
 
-    static SparkTrainer.Result run(String master, int tasks, int threads, String peft, int steps, double lr) {
+    static SparkTrainer.Result run(String master, int tasks, int threads, String peft, int steps, double lr, String exchange) {
         Replicas.clear();
         SparkSession spark = SparkSession.builder().master(master).appName("peft-spark measure")
                 .config("spark.ui.enabled", "false")
@@ -72,7 +76,7 @@ public final class SparkMeasure {
             Dataset<Row> df = SparkTrainMain.read(spark, "imdb", "text", "label", 16 * steps, labels);
             String training = "{\"max_steps\":" + steps + ",\"batch_size\":16,\"learning_rate\":" + lr + ",\"seed\":42}";
             SparkTrainSpec spec = new SparkTrainSpec(ModelSources.classifier("minilm", labels, "mean", false, null, 42), peft,
-                    training, "text", "label", labels, 128, tasks, null, 1, threads, 0);
+                    training, "text", "label", labels, 128, tasks, null, 1, threads, 0, exchange);
             SparkTrainer.Result r = SparkTrainer.fit(df, spec);
             System.out.printf(Locale.ROOT, "%s, %d task(s), %s: %d steps, step %.3f s, %,d bytes/task/step%n", master, tasks,
                     peft == null ? "full fine-tuning" : "LoRA", r.steps(), r.stepSeconds(), r.bytesPerStepPerTask());

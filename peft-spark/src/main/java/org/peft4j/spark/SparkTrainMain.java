@@ -37,6 +37,7 @@ import java.util.TreeMap;
  *   sync_every: 1           # >1: local steps with periodic averaging
  *   threads_per_task: 0     # ND4J threads per replica (0 = default)
  *   max_restarts: 2         # resubmissions after a failed step (each resumes from the last checkpoint)
+ *   exchange: aggregate     # or barrier (one stage, allGather per step; needed for sync_every > 1)
  *   nf4: false              # 4-bit NF4 base (QLoRA)
  *   pooling: mean
  * </pre>
@@ -99,7 +100,8 @@ public final class SparkTrainMain {
                     sp.path("nf4").asBoolean(false), null, cfg.seed());
             SparkTrainSpec spec = new SparkTrainSpec(src, JsonFiles.mapper().writeValueAsString(root.path("peft")),
                     cfg.toJson().toString(), text, label, labels, maxLen, sp.path("num_tasks").asInt(2), ckpt,
-                    sp.path("sync_every").asInt(1), sp.path("threads_per_task").asInt(0), sp.path("max_restarts").asInt(2));
+                    sp.path("sync_every").asInt(1), sp.path("threads_per_task").asInt(0), sp.path("max_restarts").asInt(2),
+                    sp.path("exchange").asText(SparkTrainSpec.AGGREGATE));
             SparkTrainer.Result r = SparkTrainer.fit(df, spec);
             String adapter = out.replaceAll("/+$", "") + "/adapter";
             Map<String, byte[]> files = new TreeMap<>(r.adapterFiles());
@@ -127,6 +129,7 @@ public final class SparkTrainMain {
         ObjectNode m = JsonFiles.mapper().createObjectNode();
         m.put("num_tasks", spec.numTasks());
         m.put("sync_every", spec.syncEvery());
+        m.put("exchange", spec.exchange());
         m.put("steps", r.steps());
         m.put("attempts", r.attempts());
         m.put("trainable_values", r.trainableValues());

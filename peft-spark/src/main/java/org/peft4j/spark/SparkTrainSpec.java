@@ -27,11 +27,17 @@ import java.util.List;
  * @param syncEvery       1: gradients are summed every step (exact data parallelism); k > 1: each task takes
  *                        k local steps on its shard, then parameters and optimizer state are averaged
  * @param threadsPerTask  ND4J threads per task (0: leave ND4J's default)
- * @param maxRestarts     how often the driver resubmits a failed training job (it resumes from the last checkpoint)
+ * @param maxRestarts     how often the driver resubmits a failed training job (barrier: it resumes from the last
+ *                        checkpoint) or re-runs a failed step (aggregate)
+ * @param exchange        {@link #BARRIER}: one barrier stage, replicas all-gather gradients every step;
+ *                        {@link #AGGREGATE}: one job per step, the driver holds the optimizer (see README for the measured trade-off)
  */
 public record SparkTrainSpec(ModelSource source, String peftJson, String trainingJson, String textColumn, String labelColumn,
                              List<String> labels, int maxLength, int numTasks, String checkpointDir, int syncEvery,
-                             int threadsPerTask, int maxRestarts) implements Serializable {
+                             int threadsPerTask, int maxRestarts, String exchange) implements Serializable {
+    public static final String BARRIER = "barrier";
+    public static final String AGGREGATE = "aggregate";
+
 
     public SparkTrainSpec {
         if (source == null) {
@@ -50,6 +56,13 @@ public record SparkTrainSpec(ModelSource source, String peftJson, String trainin
             throw new IllegalArgumentException("threads_per_task and max_restarts must be >= 0");
         }
         labels = List.copyOf(labels);
+        if (!BARRIER.equals(exchange) && !AGGREGATE.equals(exchange)) {
+            throw new IllegalArgumentException("exchange must be '" + BARRIER + "' or '" + AGGREGATE + "', got '" + exchange + "'");
+        }
+        if (AGGREGATE.equals(exchange) && syncEvery > 1) {
+            throw new IllegalArgumentException("sync_every > 1 (local steps) needs exchange: " + BARRIER
+                    + " (replicas keep their own state between syncs)");
+        }
         if (peftJson != null) {
             PeftConfig.fromJson(peftJson, "peft");   // fail on the driver, not in every task
         }

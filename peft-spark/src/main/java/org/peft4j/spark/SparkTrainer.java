@@ -44,15 +44,17 @@ public final class SparkTrainer {
     /**
      * Training's outcome: the global loss of every update and the run's counters.
      *
-     * @param attempts           jobs submitted (1 + restarts)
-     * @param bytesPerStepPerTask payload bytes one task sends per exchange (its adapter gradient, Base64)
-     * @param exchangedPerStep   payload bytes all tasks receive per exchange together (N × N messages through the driver)
+     * @param startStep          the step the last attempt started from (0, or a checkpoint's)
+     * @param attempts           barrier: jobs submitted (1 + restarts); aggregate: 1 + step re-runs
+     * @param bytesPerStepPerTask payload bytes one task sends per exchange (its gradient: Base64 text for barrier, float32 for aggregate)
+     * @param exchangedPerStep   payload bytes moved per exchange by all tasks together, sent plus received
+     *                           (barrier: N messages up, N×N down through the driver; aggregate: N gradients up, N adapters down)
      * @param stepSeconds        mean wall time of a step (task 0: compute + exchange + update, last attempt)
      * @param computeShare       forward/backward share of task 0's step time; exchangeShare and updateShare the rest
      * @param gatherShare        the part of exchangeShare spent inside allGather (transfer through the driver and
      *                           waiting for the slowest task); the rest of it is encoding, decoding and summing
      */
-    public record Result(double[] losses, long steps, int attempts, long trainableValues, Map<String, byte[]> adapterFiles,
+    public record Result(double[] losses, long steps, long startStep, String exchange, int attempts, long trainableValues, Map<String, byte[]> adapterFiles,
                          long bytesPerStepPerTask, long exchangedPerStep, double stepSeconds, double computeShare,
                          double exchangeShare, double gatherShare, double updateShare, double checkpointSeconds, long checkpointBytes,
                          double wallSeconds, List<TaskReport> reports) {
@@ -99,6 +101,9 @@ public final class SparkTrainer {
         JavaPairRDD<Long, Sample> routed = keyed.repartitionAndSortWithinPartitions(
                 new TaskPartitioner(plan.size, plan.batchSize, plan.tasks), Comparator.<Long>naturalOrder());
 
+        if (SparkTrainSpec.AGGREGATE.equals(spec.exchange())) {
+            return AggregateTrainer.fit(jsc, routed, plan, bp, spec, t0);
+        }
         ClassTag<TaskReport> tag = ClassTag$.MODULE$.apply(TaskReport.class);
         Exception last = null;
         for (int attempt = 0; attempt <= spec.maxRestarts(); attempt++) {
@@ -131,12 +136,12 @@ public final class SparkTrainer {
         double step = (r0.computeNanos() + r0.exchangeNanos() + r0.updateNanos()) / 1e9 / steps;
         double total = r0.computeNanos() + r0.exchangeNanos() + r0.updateNanos();
         long exchanges = Math.max(1, r0.exchanges());
-        long received = 0;
+        long moved = 0;
         for (TaskReport r : reports) {
-            received += r.bytesReceived();
+            moved += r.bytesSent() + r.bytesReceived();
         }
-        return new Result(r0.losses(), r0.startStep() + r0.steps(), attempts, r0.trainableValues(), r0.adapterFiles(),
-                r0.bytesSent() / exchanges, received / exchanges, step,
+        return new Result(r0.losses(), r0.startStep() + r0.steps(), r0.startStep(), SparkTrainSpec.BARRIER, attempts,
+                r0.trainableValues(), r0.adapterFiles(), r0.bytesSent() / exchanges, moved / exchanges, step,
                 total == 0 ? 0 : r0.computeNanos() / total, total == 0 ? 0 : r0.exchangeNanos() / total,
                 total == 0 ? 0 : r0.gatherNanos() / total,
                 total == 0 ? 0 : r0.updateNanos() / total, r0.checkpointNanos() / 1e9, r0.checkpointBytes(), wall, reports);

@@ -189,7 +189,7 @@ final class TrainTask extends AbstractFunction1<scala.collection.Iterator<Tuple2
                 h.beforeStep(task, step, ctx.stageAttemptNumber());
             }
             long c0 = System.nanoTime();
-            double lossPart = computeGradients(r, plan, data, collator, step, task, k > 1);
+            double lossPart = computeGradients(spec, r, plan, data, collator, step, task, k > 1);
             long c1 = System.nanoTime();
             computeNs += c1 - c0;
             if (k == 1) {
@@ -266,8 +266,8 @@ final class TrainTask extends AbstractFunction1<scala.collection.Iterator<Tuple2
      * of the step loss ({@code Σ_batches loss_task · rows/batchRows / accumulation}; with
      * {@code localMean} the task's own mean loss, the gradient scaled to its shard alone).
      */
-    private double computeGradients(Replica r, GlobalBatchPlan plan, PeekingRows data, PaddingCollator<Example> collator,
-                                    long step, int task, boolean localMean) {
+    static double computeGradients(SparkTrainSpec spec, Replica r, GlobalBatchPlan plan, RowSource data,
+                                   PaddingCollator<Example> collator, long step, int task, boolean localMean) {
         int epoch = plan.epochOfStep(step);
         int[] batches = plan.batchesOfStep(step);
         int myTotal = 0;
@@ -283,12 +283,12 @@ final class TrainTask extends AbstractFunction1<scala.collection.Iterator<Tuple2
             List<Example> ex = new ArrayList<>(hi - lo);
             for (int pos = lo; pos < hi; pos++) {
                 long expected = (long) epoch * plan.size + (long) j * plan.batchSize + pos;
-                ex.add(encode(r, data.take(expected)));
+                ex.add(encode(spec, r, data.take(expected)));
             }
             if (ex.isEmpty()) {
                 continue;
             }
-            reseedDropout(r, step, j, task);
+            reseedDropout(spec, r, step, j, task);
             Batch batch = collator.collate(ex);
             Tensor logits = r.base.model().forward(batch.inputIds(), batch.attentionMask(), batch.tokenTypeIds());
             Tensor loss = Ops.crossEntropy(logits, batch.labels(), Ops.Reduction.MEAN);
@@ -303,7 +303,7 @@ final class TrainTask extends AbstractFunction1<scala.collection.Iterator<Tuple2
         return part;
     }
 
-    private static void update(Optimizer opt, List<Parameter> ps, TrainingConfig cfg, LrSchedule schedule, long step, double loss) {
+    static void update(Optimizer opt, List<Parameter> ps, TrainingConfig cfg, LrSchedule schedule, long step, double loss) {
         double norm = cfg.maxGradNorm() > 0 ? GradClipping.clipGradNorm(ps, cfg.maxGradNorm()) : GradClipping.globalNorm(ps);
         if (!Double.isFinite(norm)) {
             opt.zeroGrad();
@@ -382,7 +382,7 @@ final class TrainTask extends AbstractFunction1<scala.collection.Iterator<Tuple2
         return Double.toHexString(s);
     }
 
-    private void reseedDropout(Replica r, long step, int batch, int task) {
+    private static void reseedDropout(SparkTrainSpec spec, Replica r, long step, int batch, int task) {
         Rng[] rngs = r.base.dropoutRngs();
         long seed = spec.training().seed();
         for (int i = 0; i < rngs.length; i++) {
@@ -391,7 +391,7 @@ final class TrainTask extends AbstractFunction1<scala.collection.Iterator<Tuple2
         }
     }
 
-    private Example encode(Replica r, Sample s) {
+    private static Example encode(SparkTrainSpec spec, Replica r, Sample s) {
         int[] ids;
         if (s.ids() != null) {
             ids = s.ids().length > spec.maxLength() ? Arrays.copyOf(s.ids(), spec.maxLength()) : s.ids();
@@ -405,7 +405,7 @@ final class TrainTask extends AbstractFunction1<scala.collection.Iterator<Tuple2
         return new Example(ids, s.label());
     }
 
-    private static int padId(Replica r) {
+    static int padId(Replica r) {
         return r.base.tokenizer() == null ? r.base.model().config().padTokenId() : Math.max(r.base.tokenizer().padId(), 0);
     }
 
@@ -434,8 +434,13 @@ final class TrainTask extends AbstractFunction1<scala.collection.Iterator<Tuple2
         }
     }
 
+    /** Where a task's rows come from: the row with a given routing key (an error when it is not the next / not there). */
+    interface RowSource {
+        Sample take(long key);
+    }
+
     /** The task's sorted rows, consumed in routing-key order; rows below {@code skipBelow} are skipped (resume). */
-    private static final class PeekingRows {
+    private static final class PeekingRows implements RowSource {
         private final Iterator<Tuple2<Long, Sample>> it;
         private final long skipBelow;
         private boolean skipped;
@@ -445,7 +450,8 @@ final class TrainTask extends AbstractFunction1<scala.collection.Iterator<Tuple2
             this.skipBelow = skipBelow;
         }
 
-        Sample take(long expectedKey) {
+        @Override
+        public Sample take(long expectedKey) {
             while (it.hasNext()) {
                 Tuple2<Long, Sample> t = it.next();
                 if (!skipped && t._1() < skipBelow) {

@@ -7,6 +7,8 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.peft4j.core.io.SafeTensors;
 import org.peft4j.core.peft.Peft;
@@ -74,11 +76,11 @@ class SparkTrainerTest {
     static final String LORA = "{\"peft_type\":\"LORA\",\"r\":4,\"lora_alpha\":8,\"lora_dropout\":0.0,"
             + "\"target_modules\":[\"query\",\"value\"],\"modules_to_save\":[\"classifier\"]}";
 
-    static SparkTrainSpec spec(int tasks, String trainingJson, String checkpointDir, int syncEvery, int restarts) {
+    static SparkTrainSpec spec(int tasks, String trainingJson, String checkpointDir, int syncEvery, int restarts, String exchange) {
         ModelSource src = ModelSources.classifier(SparkTestSupport.tinyBert().toString(), SparkTestSupport.LABELS, "mean",
                 false, 0.0, SEED);
         return new SparkTrainSpec(src, LORA, trainingJson, "input_ids", "label", SparkTestSupport.LABELS, 32, tasks,
-                checkpointDir, syncEvery, 0, restarts);
+                checkpointDir, syncEvery, 0, restarts, exchange);
     }
 
     /** The single-process run: the core Trainer on the same rows, model and configs. */
@@ -132,11 +134,12 @@ class SparkTrainerTest {
         return m;
     }
 
-    @Test
-    void twoTasksOfEightMatchOneProcessWithBatchSixteen(@TempDir Path tmp) {
+    @ParameterizedTest
+    @ValueSource(strings = {SparkTrainSpec.BARRIER, SparkTrainSpec.AGGREGATE})
+    void twoTasksOfEightMatchOneProcessWithBatchSixteen(String exchange, @TempDir Path tmp) {
         List<int[]> ids = SparkTestSupport.ids(ROWS, 5);
         Dataset<Row> df = SparkTestSupport.frame(spark, ids);
-        SparkTrainSpec spec = spec(2, training(""), null, 1, 0);
+        SparkTrainSpec spec = spec(2, training(""), null, 1, 0, exchange);
         Reference ref = singleProcess(spec, ids, tmp.resolve("single"));
         SparkTrainer.Result r = SparkTrainer.fit(df, spec);
 
@@ -152,17 +155,24 @@ class SparkTrainerTest {
         // only adapter tensors cross the network: r=4 on query/value of 2 layers (hidden 16) + classifier 16·2+2
         long loraValues = 2L * 2 * (4 * 16 + 16 * 4);
         assertEquals(loraValues + 34, r.trainableValues());
-        // Base64 of float32: 4 bytes → 16/3 characters per value (+ header)
-        assertTrue(r.bytesPerStepPerTask() >= r.trainableValues() * 16 / 3 && r.bytesPerStepPerTask() < r.trainableValues() * 16 / 3 + 200,
-                "bytes per step " + r.bytesPerStepPerTask());
-        assertEquals(2 * 2 * r.bytesPerStepPerTask(), r.exchangedPerStep(), 2 * 2 * 100.0);
+        if (exchange.equals(SparkTrainSpec.BARRIER)) {
+            // Base64 of float32: 4 bytes → 16/3 characters per value (+ header); 2 messages up, 2 × 2 down
+            assertTrue(r.bytesPerStepPerTask() >= r.trainableValues() * 16 / 3 && r.bytesPerStepPerTask() < r.trainableValues() * 16 / 3 + 200,
+                    "bytes per step " + r.bytesPerStepPerTask());
+            assertEquals(6.0 * r.bytesPerStepPerTask(), r.exchangedPerStep(), 6 * 100.0);
+        } else {
+            // float32 gradient up and float32 adapter down, per task
+            assertEquals(4 * r.trainableValues(), r.bytesPerStepPerTask());
+            assertEquals(2 * 2 * 4 * r.trainableValues(), r.exchangedPerStep());
+        }
     }
 
-    @Test
-    void aTaskKilledOnceResumesFromTheCheckpointAndEndsWithTheSameAdapter(@TempDir Path tmp) {
+    @ParameterizedTest
+    @ValueSource(strings = {SparkTrainSpec.BARRIER, SparkTrainSpec.AGGREGATE})
+    void aTaskKilledOnceResumesAndEndsWithTheSameAdapter(String exchange, @TempDir Path tmp) {
         List<int[]> ids = SparkTestSupport.ids(ROWS, 5);
         Dataset<Row> df = SparkTestSupport.frame(spark, ids);
-        SparkTrainer.Result clean = SparkTrainer.fit(df, spec(2, training(""), null, 1, 0));
+        SparkTrainer.Result clean = SparkTrainer.fit(df, spec(2, training(""), null, 1, 0, exchange));
 
         String ck = tmp.resolve("ckpt").toUri().toString();
         AtomicBoolean killed = new AtomicBoolean();
@@ -173,13 +183,14 @@ class SparkTrainerTest {
         };
         SparkTrainer.Result resumed;
         try {
-            resumed = SparkTrainer.fit(df, spec(2, training(",\"checkpoint_interval\":3"), ck, 1, 2));
+            resumed = SparkTrainer.fit(df, spec(2, training(",\"checkpoint_interval\":3"), ck, 1, 2, exchange));
         } finally {
             TrainTask.hook = null;
         }
         assertTrue(killed.get());
-        assertEquals(2, resumed.attempts(), "one failed job, one resumed job");
-        assertEquals(6, resumed.reports().get(0).startStep(), "resumed from checkpoint-6");
+        assertEquals(2, resumed.attempts(), "one failed attempt, then success");
+        // barrier: the stage fails and the resubmitted job resumes from checkpoint-6; aggregate: the driver re-runs step 8
+        assertEquals(exchange.equals(SparkTrainSpec.BARRIER) ? 6 : 0, resumed.startStep());
         assertTrue(Files.isRegularFile(tmp.resolve("ckpt/checkpoint-10/state.json")), "final checkpoint written");
         assertEquals(10, resumed.losses().length);
         for (int i = 0; i < 10; i++) {
@@ -198,7 +209,8 @@ class SparkTrainerTest {
             }
         };
         try {
-            PeftException e = assertThrows(PeftException.class, () -> SparkTrainer.fit(df, spec(2, training(""), null, 1, 3)));
+            PeftException e = assertThrows(PeftException.class,
+                    () -> SparkTrainer.fit(df, spec(2, training(""), null, 1, 3, SparkTrainSpec.BARRIER)));
             assertTrue(e.getMessage().contains("no checkpoint_dir") && e.getMessage().contains("injected failure at step 2"),
                     e.getMessage());
         } finally {
@@ -210,11 +222,11 @@ class SparkTrainerTest {
     void localStepsWithAveragingKeepReplicasEqualAndLearn(@TempDir Path tmp) {
         List<int[]> ids = SparkTestSupport.ids(ROWS, 5);
         Dataset<Row> df = SparkTestSupport.frame(spark, ids);
-        SparkTrainer.Result r = SparkTrainer.fit(df, spec(2, training(""), null, 2, 0));
+        SparkTrainer.Result r = SparkTrainer.fit(df, spec(2, training(""), null, 2, 0, SparkTrainSpec.BARRIER));
         assertEquals(10, r.losses().length);
         assertEquals(5, r.reports().get(0).exchanges(), "one exchange per 2 local steps");
         assertTrue(r.losses()[9] < r.losses()[0], "local SGD lowers the loss too: " + r.losses()[0] + " -> " + r.losses()[9]);
-        Reference ref = singleProcess(spec(2, training(""), null, 1, 0), ids, tmp.resolve("single"));
+        Reference ref = singleProcess(spec(2, training(""), null, 1, 0, SparkTrainSpec.BARRIER), ids, tmp.resolve("single"));
         double d = maxAbsDiff(ref.adapter(), saved(r, tmp.resolve("local")));
         assertTrue(d > WEIGHT_TOL, "local steps are a different optimisation, not the exact one (max |Δ| " + d + ")");
     }
