@@ -230,4 +230,21 @@ class SparkTrainerTest {
         double d = maxAbsDiff(ref.adapter(), saved(r, tmp.resolve("local")));
         assertTrue(d > WEIGHT_TOL, "local steps are a different optimisation, not the exact one (max |Δ| " + d + ")");
     }
+
+    @Test
+    void nf4BaseTrainsTheSameDistributedAsInOneProcess(@TempDir Path tmp) {
+        List<int[]> ids = SparkTestSupport.ids(48, 8);
+        ModelSource nf4 = ModelSources.classifier(SparkTestSupport.tinyBert().toString(), SparkTestSupport.LABELS, "mean",
+                true, 0.0, SEED);
+        String cfg = "{\"max_steps\":3,\"batch_size\":16,\"learning_rate\":0.01,\"seed\":" + SEED + "}";
+        SparkTrainSpec spec = new SparkTrainSpec(nf4, LORA, cfg, "input_ids", "label", SparkTestSupport.LABELS, 32, 2, null, 1, 0, 0,
+                SparkTrainSpec.AGGREGATE);
+        Reference ref = singleProcess(spec, ids, tmp.resolve("single"));
+        SparkTrainer.Result r = SparkTrainer.fit(SparkTestSupport.frame(spark, ids), spec);
+        for (int i = 0; i < 3; i++) {
+            assertEquals(ref.losses()[i], r.losses()[i], LOSS_TOL, "loss at step " + (i + 1));
+        }
+        double d = maxAbsDiff(ref.adapter(), saved(r, tmp.resolve("spark")));
+        assertTrue(d <= WEIGHT_TOL, "max |Δ| adapter weight on the NF4 base " + d);
+    }
 }
