@@ -26,7 +26,7 @@ class SparkTrainMainTest {
     }
 
     @Test
-    void yamlRecipeTrainsAndWritesAnAdapterFolder(@TempDir Path tmp) throws IOException {
+    void yamlRecipeTrainsAndWritesAnAdapterFolder(@TempDir Path tmp) throws Exception {
         List<String> lines = new ArrayList<>();
         for (int[] ids : SparkTestSupport.ids(40, 3)) {
             lines.add("{\"input_ids\":" + java.util.Arrays.toString(ids) + ",\"label\":" + SparkTestSupport.label(ids) + "}");
