@@ -1,11 +1,11 @@
 package org.peft4j.spark;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.peft4j.core.io.OnnxImport;
 import org.peft4j.core.model.ModelZoo;
 import org.peft4j.core.model.bert.BertConfig;
 import org.peft4j.core.model.bert.BertForSequenceClassification;
 import org.peft4j.core.model.bert.BertModel;
+import org.peft4j.core.model.bert.BertOnnxImport;
 import org.peft4j.core.nn.Parameter;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tokenizer.HfTokenizer;
@@ -82,7 +82,7 @@ public final class ModelSources {
             Tokenizer tok;
             String source;
             if (zoo != null) {
-                OnnxImport.BertWeights w = ModelZoo.weights(zoo);
+                BertOnnxImport.BertWeights w = ModelZoo.weights(zoo);
                 config = w.config();
                 weights = w.weights();
                 tok = ModelZoo.tokenizer(zoo);
