@@ -107,7 +107,7 @@ public final class StateDictLoader {
             }
         }
         if (strict && !missing.isEmpty()) {
-            problems.add(0, "missing keys " + few(missing) + " (" + source + " lacks " + missing.size() + " tensor(s))");
+            problems.add(0, "missing keys " + few(missing) + " (the source lacks " + missing.size() + " tensor(s))");
         }
         if (strict && !unexpected.isEmpty()) {
             problems.add(strict && !missing.isEmpty() ? 1 : 0, "unexpected keys " + few(unexpected) + " (" + unexpected.size()
