@@ -27,13 +27,19 @@ import java.util.Map;
  *
  * <p>The rows of a DataFrame ({@code text}, {@code label}) are routed by a {@link GlobalBatchPlan}
  * to the task that consumes them and sorted into consumption order (one shuffle, before
- * training); then ONE barrier stage of {@code numTasks} tasks runs the whole training loop
- * ({@link TrainTask}), exchanging only adapter gradients per step through
- * {@code BarrierTaskContext.allGather}. When the stage fails (a task or executor lost) Spark
- * reports the failure; the driver resubmits the job up to {@code maxRestarts} times and the
- * tasks continue from the newest checkpoint (Spark does not retry a failed barrier result stage by
- * itself: "Could not recover from a failed barrier ResultStage"). The driver finally writes the adapter folder from
- * the bytes task 0 returns; it never loads the model itself.
+ * training). Then, by {@link SparkTrainSpec#exchange()}:
+ * <ul>
+ *   <li>{@code aggregate} ({@link AggregateTrainer}): one job per step; the driver broadcasts the
+ *       adapter, each task returns its shard's gradient, the driver sums in task order and steps
+ *       the optimizer. Tasks are stateless, so Spark retries a lost task; a failed step is re-run.</li>
+ *   <li>{@code barrier} ({@link TrainTask}): ONE barrier stage of {@code numTasks} tasks runs the
+ *       whole loop, exchanging only adapter gradients per step through
+ *       {@code BarrierTaskContext.allGather}. Spark does not retry a failed barrier result stage
+ *       ("Could not recover from a failed barrier ResultStage"), so the driver resubmits the job
+ *       up to {@code maxRestarts} times and the tasks continue from the newest checkpoint.</li>
+ * </ul>
+ * The driver finally writes the adapter folder from the bytes a replica returns; it never loads
+ * the model itself.
  */
 public final class SparkTrainer {
     private static final Logger LOG = LoggerFactory.getLogger(SparkTrainer.class);
