@@ -69,7 +69,7 @@ public class BertForSequenceClassification extends Module {
                                                             String source, Rng rng) {
         boolean pooler = BertHeads.check(config, weights, config.classifierPooling() == BertConfig.Pooling.POOLER, source);
         BertHeads.Split s = BertHeads.split(weights);
-        BertModel bert = new BertModel(config, pooler, new WeightSource.FromMap(s.encoder(), false), rng);
+        BertModel bert = new BertModel(config, pooler, new MapSource(s.encoder(), false), rng);
         return new BertForSequenceClassification(config, bert, BertHeads.classifierFrom(config, s.head()), rng);
     }
 

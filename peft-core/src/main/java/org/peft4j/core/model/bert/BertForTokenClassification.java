@@ -43,7 +43,7 @@ public class BertForTokenClassification extends Module {
     public static BertForTokenClassification fromWeights(BertConfig config, Map<String, INDArray> weights, String source, Rng rng) {
         boolean pooler = BertHeads.check(config, weights, false, source);
         BertHeads.Split s = BertHeads.split(weights);
-        BertModel bert = new BertModel(config, pooler, new WeightSource.FromMap(s.encoder(), false), rng);
+        BertModel bert = new BertModel(config, pooler, new MapSource(s.encoder(), false), rng);
         return new BertForTokenClassification(config, bert, BertHeads.classifierFrom(config, s.head()), rng);
     }
 

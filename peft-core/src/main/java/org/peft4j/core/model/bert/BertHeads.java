@@ -1,6 +1,7 @@
 package org.peft4j.core.model.bert;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.peft4j.core.model.WeightSource;
 import org.peft4j.core.nn.Linear;
 import org.peft4j.core.tensor.Rng;
 
@@ -47,10 +48,10 @@ final class BertHeads {
 
     /** Hugging Face's head initialisation: weight N(0, 0.02), bias 0. */
     static Linear newClassifier(BertConfig c, Rng rng) {
-        return BertLayer.linear(WeightSource.random(rng, 0.02), "classifier", c.hiddenSize(), c.numLabels());
+        return BertLayer.linear(WeightSource.random(rng), "classifier", c.hiddenSize(), c.numLabels());
     }
 
     static Linear classifierFrom(BertConfig c, Map<String, INDArray> head) {
-        return BertLayer.linear(new WeightSource.FromMap(head, false), "classifier", c.hiddenSize(), c.numLabels());
+        return BertLayer.linear(new MapSource(head, false), "classifier", c.hiddenSize(), c.numLabels());
     }
 }

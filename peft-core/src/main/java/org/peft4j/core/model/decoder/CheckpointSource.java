@@ -5,6 +5,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.peft4j.core.io.CheckpointException;
 import org.peft4j.core.io.CheckpointWeights;
+import org.peft4j.core.model.WeightSource;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -88,7 +89,7 @@ public final class CheckpointSource implements WeightSource, AutoCloseable {
     }
 
     @Override
-    public INDArray get(String name, long[] shape, Init init, double std) {
+    public INDArray get(String name, long[] shape, Init init, double std, int paddingRow) {
         String key = resolve(name);
         if (key == null) {
             missing.add(name);
