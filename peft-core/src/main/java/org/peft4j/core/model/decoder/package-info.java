@@ -1,6 +1,7 @@
 /**
  * What the decoder families share: the {@link org.peft4j.core.model.decoder.CausalLM} contract the
- * generator drives, {@link org.peft4j.core.model.decoder.DecoderLM} (forward, save), strict
+ * generator drives, {@link org.peft4j.core.model.decoder.DecoderLM} (forward, output head, save),
+ * making and loading a family's model ({@link org.peft4j.core.model.decoder.DecoderFamily}), strict
  * checkpoint loading ({@link org.peft4j.core.model.decoder.CheckpointSource}), config parsing
  * ({@link org.peft4j.core.model.decoder.ConfigFields}), input validation and padding-aware
  * positions ({@link org.peft4j.core.model.decoder.DecoderInputs}), and
