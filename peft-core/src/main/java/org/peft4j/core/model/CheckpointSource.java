@@ -160,7 +160,11 @@ public final class CheckpointSource implements WeightSource, AutoCloseable {
             problems.add("missing keys " + missing);
         }
         if (!unexpected.isEmpty()) {
-            problems.add("unexpected keys " + unexpected);
+            Set<String> files = new LinkedHashSet<>();
+            for (String k : unexpected) {
+                files.add(String.valueOf(weights.fileOf(k).getFileName()));
+            }
+            problems.add("unexpected keys " + unexpected + " (in " + String.join(", ", files) + ")");
         }
         if (!badShapes.isEmpty()) {
             problems.add("shape mismatches " + badShapes);
