@@ -107,8 +107,9 @@ public final class CheckpointSource implements WeightSource, AutoCloseable {
     }
 
     /**
-     * Replaces the value of every parameter of {@code model} still to be filled by this source's
-     * tensor for its name (a {@link LayerLoader} may already have replaced some layers).
+     * Replaces the value of every parameter of {@code model} by this source's tensor for its name.
+     * Layers a {@link LayerLoader} replaced first (quantized linears) only have their remaining
+     * parameters (biases) here; their other checkpoint keys were marked used by the loader.
      */
     public void fill(Module model) {
         for (Map.Entry<String, Parameter> e : model.namedParameters().entrySet()) {
