@@ -7,15 +7,10 @@ import org.peft4j.core.io.AtomicFiles;
 import org.peft4j.core.io.CheckpointException;
 import org.peft4j.core.io.CheckpointWeights;
 import org.peft4j.core.io.HfFolder;
-import org.peft4j.core.io.JsonFiles;
 import org.peft4j.core.io.TensorInfo;
-import org.peft4j.core.model.bert.BertForSequenceClassification;
-import org.peft4j.core.model.bert.BertForTokenClassification;
-import org.peft4j.core.model.bert.BertModel;
 import org.peft4j.core.model.LayerLoader;
 import org.peft4j.core.model.ModelFamilies;
 import org.peft4j.core.model.ModelFamily;
-import org.peft4j.core.model.decoder.DecoderLM;
 import org.peft4j.core.model.llama.LlamaForCausalLM;
 import org.peft4j.core.nn.Linear;
 import org.peft4j.core.nn.Module;
@@ -296,32 +291,22 @@ public final class QuantizedModels {
     /**
      * Writes a quantized model as a folder that {@link #load(Path)} reads back: {@code config.json}
      * (the model's config plus {@code quantization_config}) and the weights (sharded above 5 GB).
-     * The folder is staged next to {@code dir} and swapped in whole. Supported: decoder LMs and the
-     * BERT models; others need {@link #save(Module, ObjectNode, Path, long)}.
+     * The folder is staged next to {@code dir} and swapped in whole. Supported: the model classes of
+     * the registered families ({@link ModelFamilies#configJson}: decoder LMs and the BERT models);
+     * others need {@link #save(Module, ObjectNode, Path, long)}.
      */
     public static void save(Module model, Path dir) throws IOException {
         save(model, configOf(model), dir, HfFolder.DEFAULT_MAX_SHARD_BYTES, null);
     }
 
-    /** The {@code config.json} body of a supported model class. */
+    /** The {@code config.json} body of a model class of a registered family ({@link ModelFamilies#configJson}). */
     static ObjectNode configOf(Module model) {
-        ObjectNode config;
         if (model instanceof PeftModel) {
             throw new IllegalArgumentException("save the base model (merge or unload the adapter first); "
                     + "the adapter itself is saved with PeftModel.save");
-        } else if (model instanceof DecoderLM d) {
-            config = d.configJson();
-        } else if (model instanceof BertForSequenceClassification b) {
-            config = JsonFiles.mapper().valueToTree(b.config().toMap("BertForSequenceClassification"));
-        } else if (model instanceof BertForTokenClassification b) {
-            config = JsonFiles.mapper().valueToTree(b.config().toMap("BertForTokenClassification"));
-        } else if (model instanceof BertModel b) {
-            config = JsonFiles.mapper().valueToTree(b.config().toMap("BertModel"));
-        } else {
-            throw new IllegalArgumentException("no config.json writer for " + model.getClass().getName()
-                    + "; use save(model, configJson, dir, maxShardBytes)");
         }
-        return config;
+        return ModelFamilies.configJson(model).orElseThrow(() -> new IllegalArgumentException("no config.json writer for "
+                + model.getClass().getName() + "; use save(model, configJson, dir, maxShardBytes)"));
     }
 
     /** As {@link #save(Module, Path)} with an explicit {@code config.json} body and shard size. */

@@ -3,6 +3,7 @@ package org.peft4j.core.model;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.peft4j.core.io.HfFolder;
+import org.peft4j.core.nn.Module;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -103,6 +104,20 @@ public final class ModelFamilies {
     /** The family of folder {@code dir}, from its {@code config.json}'s {@code model_type}. */
     public static ModelFamily<?> forFolder(Path dir) throws IOException {
         return forConfig(readConfig(dir), dir.resolve(HfFolder.CONFIG_FILE).toString());
+    }
+
+    /**
+     * The {@code config.json} body of {@code model}, from the family whose model class it is
+     * ({@link ModelFamily#configJson}); empty for a class no registered family knows.
+     */
+    public static Optional<ObjectNode> configJson(Module model) {
+        for (ModelFamily<?> f : all()) {
+            Optional<ObjectNode> c = f.configJson(model);
+            if (c.isPresent()) {
+                return c;
+            }
+        }
+        return Optional.empty();
     }
 
     /** {@code dir/config.json} as an object (an error naming the file when it is not one). */

@@ -7,13 +7,15 @@ import org.peft4j.core.nn.Module;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 import java.util.function.Predicate;
 
 /**
  * One model family: everything the loaders need to know about the {@code config.json}
  * {@code model_type}s it reads — the config parser, a fresh model from a config (the skeleton),
- * the checkpoint key prefixes, the checkpoint keys to ignore, strict loading, and whether loading
+ * the checkpoint key prefixes, the checkpoint keys to ignore, strict loading, the config of a
+ * model to save, and whether loading
  * can hand a {@link LayerLoader} one layer at a time (quantizing while loading). Callers never
  * switch on {@code model_type}; they ask {@link ModelFamilies} ({@code CausalLMs}, the CLI and
  * {@code QuantizedModels} all do).
@@ -27,7 +29,8 @@ import java.util.function.Predicate;
  * <p><b>Adding a family (T5 next).</b> Write its package ({@code org.peft4j.core.model.t5}: a
  * {@code T5Config} parsed from {@code config.json}, the modules, {@code T5ForConditionalGeneration})
  * and one {@code T5Family implements ModelFamily<T5Config>}: {@code modelTypes()} =
- * {@code ["t5"]}, {@code kind()} = {@link Kind#ENCODER_DECODER}, {@code skeleton} builds the model
+ * {@code ["t5"]}, {@code kind()} = {@link Kind#ENCODER_DECODER}, {@code configJson} the config of a
+ * {@code T5ForConditionalGeneration}, {@code skeleton} builds the model
  * from the config (HF initialisation, seeded), {@code checkpointPrefixes()} the prefixes a saved
  * checkpoint may lack or add, {@code ignoredKeys} the tied duplicates
  * ({@code encoder.embed_tokens.weight}, {@code decoder.embed_tokens.weight}, {@code lm_head.weight}
@@ -138,6 +141,12 @@ public interface ModelFamily<C> {
             return m;
         }
     }
+
+    /**
+     * The {@code config.json} body describing {@code model} when it is one of this family's model
+     * classes (what a saved folder of it carries, e.g. for quantized saving), else empty.
+     */
+    Optional<ObjectNode> configJson(Module model);
 
     /** A fresh model from {@code config.json}'s content alone ({@link #skeleton} with no checkpoint). */
     default Module skeleton(ObjectNode configJson, String source, long seed) {

@@ -140,6 +140,20 @@ class ModelFamiliesTest {
     }
 
     @Test
+    void theFamilyOfAModelWritesItsConfig() throws IOException {
+        DecoderLM gpt2 = Gpt2LMHeadModel.load(DECODERS.resolve("gpt2"));
+        assertEquals(gpt2.configJson(), ModelFamilies.configJson(gpt2).orElseThrow());
+        DecoderLM qwen2 = LlamaForCausalLM.load(DECODERS.resolve("qwen2"));
+        assertEquals(qwen2.configJson(), ModelFamilies.configJson(qwen2).orElseThrow());
+        assertTrue(ModelFamilies.get("gpt2", "test").configJson(qwen2).isEmpty(), "only its own family's classes");
+        ObjectNode bert = ModelFamilies.configJson(BertModel.load(BERT_TINY)).orElseThrow();
+        assertEquals("BertModel", bert.get("architectures").get(0).asText());
+        assertEquals("bert", bert.get("model_type").asText());
+        assertEquals(16, bert.get("hidden_size").asInt());
+        assertTrue(ModelFamilies.configJson(new Linear(2, 3, true, new org.peft4j.core.tensor.Rng(0))).isEmpty());
+    }
+
+    @Test
     void unknownModelTypeNamesTheConfigFileAndTheKnownTypes() throws IOException {
         Path dir = withModelType(DECODERS.resolve("gpt2"), "falcon");
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ModelFamilies.forFolder(dir));

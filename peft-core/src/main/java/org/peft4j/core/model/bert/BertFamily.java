@@ -2,6 +2,7 @@ package org.peft4j.core.model.bert;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.peft4j.core.io.HfFolder;
+import org.peft4j.core.io.JsonFiles;
 import org.peft4j.core.model.ModelFamily;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.tensor.Rng;
@@ -9,6 +10,8 @@ import org.peft4j.core.tensor.Rng;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
+import java.util.Optional;
 import java.util.function.Predicate;
 
 /**
@@ -97,6 +100,22 @@ public final class BertFamily implements ModelFamily<BertConfig> {
             default:
                 return BertModel.load(dir, new Rng(seed));
         }
+    }
+
+    /** The config with {@code architectures} naming the model's class (the task heads before the encoder). */
+    @Override
+    public Optional<ObjectNode> configJson(Module model) {
+        Map<String, Object> config;
+        if (model instanceof BertForSequenceClassification b) {
+            config = b.config().toMap(SEQUENCE_CLASSIFICATION);
+        } else if (model instanceof BertForTokenClassification b) {
+            config = b.config().toMap(TOKEN_CLASSIFICATION);
+        } else if (model instanceof BertModel b) {
+            config = b.config().toMap("BertModel");
+        } else {
+            return Optional.empty();
+        }
+        return Optional.of(JsonFiles.mapper().valueToTree(config));
     }
 
     @Override

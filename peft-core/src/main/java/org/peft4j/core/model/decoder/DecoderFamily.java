@@ -12,6 +12,7 @@ import org.peft4j.core.tensor.Rng;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 import java.util.function.BiConsumer;
 import java.util.function.Function;
@@ -45,6 +46,7 @@ public abstract class DecoderFamily<C, M extends DecoderLM> implements ModelFami
     }
 
     private final String name;
+    private final Class<M> modelClass;
     private final List<String> modelTypes;
     private final Function<ConfigFields, C> parse;
     private final Predicate<C> tiedHead;
@@ -54,6 +56,7 @@ public abstract class DecoderFamily<C, M extends DecoderLM> implements ModelFami
     private final Factory<C, M> factory;
 
     /**
+     * @param modelClass the family's model class (its instances' configs are {@link DecoderLM#configJson})
      * @param parse      reads and validates the family's config from {@code config.json}'s fields
      * @param tiedHead   whether a config ties {@code lm_head} to the token embedding (a checkpoint's
      *                   {@code lm_head.weight} is then accepted and ignored)
@@ -61,9 +64,11 @@ public abstract class DecoderFamily<C, M extends DecoderLM> implements ModelFami
      * @param ignorable  checkpoint keys known to carry no weights (buffers of older files)
      * @param streams    whether {@code factory} calls its {@code afterLayer} hook for every layer
      */
-    protected DecoderFamily(String name, List<String> modelTypes, Function<ConfigFields, C> parse, Predicate<C> tiedHead,
-                            String basePrefix, Predicate<String> ignorable, boolean streams, Factory<C, M> factory) {
+    protected DecoderFamily(String name, Class<M> modelClass, List<String> modelTypes, Function<ConfigFields, C> parse,
+                            Predicate<C> tiedHead, String basePrefix, Predicate<String> ignorable, boolean streams,
+                            Factory<C, M> factory) {
         this.name = name;
+        this.modelClass = modelClass;
         this.modelTypes = List.copyOf(modelTypes);
         this.parse = parse;
         this.tiedHead = tiedHead;
@@ -107,6 +112,12 @@ public abstract class DecoderFamily<C, M extends DecoderLM> implements ModelFami
     @Override
     public boolean streamsLayers() {
         return streams;
+    }
+
+    /** {@link DecoderLM#configJson} of a model of this family's class. */
+    @Override
+    public Optional<ObjectNode> configJson(Module model) {
+        return modelClass.isInstance(model) ? Optional.of(modelClass.cast(model).configJson()) : Optional.empty();
     }
 
     /** A freshly initialised model (HF's initialisation from {@code seed}, dropout from a fork of it), in training mode. */

@@ -21,7 +21,7 @@ public final class Gpt2Family extends DecoderFamily<Gpt2Config, Gpt2LMHeadModel>
             "(transformer\\.)?h\\.\\d+\\.attn\\.(bias|masked_bias)");
 
     public Gpt2Family() {
-        super("gpt2", List.of("gpt2"), Gpt2Config::fromFields, Gpt2Config::tieWordEmbeddings, "transformer.", IGNORABLE,
+        super("gpt2", Gpt2LMHeadModel.class, List.of("gpt2"), Gpt2Config::fromFields, Gpt2Config::tieWordEmbeddings, "transformer.", IGNORABLE,
                 false, (c, raw, weights, dropout, afterLayer) -> new Gpt2LMHeadModel(c, raw, weights, dropout));
     }
 }

@@ -19,7 +19,7 @@ public final class LlamaFamily extends DecoderFamily<LlamaConfig, LlamaForCausal
             "(model\\.)?layers\\.\\d+\\.self_attn\\.rotary_emb\\.inv_freq");
 
     public LlamaFamily() {
-        super("llama", List.of("llama", "mistral", "qwen2"), LlamaConfig::fromFields, LlamaConfig::tieWordEmbeddings,
+        super("llama", LlamaForCausalLM.class, List.of("llama", "mistral", "qwen2"), LlamaConfig::fromFields, LlamaConfig::tieWordEmbeddings,
                 "model.", IGNORABLE, true, LlamaForCausalLM::new);
     }
 }
