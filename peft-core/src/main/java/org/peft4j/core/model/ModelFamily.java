@@ -14,11 +14,10 @@ import java.util.function.Predicate;
 /**
  * One model family: everything the loaders need to know about the {@code config.json}
  * {@code model_type}s it reads — the config parser, a fresh model from a config (the skeleton),
- * the checkpoint key prefixes, the checkpoint keys to ignore, strict loading, the config of a
- * model to save, and whether loading
- * can hand a {@link LayerLoader} one layer at a time (quantizing while loading). Callers never
- * switch on {@code model_type}; they ask {@link ModelFamilies} ({@code CausalLMs}, the CLI and
- * {@code QuantizedModels} all do).
+ * the checkpoint key prefixes, the checkpoint keys to ignore, strict loading, whether loading can
+ * hand a {@link LayerLoader} one layer at a time (quantizing while loading), and the config of a
+ * model to save. Callers never switch on {@code model_type}; they ask {@link ModelFamilies}
+ * ({@code CausalLMs}, the CLI and {@code QuantizedModels} all do).
  *
  * <p>A family registers itself: it is a public class with a public no-argument constructor,
  * listed in {@code META-INF/services/org.peft4j.core.model.ModelFamily} of its module and found
@@ -34,8 +33,9 @@ import java.util.function.Predicate;
  * from the config (HF initialisation, seeded), {@code checkpointPrefixes()} the prefixes a saved
  * checkpoint may lack or add, {@code ignoredKeys} the tied duplicates
  * ({@code encoder.embed_tokens.weight}, {@code decoder.embed_tokens.weight}, {@code lm_head.weight}
- * when tied) and any buffers, {@code load} the strict fp32 load (the default
- * {@link #load(Path, long, LayerLoader)} already fills the skeleton strictly from a
+ * when tied) and any buffers, {@code load} the strict fp32 load (it may simply be
+ * {@code load(dir, seed, (prefix, layer, source) -> null)}: the default
+ * {@link #load(Path, long, LayerLoader)} fills the skeleton strictly from a
  * {@link CheckpointSource}); then add the line {@code org.peft4j.core.model.t5.T5Family} to
  * {@code peft-core/src/main/resources/META-INF/services/org.peft4j.core.model.ModelFamily}.
  * Nothing else changes: the registry, {@code QuantizedModels} (quantized folders and quantizing
