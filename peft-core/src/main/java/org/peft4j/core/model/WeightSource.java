@@ -10,9 +10,9 @@ import java.util.Arrays;
 /**
  * Where a model's constructor gets each parameter's initial value, by Hugging Face name and
  * expected shape, for every model family: fresh values as Hugging Face's {@code _init_weights}
- * makes them ({@link #random}) or a checkpoint's tensors (the BERT family's validated map, the
- * decoder families' {@link org.peft4j.core.model.decoder.CheckpointSource}). Building the model
- * straight from the source never allocates throw-away random tables.
+ * makes them ({@link #random}) or a checkpoint's tensors (BERT's validated map, or a
+ * {@link CheckpointSource} for the decoders and every skeleton a {@link ModelFamily} fills).
+ * Building the model straight from the source never allocates throw-away random tables.
  */
 public interface WeightSource {
 
