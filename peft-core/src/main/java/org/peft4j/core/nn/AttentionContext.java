@@ -1,6 +1,7 @@
 package org.peft4j.core.nn;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.peft4j.core.tensor.AttentionMask;
 import org.peft4j.core.tensor.Tensor;
 
 import java.util.Arrays;

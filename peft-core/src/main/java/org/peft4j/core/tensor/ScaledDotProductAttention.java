@@ -1,4 +1,4 @@
-package org.peft4j.core.nn;
+package org.peft4j.core.tensor;
 
 import org.nd4j.linalg.api.blas.params.MMulTranspose;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -10,10 +10,6 @@ import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
 import org.nd4j.linalg.api.ops.random.impl.BernoulliDistribution;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
-import org.peft4j.core.tensor.GradMode;
-import org.peft4j.core.tensor.Kernels;
-import org.peft4j.core.tensor.Rng;
-import org.peft4j.core.tensor.Tensor;
 
 import java.nio.FloatBuffer;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -40,7 +36,7 @@ import java.util.Map;
  * members is one strided view over the query heads ({@code j, j+g, …}), so key/value heads are
  * never repeated in memory and their gradients sum over the group via {@code beta = 1}.
  */
-public final class Attention {
+public final class ScaledDotProductAttention {
     private static final MMulTranspose NONE = MMulTranspose.builder().build();
     private static final MMulTranspose TRANS_A = MMulTranspose.builder().transposeA(true).build();
     private static final MMulTranspose TRANS_B = MMulTranspose.builder().transposeB(true).build();
@@ -53,14 +49,14 @@ public final class Attention {
                 }
             });
 
-    private Attention() {
+    private ScaledDotProductAttention() {
     }
 
     /**
      * Where one operand's heads live: either a tensor already shaped {@code [batch, heads, len, headDim]}
      * (any strides), or a merged projection {@code [batch, len, C]} whose columns
      * {@code [colOffset, colOffset + heads·headDim)} hold the heads side by side (the layout a
-     * {@link Linear} produces, and GPT-2's fused {@code c_attn} with its q/k/v column blocks).
+     * {@code Linear} produces, and GPT-2's fused {@code c_attn} with its q/k/v column blocks).
      */
     public static final class Heads {
         final Tensor tensor;
@@ -113,7 +109,31 @@ public final class Attention {
             return merged ? headsView(base, colOffset, numHeads, headDim) : base;
         }
 
-        long columns() {
+        /** The tensor the heads are read from. */
+        public Tensor tensor() {
+            return tensor;
+        }
+
+        /** True for a column block of a merged {@code [batch, len, C]} tensor. */
+        public boolean isMerged() {
+            return merged;
+        }
+
+        /** First column of the block (0 for a split operand). */
+        public long columnOffset() {
+            return colOffset;
+        }
+
+        public long numHeads() {
+            return numHeads;
+        }
+
+        public long headDim() {
+            return headDim;
+        }
+
+        /** Columns of the block ({@code numHeads·headDim}; 0 for a split operand). */
+        public long columns() {
             return merged ? numHeads * headDim : 0;
         }
 
