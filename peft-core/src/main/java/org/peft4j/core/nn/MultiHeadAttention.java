@@ -143,7 +143,16 @@ public class MultiHeadAttention extends Module {
         }
 
         AttentionMask mask = ctx.mask(causal, past, prefixLen);
-        Tensor out = ScaledDotProductAttention.attend(qh, kh, vh, mask, scale, attnDropout, dropoutRng, isTraining(), true);
+        Tensor out;
+        if (ctx.recordsAttentions()) {
+            // the slower composed path that also yields the probabilities [B, H, T, P + past + T]
+            ScaledDotProductAttention.WithProbabilities r = ScaledDotProductAttention.attendWithProbabilities(
+                    qh, kh, vh, mask, scale, attnDropout, dropoutRng, isTraining(), true);
+            ctx.recordAttention(layerIndex, r.probabilities());
+            out = r.context();
+        } else {
+            out = ScaledDotProductAttention.attend(qh, kh, vh, mask, scale, attnDropout, dropoutRng, isTraining(), true);
+        }
         if (outName != null) {
             out = child(outName, UnaryModule.class).forward(out);
         }
@@ -164,15 +173,7 @@ public class MultiHeadAttention extends Module {
 
     /** {@code [B, n, T, D]} tensor from a merged column block (slice, reshape, permute). */
     private static Tensor split(ScaledDotProductAttention.Heads h, long b, long t) {
-        if (!h.isMerged()) {
-            return h.tensor();
-        }
-        Tensor m = h.tensor();
-        long cols = h.columns();
-        if (h.columnOffset() != 0 || cols != m.size(2)) {
-            m = Ops.slice(m, 2, h.columnOffset(), h.columnOffset() + cols);
-        }
-        return Ops.permute(Ops.reshape(m, b, t, h.numHeads(), h.headDim()), 0, 2, 1, 3);
+        return h.asSplit();
     }
 
     private void checkPrefix(Tensor p, long b, String what) {
