@@ -38,7 +38,7 @@ class ScaledDotProductAttentionFloatPathTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("org.peft4j.core.nn.ScaledDotProductAttentionTest#cases")
+    @MethodSource("org.peft4j.core.tensor.ScaledDotProductAttentionTest#cases")
     void floatPathMatchesDoublePath(ScaledDotProductAttentionTest.Case c) {
         INDArray[] in = qkv(c, 21);
         double scale = 1.0 / Math.sqrt(c.d());
