@@ -182,6 +182,15 @@ public record BackboneInputs(Tensor inputEmbeddings, INDArray attentionMask, IND
                         + " + cached " + past + " + new " + t + ") or [" + batch + ", " + (past + t) + "], got "
                         + java.util.Arrays.toString(attentionMask.shape()));
             }
+            if (p > 0 && cols == p + past + t && cols != past + t) {
+                for (int i = 0; i < prefixKeys.length; i++) {
+                    if (prefixKeys[i] == null) {
+                        throw new IllegalArgumentException("attention mask " + java.util.Arrays.toString(attentionMask.shape())
+                                + " covers " + p + " prefix columns but layer " + i + " has no prefix;"
+                                + " give every layer a prefix or pass the mask without the prefix columns");
+                    }
+                }
+            }
         }
         long offset = resolvedPositionOffset();
         if (offset + t > b.maxPositions()) {
