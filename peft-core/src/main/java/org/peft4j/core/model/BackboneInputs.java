@@ -19,7 +19,10 @@ import org.peft4j.core.tensor.Tensor;
  *                        learned positions (GPT-2) then subtract the padding before each token
  *                        (see {@link #positions})
  * @param prefixKeys      per layer {@code [batch, kvHeads, P, headDim]} or null: used as if already
- *                        in the KV cache (no rotary applied to them); null = no prefix
+ *                        in the KV cache (no rotary applied to them, never appended to a cache;
+ *                        real tokens see all of them and each other causally); one P for every
+ *                        layer; an entry may be null (no prefix for that layer, and then the mask
+ *                        must not include prefix columns); null = no prefix. Gradients flow into them
  * @param prefixValues    same shapes as {@code prefixKeys}
  * @param caches          per-layer KV caches (decoding) or null
  * @param outputHiddenStates return every layer's hidden state
