@@ -544,6 +544,38 @@ class BackboneTest {
         }
     }
 
+    @Test
+    void positionsFollowTheMaskAsGenerateDoesAndCountThePrefix() {
+        Tensor e = Tensor.constant(Nd4j.zeros(DataType.FLOAT, 2, 4, 8));
+        // left-padded row 0, full row 1, no prefix, no cache: real tokens get cumsum(mask) − 1
+        INDArray mask = Nd4j.createFromArray(new long[][]{{0, 0, 1, 1}, {1, 1, 1, 1}});
+        long[][] pos = BackboneInputs.of(e, mask).positions();
+        for (int b = 0; b < 2; b++) {
+            long cumsum = 0;
+            for (int j = 0; j < 4; j++) {
+                cumsum += mask.getLong(b, j);
+                if (mask.getLong(b, j) == 1) {
+                    assertEquals(cumsum - 1, pos[b][j], "row " + b + " token " + j);
+                }
+            }
+        }
+        // without a mask: offset..offset+T−1 with the offset given explicitly
+        assertArrayEquals(new long[]{5, 6, 7, 8}, BackboneInputs.of(e, null).withPositionOffset(5).positions()[1]);
+        // a 3-token prefix in front, its mask columns included: the same positions shifted by 3
+        Tensor[] pk = {Tensor.constant(Nd4j.zeros(DataType.FLOAT, 2, 1, 3, 2))};
+        INDArray withPrefix = Nd4j.concat(1, Nd4j.ones(DataType.INT64, 2, 3), mask);
+        BackboneInputs in = BackboneInputs.of(e, withPrefix).withPrefix(pk, pk);
+        assertEquals(3, in.resolvedPositionOffset());
+        long[][] shifted = in.positions();
+        for (int b = 0; b < 2; b++) {
+            for (int j = 0; j < 4; j++) {
+                if (mask.getLong(b, j) == 1) {
+                    assertEquals(pos[b][j] + 3, shifted[b][j]);
+                }
+            }
+        }
+    }
+
     // ---- gradients into input embeddings and prefix keys/values --------------------------------
 
     static Gpt2LMHeadModel tinyGpt2() {
