@@ -3,11 +3,11 @@ package org.peft4j.benchmarks;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
-import org.peft4j.core.io.OnnxImport;
 import org.peft4j.core.model.ModelZoo;
 import org.peft4j.core.model.bert.BertConfig;
 import org.peft4j.core.model.bert.BertForSequenceClassification;
 import org.peft4j.core.model.bert.BertModel;
+import org.peft4j.core.model.bert.BertOnnxImport;
 import org.peft4j.core.nn.Parameter;
 import org.peft4j.core.peft.Peft;
 import org.peft4j.core.peft.PeftModel;
@@ -81,7 +81,7 @@ public final class MiniLm {
 
     /** A fresh encoder with its own copy of the bundled weights. */
     public static BertModel encoder(BertConfig config, long seed) {
-        OnnxImport.BertWeights w = ModelZoo.weights(ModelZoo.MINILM_L6);
+        BertOnnxImport.BertWeights w = ModelZoo.weights(ModelZoo.MINILM_L6);
         return BertModel.fromWeightsCopy(config, w.weights(), "all-minilm-l6-v2", new Rng(seed));
     }
 

@@ -89,7 +89,7 @@ class QuantizationPropertiesTest {
         // the binary-search shortcut against the literal argmin over all 16 codes (first index on ties)
         for (QuantType t : new QuantType[]{QuantType.NF4, QuantType.FP4}) {
             float[] table = QuantMaps.fourBit(t);
-            Quantized4bit.Nearest4 nearest = new Quantized4bit.Nearest4(table);
+            FourBitQuantizer.Nearest4 nearest = new FourBitQuantizer.Nearest4(table);
             Rng rng = new Rng(3);
             for (int i = 0; i < 200_000; i++) {
                 float s = i < 1000 ? -1f + i / 500f : (float) (2 * rng.nextDouble() - 1);

@@ -1,5 +1,5 @@
 /**
- * Files: safetensors, Hugging Face checkpoint folders, JSON configs, atomic writes.
+ * Files: safetensors, Hugging Face checkpoint folders, ONNX tensors, JSON configs, atomic writes.
  *
  * <ul>
  *   <li>{@link org.peft4j.core.io.SafeTensorsFile} — lazy, memory-mapped reader of one
@@ -14,6 +14,9 @@
  *   <li>{@link org.peft4j.core.io.JsonFiles} — JSON read with file-naming errors, and written the
  *       way transformers/PEFT write it (sorted keys, indent 2).</li>
  *   <li>{@link org.peft4j.core.io.AtomicFiles} — temp-file-and-rename writes of files and folders.</li>
+ *   <li>{@link org.peft4j.core.io.OnnxReader} — ONNX protobuf parsing and its tensors as ND4J
+ *       arrays; naming a graph's initializers is a model family's job
+ *       ({@code model.bert.BertOnnxImport}), since this package knows no model.</li>
  * </ul>
  *
  * <p>Format problems throw {@link org.peft4j.core.io.SafeTensorsException} or

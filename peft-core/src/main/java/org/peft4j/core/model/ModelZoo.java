@@ -1,8 +1,9 @@
 package org.peft4j.core.model;
 
-import org.peft4j.core.io.OnnxImport;
+import org.peft4j.core.io.OnnxReader;
 import org.peft4j.core.model.bert.BertConfig;
 import org.peft4j.core.model.bert.BertModel;
+import org.peft4j.core.model.bert.BertOnnxImport;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tokenizer.HfTokenizer;
 import org.slf4j.Logger;
@@ -39,7 +40,7 @@ public final class ModelZoo {
     /** Every bundled checkpoint name. */
     public static final List<String> NAMES = List.of(MINILM_L6, BGE_SMALL);
 
-    private static final Map<String, SoftReference<OnnxImport.BertWeights>> CACHE = new HashMap<>();
+    private static final Map<String, SoftReference<BertOnnxImport.BertWeights>> CACHE = new HashMap<>();
 
     private ModelZoo() {
     }
@@ -77,7 +78,7 @@ public final class ModelZoo {
 
     /** A bundled model by name ({@link #NAMES}). */
     public static Pretrained load(String name, Rng rng) {
-        OnnxImport.BertWeights w = weights(name);
+        BertOnnxImport.BertWeights w = weights(name);
         BertModel model = BertModel.fromWeightsCopy(w.config(), w.weights(), resource(name, ".onnx"), rng);
         model.eval();
         return new Pretrained(name, model, w.config(), tokenizer(name));
@@ -88,13 +89,13 @@ public final class ModelZoo {
      *
      * @throws IllegalArgumentException for an unknown name, or when its jar is not on the class path
      */
-    public static OnnxImport.BertWeights weights(String name) {
+    public static BertOnnxImport.BertWeights weights(String name) {
         checkName(name);
         synchronized (CACHE) {
-            SoftReference<OnnxImport.BertWeights> ref = CACHE.get(name);
-            OnnxImport.BertWeights w = ref == null ? null : ref.get();
+            SoftReference<BertOnnxImport.BertWeights> ref = CACHE.get(name);
+            BertOnnxImport.BertWeights w = ref == null ? null : ref.get();
             if (w == null) {
-                w = OnnxImport.bertFromResource(resource(name, ".onnx"));
+                w = BertOnnxImport.bertFromResource(resource(name, ".onnx"));
                 CACHE.put(name, new SoftReference<>(w));
             } else {
                 LOG.debug("using cached weights of {}", name);
@@ -112,7 +113,7 @@ public final class ModelZoo {
     /** The raw ONNX bytes of a bundled model (for an independent runtime). */
     public static byte[] onnxBytes(String name) {
         checkName(name);
-        return OnnxImport.readResource(resource(name, ".onnx"));
+        return OnnxReader.readResource(resource(name, ".onnx"));
     }
 
     /** The class-path resource of a bundled model's file: {@code /<name><suffix>}. */

@@ -1,13 +1,8 @@
 package org.peft4j.core.train;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
-import org.peft4j.core.io.AtomicFiles;
-import org.peft4j.core.io.SafeTensors;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.Parameter;
 import org.peft4j.core.tensor.NoGrad;
@@ -16,16 +11,13 @@ import org.peft4j.core.tensor.Tensor;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.IdentityHashMap;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -55,7 +47,6 @@ import java.util.TreeSet;
  */
 public final class Trainer implements TrainerContext {
     private static final Logger LOG = LoggerFactory.getLogger(Trainer.class);
-    private static final ObjectMapper MAPPER = new ObjectMapper();
 
     private final Module model;
     private final Map<String, Parameter> params;
@@ -74,7 +65,7 @@ public final class Trainer implements TrainerContext {
     private long totalSteps;
     private int numBatches;
     private boolean resumed;
-    private JsonNode resumedLoader;
+    private TrainerState.LoaderState resumedLoader;
 
     private double windowLossSum;
     private long windowSteps;
@@ -509,108 +500,36 @@ public final class Trainer implements TrainerContext {
         Map<String, INDArray> values = new LinkedHashMap<>();
         params.forEach((k, p) -> values.put(k, p.value()));
         OptimizerState os = optimizer.state();
-        ObjectNode state = stateJson(os);
-        try {
-            byte[] json = MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(state);
-            AtomicFiles.replaceDirectory(dir, tmp -> {
-                SafeTensors.write(tmp.resolve(TrainerCheckpoint.PARAMETERS_FILE), values, Map.of("format", "pt"));
-                SafeTensors.write(tmp.resolve(TrainerCheckpoint.OPTIMIZER_FILE), os.tensors(), Map.of("format", "pt"));
-                AtomicFiles.writeBytes(tmp.resolve(TrainerCheckpoint.STATE_FILE), json);
-            });
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write checkpoint " + dir, e);
-        }
+        TrainerCheckpoint.write(dir, state(os), values, os.tensors());
         lastCheckpoint = dir;
         lastCheckpointStep = globalStep;
         LOG.info("saved checkpoint {}", dir);
-        prune(out, dir);
+        TrainerCheckpoint.prune(out, dir, config.keepCheckpoints());
         return dir;
     }
 
-    private void prune(Path out, Path keep) {
-        int limit = config.keepCheckpoints();
-        if (limit <= 0) {
-            return;
-        }
-        List<Path> all = TrainerCheckpoint.list(out);
-        int excess = all.size() - limit;
-        for (Path p : all) {
-            if (excess <= 0) {
-                break;
-            }
-            if (p.equals(keep)) {
-                continue;
-            }
-            try {
-                AtomicFiles.deleteRecursively(p);
-                excess--;
-            } catch (IOException e) {
-                LOG.warn("could not delete old checkpoint {}: {}", p, e.toString());
-            }
-        }
-    }
-
-    private ObjectNode stateJson(OptimizerState os) {
-        ObjectNode n = MAPPER.createObjectNode();
-        n.put("format", TrainerCheckpoint.FORMAT);
-        n.put("version", TrainerCheckpoint.VERSION);
-        n.put("global_step", globalStep);
-        n.put("epoch", epoch);
-        n.put("batch_in_epoch", batchInEpoch);
-        n.put("schedule_step", globalStep);
-        n.put("total_steps", totalSteps);
-        n.put("num_batches", numBatches);
-        if (currentTrain != null) {
-            ObjectNode l = n.putObject("loader");
-            l.put("seed", currentTrain.seed());
-            l.put("shuffle", currentTrain.shuffle());
-            l.put("batch_size", currentTrain.batchSize());
-            l.put("drop_last", currentTrain.dropLast());
-            l.put("num_batches", currentTrain.numBatches());
-            l.put("dataset_size", currentTrain.dataset().size());
-        } else {
-            n.putNull("loader");
-        }
-        ArrayNode r = n.putArray("rng_states");
+    /** The trainer's position and bookkeeping now, with the optimizer's step counts from {@code os}. */
+    private TrainerState state(OptimizerState os) {
+        List<Long> rngStates = new ArrayList<>();
         for (Rng rng : rngs) {
-            r.add(rng.state());
+            rngStates.add(rng.state());
         }
-        ObjectNode o = n.putObject("optimizer");
-        o.put("type", os.type());
-        o.put("learning_rate", optimizer.learningRate());
-        ObjectNode steps = o.putObject("steps");
-        os.steps().forEach(steps::put);
-        ObjectNode w = n.putObject("log_window");
-        w.put("loss_sum", windowLossSum);
-        w.put("steps", windowSteps);
-        w.put("tokens", windowTokens);
-        n.put("last_eval_step", lastEvalStep);
-        ObjectNode em = n.putObject("last_eval_metrics");
-        lastEvalMetrics.forEach((k, v) -> {
-            if (Double.isFinite(v)) {
-                em.put(k, v);
-            } else {
-                em.putNull(k);
-            }
-        });
-        ObjectNode ls = n.putObject("listeners");
+        Map<String, JsonNode> listenerStates = new LinkedHashMap<>();
         for (TrainingListener l : listeners) {
             if (l.stateKey() != null) {
                 JsonNode s = l.saveState();
                 if (s != null) {
-                    ls.set(l.stateKey(), s);
+                    listenerStates.put(l.stateKey(), s);
                 }
             }
         }
-        ObjectNode ps = n.putObject("parameters");
-        params.forEach((k, p) -> {
-            ArrayNode shape = ps.putArray(k);
-            for (long d : p.shape()) {
-                shape.add(d);
-            }
-        });
-        n.set("config", config.toJson());
-        return n;
+        Map<String, long[]> shapes = new LinkedHashMap<>();
+        params.forEach((k, p) -> shapes.put(k, p.shape()));
+        return new TrainerState(globalStep, epoch, batchInEpoch, totalSteps, numBatches,
+                currentTrain == null ? null : TrainerState.LoaderState.of(currentTrain), rngStates,
+                os.type(), optimizer.learningRate(), os.steps(),
+                new TrainerState.LogWindow(windowLossSum, windowSteps, windowTokens),
+                lastEvalStep, lastEvalMetrics, listenerStates, shapes, config.toJson());
     }
 
     /**
@@ -624,7 +543,7 @@ public final class Trainer implements TrainerContext {
         if (dir == null || !Files.isDirectory(dir)) {
             throw new IllegalArgumentException("checkpoint folder " + dir + " does not exist");
         }
-        JsonNode st = TrainerCheckpoint.readState(dir);
+        TrainerState st = TrainerCheckpoint.readTrainerState(dir);
         Map<String, INDArray> values = TrainerCheckpoint.readParameters(dir);
         List<String> missing = new ArrayList<>();
         for (String k : params.keySet()) {
@@ -649,25 +568,22 @@ public final class Trainer implements TrainerContext {
                         + Arrays.toString(v.shape()) + ", the model's has " + Arrays.toString(e.getValue().shape()));
             }
         }
-        JsonNode rs = st.path("rng_states");
-        if (rs.size() != rngs.size()) {
-            throw new IllegalArgumentException("checkpoint " + dir + " holds " + rs.size() + " RNG state(s), the trainer was given "
-                    + rngs.size() + " RNG(s)");
+        if (st.rngStates().size() != rngs.size()) {
+            throw new IllegalArgumentException("checkpoint " + dir + " holds " + st.rngStates().size()
+                    + " RNG state(s), the trainer was given " + rngs.size() + " RNG(s)");
         }
-        JsonNode opt = st.path("optimizer");
-        Map<String, Long> steps = new LinkedHashMap<>();
-        for (Iterator<Map.Entry<String, JsonNode>> it = opt.path("steps").fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> e = it.next();
-            steps.put(e.getKey(), e.getValue().asLong());
-        }
-        OptimizerState os = new OptimizerState(opt.path("type").asText(), steps,
+        OptimizerState os = new OptimizerState(st.optimizerType(), st.optimizerSteps(),
                 TrainerCheckpoint.readOptimizerTensors(dir));
-        warnConfigDifferences(dir, st.path("config"));
+        List<String> configDiffs = st.configDifferences(config);
+        if (!configDiffs.isEmpty()) {
+            LOG.warn("resuming from {} with a different config; the run will not reproduce the original exactly: {}",
+                    dir, configDiffs);
+        }
 
         // validated; now change state (the optimizer validates its state before swapping it in)
         optimizer.loadState(os);
-        if (opt.has("learning_rate")) {
-            optimizer.setLearningRate(opt.path("learning_rate").asDouble());
+        if (!Double.isNaN(st.learningRate())) {
+            optimizer.setLearningRate(st.learningRate());
         }
         for (Map.Entry<String, Parameter> e : params.entrySet()) {
             INDArray target = e.getValue().value();
@@ -676,35 +592,28 @@ public final class Trainer implements TrainerContext {
             e.getValue().zeroGrad();
         }
         for (int i = 0; i < rngs.size(); i++) {
-            rngs.get(i).setState(rs.get(i).asLong());
+            rngs.get(i).setState(st.rngStates().get(i));
         }
-        globalStep = st.path("global_step").asLong();
-        epoch = st.path("epoch").asInt();
-        batchInEpoch = st.path("batch_in_epoch").asInt();
-        JsonNode w = st.path("log_window");
-        windowLossSum = w.path("loss_sum").asDouble(0.0);
-        windowSteps = w.path("steps").asLong(0);
-        windowTokens = w.path("tokens").asLong(0);
-        lastEvalStep = st.path("last_eval_step").asLong(-1);
-        Map<String, Double> em = new LinkedHashMap<>();
-        for (Iterator<Map.Entry<String, JsonNode>> it = st.path("last_eval_metrics").fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> e = it.next();
-            em.put(e.getKey(), e.getValue().isNull() ? Double.NaN : e.getValue().asDouble());
-        }
-        lastEvalMetrics = Collections.unmodifiableMap(em);
-        JsonNode ls = st.path("listeners");
+        globalStep = st.globalStep();
+        epoch = st.epoch();
+        batchInEpoch = st.batchInEpoch();
+        windowLossSum = st.logWindow().lossSum();
+        windowSteps = st.logWindow().steps();
+        windowTokens = st.logWindow().tokens();
+        lastEvalStep = st.lastEvalStep();
+        lastEvalMetrics = st.lastEvalMetrics();
         for (TrainingListener l : listeners) {
             if (l.stateKey() == null) {
                 continue;
             }
-            JsonNode s = ls.get(l.stateKey());
+            JsonNode s = st.listenerStates().get(l.stateKey());
             if (s == null) {
                 LOG.warn("checkpoint {} has no state for listener '{}'; it starts fresh", dir, l.stateKey());
             } else {
                 l.restoreState(s);
             }
         }
-        resumedLoader = st.path("loader").isObject() ? st.path("loader") : null;
+        resumedLoader = st.loader();
         resumed = true;
         lastCheckpoint = dir;
         lastCheckpointStep = globalStep;
@@ -712,57 +621,15 @@ public final class Trainer implements TrainerContext {
         return this;
     }
 
-    private void warnConfigDifferences(Path dir, JsonNode saved) {
-        if (!saved.isObject()) {
-            return;
-        }
-        ObjectNode now = config.toJson();
-        List<String> diffs = new ArrayList<>();
-        for (Iterator<String> it = now.fieldNames(); it.hasNext(); ) {
-            String k = it.next();
-            if (k.equals("output_dir")) {
-                continue;
-            }
-            JsonNode a = saved.get(k);
-            JsonNode b = now.get(k);
-            if (a == null || !equalJson(a, b)) {
-                diffs.add(k + ": " + a + " -> " + b);
-            }
-        }
-        if (!diffs.isEmpty()) {
-            LOG.warn("resuming from {} with a different config; the run will not reproduce the original exactly: {}", dir, diffs);
-        }
-    }
-
-    private static boolean equalJson(JsonNode a, JsonNode b) {
-        if (a.isNumber() && b.isNumber()) {
-            return a.asDouble() == b.asDouble();
-        }
-        return a.equals(b);
-    }
-
     private void checkResumedLoader(DataLoader<?> train) {
         if (resumedLoader == null) {
             return;
         }
-        JsonNode l = resumedLoader;
         if (batchInEpoch > numBatches) {
             throw new IllegalArgumentException("the checkpoint stopped at batch " + batchInEpoch + " of its epoch but the training loader has only "
                     + numBatches + " batches per epoch");
         }
-        List<String> diffs = new ArrayList<>();
-        if (l.path("seed").asLong() != train.seed()) {
-            diffs.add("seed " + l.path("seed").asLong() + " -> " + train.seed());
-        }
-        if (l.path("shuffle").asBoolean() != train.shuffle()) {
-            diffs.add("shuffle " + l.path("shuffle").asBoolean() + " -> " + train.shuffle());
-        }
-        if (l.path("num_batches").asInt() != train.numBatches()) {
-            diffs.add("batches per epoch " + l.path("num_batches").asInt() + " -> " + train.numBatches());
-        }
-        if (l.path("dataset_size").asInt() != train.dataset().size()) {
-            diffs.add("dataset size " + l.path("dataset_size").asInt() + " -> " + train.dataset().size());
-        }
+        List<String> diffs = resumedLoader.differences(train);
         if (!diffs.isEmpty()) {
             LOG.warn("the training loader differs from the checkpointed one; data order will not match: {}", diffs);
         }

@@ -39,7 +39,11 @@
  *   <li>{@link org.peft4j.core.train.TrainingListener}s: {@link org.peft4j.core.train.ProgressListener},
  *       {@link org.peft4j.core.train.MetricsLogger} ({@code metrics.jsonl}),
  *       {@link org.peft4j.core.train.EarlyStopping}; checkpoints in
- *       {@link org.peft4j.core.train.TrainerCheckpoint} layout.</li>
+ *       {@link org.peft4j.core.train.TrainerCheckpoint} layout, the trainer's position and
+ *       bookkeeping in them as a {@link org.peft4j.core.train.TrainerState}.</li>
+ *   <li>Losses and metrics: {@link org.peft4j.core.train.Metrics} (classification accuracy and
+ *       cross-entropy), {@link org.peft4j.core.train.CausalLm} (next-token loss over shifted
+ *       labels, loss per token and perplexity, examples from texts).</li>
  *   <li>{@link org.peft4j.core.train.TrainingDivergedException}: a NaN/Inf loss or gradient norm
  *       stops training before any parameter changes.</li>
  * </ul>

@@ -1,20 +1,14 @@
-package org.peft4j.core.io;
+package org.peft4j.core.model.bert;
 
 import onnx.Onnx;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.shade.protobuf.InvalidProtocolBufferException;
-import org.peft4j.core.model.bert.BertConfig;
-import org.peft4j.core.model.bert.BertKeys;
+import org.peft4j.core.io.OnnxReader;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.UncheckedIOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -42,11 +36,11 @@ import java.util.regex.Pattern;
  * {@code [out, in]}. Every initializer must be mapped or be a known buffer
  * ({@link BertKeys#IGNORED_BUFFERS}); anything else is an error naming it.
  */
-public final class OnnxImport {
-    private static final Logger LOG = LoggerFactory.getLogger(OnnxImport.class);
+public final class BertOnnxImport {
+    private static final Logger LOG = LoggerFactory.getLogger(BertOnnxImport.class);
     private static final Pattern LAYER = Pattern.compile("^encoder\\.layer\\.(\\d+)\\.");
 
-    private OnnxImport() {
+    private BertOnnxImport() {
     }
 
     /**
@@ -77,38 +71,13 @@ public final class OnnxImport {
 
     /** Imports a BERT ONNX model from a class-path resource such as {@code /all-minilm-l6-v2.onnx}. */
     public static BertWeights bertFromResource(String resource) {
-        return bert(readResource(resource), resource);
-    }
-
-    /** The bytes of a class-path resource; IllegalArgumentException naming it when absent. */
-    public static byte[] readResource(String resource) {
-        try (InputStream in = OnnxImport.class.getResourceAsStream(resource)) {
-            if (in == null) {
-                throw new IllegalArgumentException("resource " + resource + " is not on the class path");
-            }
-            return in.readAllBytes();
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read resource " + resource, e);
-        }
-    }
-
-    /** Parses an ONNX model; {@code source} names it in error messages. */
-    public static Onnx.ModelProto parse(byte[] bytes, String source) {
-        try {
-            Onnx.ModelProto m = Onnx.ModelProto.parseFrom(bytes);
-            if (!m.hasGraph() || m.getGraph().getInitializerCount() == 0) {
-                throw new IllegalArgumentException("ONNX model " + source + " has no graph initializers (not an exported model?)");
-            }
-            return m;
-        } catch (InvalidProtocolBufferException e) {
-            throw new IllegalArgumentException("ONNX model " + source + " cannot be parsed: " + e.getMessage(), e);
-        }
+        return bert(OnnxReader.readResource(resource), resource);
     }
 
     /** Imports a BERT ONNX model from its bytes; {@code source} names it in error messages. */
     public static BertWeights bert(byte[] bytes, String source) {
         long t0 = System.nanoTime();
-        Onnx.GraphProto g = parse(bytes, source).getGraph();
+        Onnx.GraphProto g = OnnxReader.parse(bytes, source).getGraph();
 
         // who consumes each value, and constant values by output name (Constant nodes and initializers)
         Map<String, List<Onnx.NodeProto>> consumers = new HashMap<>();
@@ -153,7 +122,7 @@ public final class OnnxImport {
                 unmapped.add(name + " (used by " + describeConsumers(consumers.get(name)) + ")");
                 continue;
             }
-            INDArray v = toArray(t, source);
+            INDArray v = OnnxReader.toArray(t, source);
             if (transpose) {
                 if (v.rank() != 2) {
                     throw new IllegalArgumentException("ONNX model " + source + ": MatMul weight " + name + " for " + key
@@ -344,7 +313,7 @@ public final class OnnxImport {
                 }
                 Onnx.TensorProto direct = constants.get(n.getInput(1));
                 if (heads == null && direct != null && direct.getDimsCount() == 1 && direct.getDims(0) == 4) {
-                    long[] s = toArray(direct, source).toLongVector();
+                    long[] s = OnnxReader.toArray(direct, source).toLongVector();
                     if (s[2] > 0 && s[3] > 0) {
                         heads = (int) s[2];
                         headDim = (int) s[3];
@@ -354,7 +323,7 @@ public final class OnnxImport {
             if (scale == null && n.getOpType().equals("Div") && n.getInputCount() == 2) {
                 Onnx.TensorProto c = constants.get(n.getInput(1));
                 if (c != null && c.getDataType() == Onnx.TensorProto.DataType.FLOAT_VALUE && c.getDimsCount() == 0) {
-                    scale = toArray(c, source).getDouble(0);
+                    scale = OnnxReader.toArray(c, source).getDouble(0);
                 }
             }
         }
@@ -392,7 +361,7 @@ public final class OnnxImport {
             if (n.getOpType().equals("Add") && n.getName().endsWith("embeddings/LayerNorm/Add") && n.getInputCount() == 2) {
                 Onnx.TensorProto c = constants.get(n.getInput(1));
                 if (c != null && c.getDataType() == Onnx.TensorProto.DataType.FLOAT_VALUE && c.getDimsCount() == 0) {
-                    float eps = toArray(c, source).getFloat(0);
+                    float eps = OnnxReader.toArray(c, source).getFloat(0);
                     if (eps > 0 && eps < 1e-3) {
                         return Double.parseDouble(Float.toString(eps));
                     }
@@ -422,135 +391,6 @@ public final class OnnxImport {
         if (n != 1) {
             return null;
         }
-        return toArray(t, "constant").getLong(0);
-    }
-
-    /**
-     * An ONNX tensor as an ND4J array (FLOAT, FLOAT16 and DOUBLE widen to fp32/fp64; INT32 and
-     * INT64 stay integral). Reads {@code raw_data} (little-endian) or the typed repeated fields.
-     */
-    public static INDArray toArray(Onnx.TensorProto t, String source) {
-        if (t.getDataLocation() == Onnx.TensorProto.DataLocation.EXTERNAL) {
-            throw new IllegalArgumentException("ONNX model " + source + ": tensor " + t.getName()
-                    + " keeps its data in an external file, which is not supported");
-        }
-        long[] shape = new long[t.getDimsCount()];
-        long n = 1;
-        for (int i = 0; i < shape.length; i++) {
-            shape[i] = t.getDims(i);
-            n *= shape[i];
-        }
-        if (n > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("ONNX model " + source + ": tensor " + t.getName() + " is too large");
-        }
-        int count = (int) n;
-        boolean raw = !t.getRawData().isEmpty();
-        ByteBuffer bb = raw ? t.getRawData().asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN) : null;
-        int dt = t.getDataType();
-        INDArray out;
-        switch (dt) {
-            case Onnx.TensorProto.DataType.FLOAT_VALUE -> {
-                float[] f = new float[count];
-                if (raw) {
-                    checkBytes(t, bb, 4L * count, source);
-                    bb.asFloatBuffer().get(f);
-                } else {
-                    checkCount(t, t.getFloatDataCount(), count, source);
-                    for (int i = 0; i < count; i++) {
-                        f[i] = t.getFloatData(i);
-                    }
-                }
-                out = Nd4j.create(f, shape, 'c');
-            }
-            case Onnx.TensorProto.DataType.DOUBLE_VALUE -> {
-                double[] d = new double[count];
-                if (raw) {
-                    checkBytes(t, bb, 8L * count, source);
-                    bb.asDoubleBuffer().get(d);
-                } else {
-                    checkCount(t, t.getDoubleDataCount(), count, source);
-                    for (int i = 0; i < count; i++) {
-                        d[i] = t.getDoubleData(i);
-                    }
-                }
-                out = Nd4j.create(d, shape, 'c');
-            }
-            case Onnx.TensorProto.DataType.FLOAT16_VALUE -> {
-                float[] f = new float[count];
-                if (raw) {
-                    checkBytes(t, bb, 2L * count, source);
-                    for (int i = 0; i < count; i++) {
-                        f[i] = halfToFloat(bb.getShort(2 * i));
-                    }
-                } else {
-                    // FLOAT16 in int32_data: one half per int, low 16 bits
-                    checkCount(t, t.getInt32DataCount(), count, source);
-                    for (int i = 0; i < count; i++) {
-                        f[i] = halfToFloat((short) t.getInt32Data(i));
-                    }
-                }
-                out = Nd4j.create(f, shape, 'c');
-            }
-            case Onnx.TensorProto.DataType.INT64_VALUE -> {
-                long[] l = new long[count];
-                if (raw) {
-                    checkBytes(t, bb, 8L * count, source);
-                    bb.asLongBuffer().get(l);
-                } else {
-                    checkCount(t, t.getInt64DataCount(), count, source);
-                    for (int i = 0; i < count; i++) {
-                        l[i] = t.getInt64Data(i);
-                    }
-                }
-                out = Nd4j.createFromArray(l).reshape(shape);
-            }
-            case Onnx.TensorProto.DataType.INT32_VALUE -> {
-                int[] l = new int[count];
-                if (raw) {
-                    checkBytes(t, bb, 4L * count, source);
-                    bb.asIntBuffer().get(l);
-                } else {
-                    checkCount(t, t.getInt32DataCount(), count, source);
-                    for (int i = 0; i < count; i++) {
-                        l[i] = t.getInt32Data(i);
-                    }
-                }
-                out = Nd4j.createFromArray(l).reshape(shape);
-            }
-            default -> throw new IllegalArgumentException("ONNX model " + source + ": tensor " + t.getName()
-                    + " has unsupported data type " + Onnx.TensorProto.DataType.forNumber(dt));
-        }
-        return out;
-    }
-
-    private static void checkBytes(Onnx.TensorProto t, ByteBuffer bb, long expected, String source) {
-        if (bb.remaining() != expected) {
-            throw new IllegalArgumentException("ONNX model " + source + ": tensor " + t.getName() + " of shape "
-                    + t.getDimsList() + " has " + bb.remaining() + " bytes of raw data, expected " + expected);
-        }
-    }
-
-    private static void checkCount(Onnx.TensorProto t, int found, int expected, String source) {
-        if (found != expected) {
-            throw new IllegalArgumentException("ONNX model " + source + ": tensor " + t.getName() + " of shape "
-                    + t.getDimsList() + " has " + found + " values, expected " + expected);
-        }
-    }
-
-    /** IEEE 754 binary16 bits → float (Java 17 has no Float.float16ToFloat). */
-    static float halfToFloat(short bits) {
-        int h = bits & 0xffff;
-        int sign = (h & 0x8000) << 16;
-        int exp = (h >>> 10) & 0x1f;
-        int mant = h & 0x3ff;
-        if (exp == 0x1f) {
-            return Float.intBitsToFloat(sign | 0x7f800000 | (mant << 13));   // inf / NaN
-        }
-        if (exp == 0) {
-            // zero or subnormal: mant * 2^-24
-            float v = mant * 0x1p-24f;
-            return sign != 0 ? -v : v;
-        }
-        return Float.intBitsToFloat(sign | ((exp + 112) << 23) | (mant << 13));
+        return OnnxReader.toArray(t, "constant").getLong(0);
     }
 }

@@ -1,11 +1,10 @@
-package org.peft4j.core.io;
+package org.peft4j.core.model.bert;
 
 import onnx.Onnx;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.peft4j.core.model.bert.BertConfig;
-import org.peft4j.core.model.bert.BertKeys;
+import org.peft4j.core.io.OnnxReader;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -19,14 +18,14 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-class OnnxImportTest {
+class BertOnnxImportTest {
     static byte[] miniBytes;
-    static OnnxImport.BertWeights mini;
+    static BertOnnxImport.BertWeights mini;
 
     @BeforeAll
     static void load() {
-        miniBytes = OnnxImport.readResource("/all-minilm-l6-v2.onnx");
-        mini = OnnxImport.bert(miniBytes, "all-minilm-l6-v2.onnx");
+        miniBytes = OnnxReader.readResource("/all-minilm-l6-v2.onnx");
+        mini = BertOnnxImport.bert(miniBytes, "all-minilm-l6-v2.onnx");
     }
 
     @Test
@@ -47,7 +46,7 @@ class OnnxImportTest {
 
     @Test
     void everyMiniLmInitializerIsMappedOrIgnored() {
-        Onnx.GraphProto g = OnnxImport.parse(miniBytes, "mini").getGraph();
+        Onnx.GraphProto g = OnnxReader.parse(miniBytes, "mini").getGraph();
         assertEquals(102, g.getInitializerCount());
         assertEquals(List.of("embeddings.position_ids"), mini.ignored());
         assertEquals(101, mini.weights().size());
@@ -58,7 +57,7 @@ class OnnxImportTest {
         }
     }
 
-    /** Reads one initializer's raw little-endian floats straight from the protobuf, independently of OnnxImport. */
+    /** Reads one initializer's raw little-endian floats straight from the protobuf, independently of the importer. */
     private static float[] rawFloats(Onnx.GraphProto g, String name) {
         for (Onnx.TensorProto t : g.getInitializerList()) {
             if (t.getName().equals(name)) {
@@ -73,7 +72,7 @@ class OnnxImportTest {
 
     @Test
     void matMulWeightsAreNamedThroughTheGraphAndTransposed() {
-        Onnx.GraphProto g = OnnxImport.parse(miniBytes, "mini").getGraph();
+        Onnx.GraphProto g = OnnxReader.parse(miniBytes, "mini").getGraph();
         // REFERENCE §7: /encoder/layer.0/attention/self/query/MatMul takes onnx::MatMul_787, stored [in, out]
         float[] raw = rawFloats(g, "onnx::MatMul_787");
         INDArray q = mini.weights().get("encoder.layer.0.attention.self.query.weight");
@@ -96,7 +95,7 @@ class OnnxImportTest {
 
     @Test
     void bgeImports() {
-        OnnxImport.BertWeights bge = OnnxImport.bertFromResource("/bge-small-en-v1.5.onnx");
+        BertOnnxImport.BertWeights bge = BertOnnxImport.bertFromResource("/bge-small-en-v1.5.onnx");
         BertConfig c = bge.config();
         assertEquals(12, c.numHiddenLayers());
         assertEquals(384, c.hiddenSize());
@@ -119,18 +118,18 @@ class OnnxImportTest {
 
     @Test
     void unmappedInitializerIsNamed() {
-        Onnx.ModelProto.Builder m = OnnxImport.parse(miniBytes, "mini").toBuilder();
+        Onnx.ModelProto.Builder m = OnnxReader.parse(miniBytes, "mini").toBuilder();
         m.getGraphBuilder().addInitializer(Onnx.TensorProto.newBuilder().setName("mystery_tensor")
                 .setDataType(Onnx.TensorProto.DataType.FLOAT_VALUE).addDims(2).addFloatData(1f).addFloatData(2f));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> OnnxImport.bert(m.build().toByteArray(), "patched.onnx"));
+                () -> BertOnnxImport.bert(m.build().toByteArray(), "patched.onnx"));
         assertTrue(e.getMessage().contains("mystery_tensor"), e.getMessage());
         assertTrue(e.getMessage().contains("patched.onnx"), e.getMessage());
     }
 
     @Test
     void missingTensorIsNamed() {
-        Onnx.ModelProto.Builder m = OnnxImport.parse(miniBytes, "mini").toBuilder();
+        Onnx.ModelProto.Builder m = OnnxReader.parse(miniBytes, "mini").toBuilder();
         Onnx.GraphProto.Builder g = m.getGraphBuilder();
         for (int i = 0; i < g.getInitializerCount(); i++) {
             if (g.getInitializer(i).getName().equals("encoder.layer.2.output.LayerNorm.bias")) {
@@ -139,23 +138,14 @@ class OnnxImportTest {
             }
         }
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> OnnxImport.bert(m.build().toByteArray(), "cut.onnx"));
+                () -> BertOnnxImport.bert(m.build().toByteArray(), "cut.onnx"));
         assertTrue(e.getMessage().contains("encoder.layer.2.output.LayerNorm.bias"), e.getMessage());
     }
 
     @Test
     void garbageIsRejected() {
         byte[] junk = Arrays.copyOf(miniBytes, 1000);
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> OnnxImport.bert(junk, "junk.onnx"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> BertOnnxImport.bert(junk, "junk.onnx"));
         assertTrue(e.getMessage().contains("junk.onnx"), e.getMessage());
-    }
-
-    @Test
-    void halfPrecisionDecoding() {
-        assertEquals(1.0f, OnnxImport.halfToFloat((short) 0x3c00), 0f);
-        assertEquals(-2.0f, OnnxImport.halfToFloat((short) 0xc000), 0f);
-        assertEquals(65504f, OnnxImport.halfToFloat((short) 0x7bff), 0f);
-        assertEquals(0x1p-24f, OnnxImport.halfToFloat((short) 0x0001), 0f);
-        assertEquals(Float.POSITIVE_INFINITY, OnnxImport.halfToFloat((short) 0x7c00), 0f);
     }
 }

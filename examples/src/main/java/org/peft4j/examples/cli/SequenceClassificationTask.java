@@ -1,0 +1,95 @@
+package org.peft4j.examples.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.peft4j.core.data.TextExample;
+import org.peft4j.core.model.bert.BertForSequenceClassification;
+import org.peft4j.core.peft.Peft;
+import org.peft4j.core.peft.PeftModel;
+import org.peft4j.core.peft.TaskType;
+import org.peft4j.core.tensor.Rng;
+import org.peft4j.core.tokenizer.Tokenizer;
+import org.peft4j.core.train.DataLoader;
+import org.peft4j.core.train.Dataset;
+import org.peft4j.core.train.EvalFunction;
+import org.peft4j.core.train.Example;
+import org.peft4j.core.train.Metrics;
+import org.peft4j.core.train.PaddingCollator;
+import org.peft4j.core.train.TrainResult;
+import org.peft4j.core.train.TrainingConfig;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * {@code task: sequence_classification}: labelled text ({@code imdb} or a JSONL/CSV/TSV file) on a
+ * BERT encoder with a new classifier head (or the head of a classification checkpoint); evaluated
+ * by accuracy and mean cross-entropy.
+ */
+final class SequenceClassificationTask implements TrainTask {
+    @Override
+    public String name() {
+        return SEQ_CLS;
+    }
+
+    @Override
+    public TaskType peftTaskType() {
+        return TaskType.SEQ_CLS;
+    }
+
+    @Override
+    public Run run(TrainRecipe recipe, PrintStream out) throws IOException {
+        JsonNode data = recipe.data();
+        TrainingConfig cfg = recipe.training();
+        int maxLen = recipe.maxLength();
+        List<String> labelNames = new ArrayList<>();
+        data.path("labels").forEach(x -> labelNames.add(x.asText()));
+        String textField = data.path("text_field").asText("text");
+        String labelField = data.path("label_field").asText("label");
+        String trainSpec = recipe.dataText("train", recipe.file() + ": data.train ('imdb' or a file)");
+        DataSources.Labelled train = DataSources.load(trainSpec, "train", textField, labelField, labelNames);
+        DataSources.Labelled eval = data.has("eval")
+                ? DataSources.load(data.get("eval").asText(), "test", textField, labelField, labelNames) : null;
+        List<String> labels = train.labels();
+        if (eval != null && DataSources.numClasses(eval.examples()) > labels.size()) {
+            labels = Classification.defaultLabels(Math.max(labels.size(), DataSources.numClasses(eval.examples())));
+        }
+        List<TextExample> trainText = DemoCommand.limit(train.examples(), data.path("train_limit").asInt(0));
+        List<TextExample> evalText = eval == null ? null : DemoCommand.limit(eval.examples(), data.path("eval_limit").asInt(0));
+
+        Models.Base base = Models.requireEncoder(Models.load(recipe.model(), cfg.seed()), "task " + SEQ_CLS);
+        try (base) {
+            Tokenizer tok = base.requireTokenizer("training");
+            BertForSequenceClassification model = base.seqClsCheckpoint ? Models.loadSeqCls(base.dir, cfg.seed())
+                    : BertForSequenceClassification.withNewHead(base.encoder, labels, Models.defaultPooling(base.encoder),
+                    new Rng(cfg.seed()));
+            if (model.config().numLabels() < labels.size()) {
+                throw new CliException("the data has " + labels.size() + " classes but " + base.displayName()
+                        + "'s classifier has " + model.config().numLabels());
+            }
+            List<Example> trainEx = Classification.encode(tok, trainText, maxLen);
+            List<Example> evalEx = evalText == null ? null : Classification.encode(tok, evalText, maxLen);
+            out.printf(Locale.ROOT, "model: %s, task %s, %d labels %s%n", base.displayName(), SEQ_CLS, labels.size(), labels);
+            out.printf(Locale.ROOT, "data: %s (%s examples)%s, max %d tokens%n", train.source(), Fmt.count(trainEx.size()),
+                    evalEx == null ? "" : ", eval " + eval.source() + " (" + Fmt.count(evalEx.size()) + ")", maxLen);
+            PeftModel pm = Peft.apply(model, recipe.peft());
+            out.println(pm.printTrainableParameters());
+            int padId = Classification.padId(tok);
+            PaddingCollator<Example> collator = PaddingCollator.dynamic(padId, maxLen, true);
+            EvalFunction evalFn = Metrics.classification((m, b) -> Classification.logits(model, b));
+            long t0 = System.nanoTime();
+            TrainResult r = TrainTask.train(pm, model.bert().dropoutRng(), Classification.loss(model), evalFn,
+                    DataLoader.forTraining(Dataset.of(trainEx), collator, cfg),
+                    evalEx == null ? null : DataLoader.forEvaluation(Dataset.of(evalEx), collator, Classification.EVAL_BATCH),
+                    cfg, out);
+            double seconds = Fmt.secondsSince(t0);
+            ObjectNode dataInfo = recipe.dataInfo(train.source(), trainEx.size(), eval == null ? null : eval.source(),
+                    evalEx == null ? 0 : evalEx.size(), textField, labelField, labels, maxLen);
+            return new Run(pm, r, seconds, new Classification.TaskInfo(Classification.TASK, model.config().id2label(),
+                    model.config().classifierPooling(), maxLen, recipe.peft().baseModelNameOrPath()), dataInfo);
+        }
+    }
+}

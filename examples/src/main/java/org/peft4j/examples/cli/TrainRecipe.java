@@ -1,0 +1,252 @@
+package org.peft4j.examples.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
+import org.peft4j.core.io.JsonFiles;
+import org.peft4j.core.peft.PeftConfig;
+import org.peft4j.core.peft.PeftModel;
+import org.peft4j.core.train.TrainingConfig;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.OffsetDateTime;
+import java.time.temporal.ChronoUnit;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+
+/**
+ * A fine-tuning run as a {@code peft4j train} YAML file describes it — model, task, data, the PEFT
+ * method config in PEFT's own keys (read through {@link PeftConfig}'s Jackson mapping, so any
+ * installed method works) and training arguments (TrainingConfig's snake_case keys) — validated,
+ * with {@code --set} overrides applied and defaults filled in; and, after the run, the resolved
+ * config that reproduces it.
+ *
+ * @param file      the YAML file (named in messages and the provenance)
+ * @param root      the file's mapping after the overrides
+ * @param model     minilm, bge-small or a model folder
+ * @param task      what is trained ({@link TrainTask#forName})
+ * @param data      the {@code data} mapping ({@link #DATA_KEYS})
+ * @param peft      the method config; seed, base model and task type filled in
+ * @param training  the training arguments; output folder set, checkpoints off unless asked for
+ * @param maxLength tokens per example ({@code data.max_length}, default 128)
+ * @param outputDir absolute output folder
+ */
+record TrainRecipe(Path file, ObjectNode root, String model, TrainTask task, JsonNode data, PeftConfig peft,
+                   TrainingConfig training, int maxLength, Path outputDir) {
+    static final Set<String> TOP_KEYS = Set.of("model", "task", "data", "peft", "training", "output_dir", "provenance");
+    static final Set<String> DATA_KEYS = Set.of("train", "eval", "text_field", "label_field", "labels", "max_length",
+            "train_limit", "eval_limit");
+    /** Where {@link #dataInfo} keeps the counts until {@link #resolved} moves them to the provenance. */
+    private static final String COUNTS = "__counts";
+
+    /**
+     * Reads and checks {@code file}; {@code overrides} are {@code KEY=VALUE} strings
+     * ({@link #applyOverride}), {@code outputDir} (or null) replaces {@code output_dir}.
+     */
+    static TrainRecipe read(Path file, List<String> overrides, Path outputDir) throws IOException {
+        if (!Files.isRegularFile(file)) {
+            throw new CliException("config file " + file + " does not exist");
+        }
+        ObjectMapper yaml = yaml();
+        JsonNode root;
+        try {
+            root = yaml.readTree(file.toFile());
+        } catch (IOException e) {
+            throw new CliException("cannot parse " + file + " as YAML: " + firstLine(e.getMessage()));
+        }
+        if (root == null || !root.isObject()) {
+            throw new CliException(file + " must hold a YAML mapping (model, task, data, peft, training, output_dir)");
+        }
+        for (String override : overrides) {
+            applyOverride((ObjectNode) root, override, yaml);
+        }
+        checkKeys(root, TOP_KEYS, file.toString());
+        String model = text(root, "model", file + ": 'model' (minilm, bge-small or a model folder)");
+        TrainTask task = TrainTask.forName(root.path("task").asText(TrainTask.SEQ_CLS), file);
+        JsonNode data = root.path("data");
+        if (!data.isObject()) {
+            throw new CliException(file + ": 'data' must be a mapping with at least 'train'");
+        }
+        checkKeys(data, DATA_KEYS, file + ": data");
+        JsonNode peftNode = root.path("peft");
+        if (!peftNode.isObject()) {
+            throw new CliException(file + ": 'peft' must be a mapping with the method's PEFT keys (peft_type: LORA, r: 8, ...)");
+        }
+        Path outDir = outputDir != null ? outputDir : Path.of(root.path("output_dir").asText("runs/" + stem(file)));
+        outDir = outDir.toAbsolutePath().normalize();
+
+        // training arguments: TrainingConfig's own keys; checkpoints off unless asked for
+        ObjectNode training = root.path("training").isObject() ? ((ObjectNode) root.get("training")).deepCopy()
+                : JsonFiles.mapper().createObjectNode();
+        if (!root.path("training").isMissingNode() && !root.path("training").isObject()) {
+            throw new CliException(file + ": 'training' must be a mapping of TrainingConfig keys");
+        }
+        training.put("output_dir", outDir.toString());
+        if (!training.has("checkpoint_interval")) {
+            training.put("checkpoint_interval", -1);
+        }
+        TrainingConfig cfg;
+        try {
+            cfg = TrainingConfig.fromJson(training);
+        } catch (IllegalArgumentException e) {
+            throw new CliException(file + ": training: " + e.getMessage(), e);
+        }
+
+        PeftConfig peft = PeftConfig.fromJson(JsonFiles.mapper().writeValueAsString(peftNode), file + ": peft");
+        peft.setSeed(cfg.seed());
+        if (peft.baseModelNameOrPath() == null) {
+            peft.setBaseModelNameOrPath(Models.baseModelId(model));
+        }
+        if (peft.taskType() == null) {
+            peft.setTaskType(task.peftTaskType());
+        }
+        int maxLen = data.path("max_length").asInt(128);
+        if (maxLen <= 0) {
+            throw new CliException(file + ": data.max_length must be positive, got " + maxLen);
+        }
+        return new TrainRecipe(file, (ObjectNode) root, model, task, data, peft, cfg, maxLen, outDir);
+    }
+
+    static ObjectMapper yaml() {
+        return new YAMLMapper();
+    }
+
+    /** {@code data.<key>}, required to be a non-blank value. */
+    String dataText(String key, String what) {
+        return text(data, key, what);
+    }
+
+    /**
+     * The resolved config: every value used (paths absolute, defaults filled in, the seed), which
+     * {@code peft4j train} can read again, plus a provenance section (counts, versions, time).
+     */
+    ObjectNode resolved(TrainTask.Run run) {
+        ObjectNode r = JsonFiles.mapper().createObjectNode();
+        r.put("model", Models.isBundled(model) ? model : Path.of(model).toAbsolutePath().normalize().toString());
+        r.put("task", task.name());
+        ObjectNode dataNode = run.dataInfo().deepCopy();
+        JsonNode counts = dataNode.remove(COUNTS);
+        r.set("data", dataNode);
+        ObjectNode p = JsonFiles.mapper().valueToTree(new TreeMap<>(peft.toMap()));
+        p.remove("peft_version");
+        p.remove("inference_mode");
+        r.set("peft", p);
+        r.set("training", training.toJson());
+        r.put("output_dir", outputDir.toString());
+        ObjectNode prov = r.putObject("provenance");
+        prov.put("config_file", file.toAbsolutePath().normalize().toString());
+        prov.put("seed", training.seed());
+        prov.put("peft4j", PeftModel.PEFT4J_VERSION);
+        prov.put("java", System.getProperty("java.version"));
+        prov.put("started_from", System.getProperty("user.dir"));
+        prov.put("finished", OffsetDateTime.now().truncatedTo(ChronoUnit.SECONDS).toString());
+        prov.setAll((ObjectNode) counts);
+        prov.put("steps", run.result().globalStep());
+        prov.put("train_seconds", Math.round(run.seconds() * 10) / 10.0);
+        return r;
+    }
+
+    /**
+     * The data section as resolved (file paths absolute, defaults filled in) — re-readable by
+     * {@code peft4j train} — with the example counts kept apart for the provenance section.
+     */
+    ObjectNode dataInfo(String train, int trainN, String eval, int evalN, String textField, String labelField,
+                        List<String> labels, int maxLen) {
+        ObjectNode d = JsonFiles.mapper().createObjectNode();
+        d.put("train", resolvePath(train));
+        if (eval != null) {
+            d.put("eval", resolvePath(eval));
+        }
+        d.put("text_field", textField);
+        if (labelField != null) {
+            d.put("label_field", labelField);
+        }
+        if (labels != null) {
+            ArrayNode l = d.putArray("labels");
+            labels.forEach(l::add);
+        }
+        d.put("max_length", maxLen);
+        for (String k : List.of("train_limit", "eval_limit")) {
+            if (data.has(k)) {
+                d.put(k, data.get(k).asInt());
+            }
+        }
+        ObjectNode counts = JsonFiles.mapper().createObjectNode();
+        counts.put("train_examples", trainN);
+        if (eval != null) {
+            counts.put("eval_examples", evalN);
+        }
+        d.set(COUNTS, counts);
+        return d;
+    }
+
+    private static String resolvePath(String spec) {
+        return spec.equals(DataSources.IMDB) || spec.startsWith(DataSources.IMDB + ":") ? spec
+                : Path.of(spec).toAbsolutePath().normalize().toString();
+    }
+
+    /** {@code a.b.c=value}: sets {@code root.a.b.c} to the YAML value, creating mappings on the way. */
+    static void applyOverride(ObjectNode root, String override, ObjectMapper yaml) {
+        int eq = override.indexOf('=');
+        if (eq <= 0) {
+            throw new CliException("--set needs KEY=VALUE (e.g. training.epochs=2), got '" + override + "'");
+        }
+        String[] path = override.substring(0, eq).strip().split("\\.");
+        JsonNode value;
+        try {
+            String v = override.substring(eq + 1);
+            value = v.isEmpty() ? JsonFiles.mapper().getNodeFactory().textNode("") : yaml.readTree(v);
+        } catch (IOException e) {
+            throw new CliException("--set " + override + ": the value is not valid YAML: " + firstLine(e.getMessage()));
+        }
+        ObjectNode node = root;
+        for (int i = 0; i < path.length - 1; i++) {
+            JsonNode child = node.get(path[i]);
+            if (child == null || child.isNull()) {
+                child = node.putObject(path[i]);
+            } else if (!child.isObject()) {
+                throw new CliException("--set " + override + ": '" + path[i] + "' is not a mapping");
+            }
+            node = (ObjectNode) child;
+        }
+        node.set(path[path.length - 1], value);
+    }
+
+    private static void checkKeys(JsonNode node, Set<String> known, String where) {
+        for (Iterator<String> it = node.fieldNames(); it.hasNext(); ) {
+            String k = it.next();
+            if (!known.contains(k)) {
+                throw new CliException(where + ": unknown key '" + k + "' (known: " + String.join(", ", new TreeSet<>(known)) + ")");
+            }
+        }
+    }
+
+    private static String text(JsonNode node, String key, String what) {
+        JsonNode v = node.get(key);
+        if (v == null || v.isNull() || !v.isValueNode() || v.asText().isBlank()) {
+            throw new CliException("missing " + what);
+        }
+        return v.asText();
+    }
+
+    private static String stem(Path file) {
+        String n = file.getFileName().toString();
+        int dot = n.lastIndexOf('.');
+        return dot > 0 ? n.substring(0, dot) : n;
+    }
+
+    static String firstLine(String s) {
+        if (s == null) {
+            return "";
+        }
+        int nl = s.indexOf('\n');
+        return nl < 0 ? s : s.substring(0, nl);
+    }
+}
