@@ -92,7 +92,6 @@ public class MultiHeadAttention extends Module {
                     + "], got " + Arrays.toString(x.shape()));
         }
         final long b = x.size(0);
-        final long t = x.size(1);
         final long qCols = (long) numHeads * headDim;
         final long kvCols = (long) numKvHeads * headDim;
 
@@ -116,12 +115,12 @@ public class MultiHeadAttention extends Module {
         long past = 0;
         long prefixLen = 0;
         if (rotary != null) {
-            qh = ScaledDotProductAttention.Heads.split(rotary.apply(split(qh, b, t), ctx.positionOffset()));
+            qh = ScaledDotProductAttention.Heads.split(rotary.apply(qh.asSplit(), ctx.positionOffset()));
         }
         if (rotary != null || cache != null || prefixK != null) {
             // keys/values as [B, Hkv, len, D] tensors: rotated, cached, prefixed
-            Tensor k4 = split(kh, b, t);
-            Tensor v4 = split(vh, b, t);
+            Tensor k4 = kh.asSplit();
+            Tensor v4 = vh.asSplit();
             if (rotary != null) {
                 k4 = rotary.apply(k4, ctx.positionOffset());
             }
@@ -169,11 +168,6 @@ public class MultiHeadAttention extends Module {
                     + Arrays.toString(y.shape()) + ", expected [batch, seq, " + expectedCols + "]");
         }
         return y;
-    }
-
-    /** {@code [B, n, T, D]} tensor from a merged column block (slice, reshape, permute). */
-    private static Tensor split(ScaledDotProductAttention.Heads h, long b, long t) {
-        return h.asSplit();
     }
 
     private void checkPrefix(Tensor p, long b, String what) {
