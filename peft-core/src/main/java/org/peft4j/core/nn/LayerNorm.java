@@ -49,6 +49,16 @@ public class LayerNorm extends Module implements UnaryModule {
         return parameter("bias");
     }
 
+    @Override
+    public LayerNorm deepCopy() {
+        LayerNorm c = new LayerNorm(dim, eps, bias() != null);
+        c.weight().setValue(weight().value().dup('c'));
+        if (bias() != null) {
+            c.bias().setValue(bias().value().dup('c'));
+        }
+        return withTrainingModeOf(c);
+    }
+
     /**
      * Final, like {@link #forwardResidual}: the two must compute the same function, so a variant
      * with other math is a different module (or a wrapper), not a subclass.

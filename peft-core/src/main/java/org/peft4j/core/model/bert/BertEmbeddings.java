@@ -5,6 +5,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.peft4j.core.nn.Dropout;
 import org.peft4j.core.nn.Embedding;
+import org.peft4j.core.nn.EmbeddingLayer;
 import org.peft4j.core.nn.LayerNorm;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.UnaryModule;
@@ -38,7 +39,7 @@ public class BertEmbeddings extends Module {
 
     /** Word embeddings of integer ids {@code [B, T]} → {@code [B, T, hidden]} (what prompt methods prepend to). */
     public Tensor wordEmbeddings(INDArray inputIds) {
-        return child("word_embeddings", Embedding.class).forward(inputIds);
+        return child("word_embeddings", EmbeddingLayer.class).forward(inputIds);
     }
 
     /**
@@ -67,8 +68,8 @@ public class BertEmbeddings extends Module {
             types = tokenTypeIds;
         }
         INDArray positions = Nd4j.arange(positionOffset, positionOffset + t).castTo(DataType.INT64);   // [T]
-        Tensor e = Ops.add(inputsEmbeds, child("token_type_embeddings", Embedding.class).forward(types));
-        e = Ops.add(e, child("position_embeddings", Embedding.class).forward(positions));            // [T, H] broadcasts
+        Tensor e = Ops.add(inputsEmbeds, child("token_type_embeddings", EmbeddingLayer.class).forward(types));
+        e = Ops.add(e, child("position_embeddings", EmbeddingLayer.class).forward(positions));            // [T, H] broadcasts
         e = child("LayerNorm", UnaryModule.class).forward(e);
         return child("dropout", UnaryModule.class).forward(e);
     }

@@ -9,6 +9,7 @@ import org.peft4j.core.model.decoder.ModuleList;
 import org.peft4j.core.nn.AttentionContext;
 import org.peft4j.core.nn.Dropout;
 import org.peft4j.core.nn.Embedding;
+import org.peft4j.core.nn.EmbeddingLayer;
 import org.peft4j.core.nn.LayerNorm;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.UnaryModule;
@@ -47,8 +48,8 @@ public final class Gpt2Model extends Module implements Backbone {
         return config;
     }
 
-    public Embedding wte() {
-        return child("wte", Embedding.class);
+    public EmbeddingLayer wte() {
+        return child("wte", EmbeddingLayer.class);
     }
 
     @SuppressWarnings("unchecked")
@@ -73,7 +74,7 @@ public final class Gpt2Model extends Module implements Backbone {
     public BackboneOutput forward(BackboneInputs inputs) {
         inputs.check(this);
         INDArray pos = Nd4j.createFromArray(inputs.positions());                        // [B, T]
-        Tensor x = Ops.add(inputs.inputEmbeddings(), child("wpe", Embedding.class).forward(pos));
+        Tensor x = Ops.add(inputs.inputEmbeddings(), child("wpe", EmbeddingLayer.class).forward(pos));
         x = child("drop", UnaryModule.class).forward(x);
         AttentionContext ctx = inputs.attentionContext(numLayers());
         List<Tensor> hidden = inputs.outputHiddenStates() ? new ArrayList<>() : null;

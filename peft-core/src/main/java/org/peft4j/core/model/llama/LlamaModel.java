@@ -7,6 +7,7 @@ import org.peft4j.core.model.BackboneOutput;
 import org.peft4j.core.model.decoder.ModuleList;
 import org.peft4j.core.nn.AttentionContext;
 import org.peft4j.core.nn.Embedding;
+import org.peft4j.core.nn.EmbeddingLayer;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.RMSNorm;
 import org.peft4j.core.nn.RotaryEmbedding;
@@ -55,8 +56,8 @@ public final class LlamaModel extends Module implements Backbone {
         return config;
     }
 
-    public Embedding embedTokens() {
-        return child("embed_tokens", Embedding.class);
+    public EmbeddingLayer embedTokens() {
+        return child("embed_tokens", EmbeddingLayer.class);
     }
 
     @SuppressWarnings("unchecked")
