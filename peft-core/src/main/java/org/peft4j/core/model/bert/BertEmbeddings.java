@@ -3,6 +3,7 @@ package org.peft4j.core.model.bert;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.peft4j.core.model.WeightSource;
 import org.peft4j.core.nn.Dropout;
 import org.peft4j.core.nn.Embedding;
 import org.peft4j.core.nn.EmbeddingLayer;
@@ -27,12 +28,15 @@ public class BertEmbeddings extends Module {
         this.config = c;
         long h = c.hiddenSize();
         registerModule("word_embeddings", new Embedding(
-                w.get("embeddings.word_embeddings.weight", new long[]{c.vocabSize(), h}, WeightSource.Init.NORMAL, c.padTokenId()),
+                w.get("embeddings.word_embeddings.weight", new long[]{c.vocabSize(), h}, WeightSource.Init.NORMAL,
+                        BertLayer.INIT_STD, c.padTokenId()),
                 c.padTokenId()));
         registerModule("position_embeddings", new Embedding(
-                w.get("embeddings.position_embeddings.weight", new long[]{c.maxPositionEmbeddings(), h}, WeightSource.Init.NORMAL), -1));
+                w.get("embeddings.position_embeddings.weight", new long[]{c.maxPositionEmbeddings(), h}, WeightSource.Init.NORMAL,
+                        BertLayer.INIT_STD), -1));
         registerModule("token_type_embeddings", new Embedding(
-                w.get("embeddings.token_type_embeddings.weight", new long[]{c.typeVocabSize(), h}, WeightSource.Init.NORMAL), -1));
+                w.get("embeddings.token_type_embeddings.weight", new long[]{c.typeVocabSize(), h}, WeightSource.Init.NORMAL,
+                        BertLayer.INIT_STD), -1));
         registerModule("LayerNorm", BertLayer.layerNorm(w, "embeddings.LayerNorm", c));
         registerModule("dropout", new Dropout(c.hiddenDropoutProb(), dropoutRng));
     }

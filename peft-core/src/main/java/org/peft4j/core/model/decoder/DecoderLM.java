@@ -8,6 +8,7 @@ import org.peft4j.core.model.BackboneInputs;
 import org.peft4j.core.model.BackboneOutput;
 import org.peft4j.core.model.HeadModel;
 import org.peft4j.core.model.HeadOutput;
+import org.peft4j.core.model.WeightSource;
 import org.peft4j.core.nn.KVCache;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.Parameter;
