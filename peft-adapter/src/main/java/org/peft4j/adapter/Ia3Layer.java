@@ -106,27 +106,23 @@ public final class Ia3Layer extends BaseAdapterLayer implements UnaryModule {
         return adaptedForward(() -> base.forward(x), () -> x.size(0), (y, a, rows) -> {
             if (!feedforward) {
                 Tensor l = flat(a);                                     // [out], broadcast over [..., out]
-                return Ops.mul(y, rows == null ? l : rowSelect(Ops.add(l, -1.0), rows, y.rank(), true));
+                return Ops.mul(y, rows == null ? l : rowSelect(Ops.add(l, -1.0), rows, y.size(0), y.rank(), true));
             }
             // feed-forward inside a mixed batch: W(x ⊙ l) + b = y + W(x ⊙ (l − 1)), only on the adapter's rows
-            Tensor d = Ops.mul(x, rowSelect(Ops.add(flat(a), -1.0), rows, x.rank(), false));
+            Tensor d = Ops.mul(x, rowSelect(Ops.add(flat(a), -1.0), rows, x.size(0), x.rank(), false));
             return Ops.add(y, Ops.linear(d, Tensor.constant(linear().denseWeight()), null));
         });
     }
 
     /**
-     * {@code lMinus1 [n]} restricted to the batch rows {@code rows}: {@code [lead, 1, ..., n]} equal to
+     * {@code lMinus1 [n]} restricted to the batch rows {@code rows}: {@code [leading, 1, ..., n]} equal to
      * {@code lMinus1} on those rows and 0 elsewhere, plus 1 everywhere when {@code plusOne}.
      */
-    private static Tensor rowSelect(Tensor lMinus1, int[] rows, int rank, boolean plusOne) {
+    private static Tensor rowSelect(Tensor lMinus1, int[] rows, long leading, int rank, boolean plusOne) {
         long n = lMinus1.value().length();
         long[] maskShape = new long[rank];
         java.util.Arrays.fill(maskShape, 1);
-        long lead = 0;
-        for (int r : rows) {
-            lead = Math.max(lead, r + 1L);
-        }
-        maskShape[0] = Math.max(lead, 1);
+        maskShape[0] = leading;
         INDArray mask = Nd4j.zeros(lMinus1.value().dataType(), maskShape);
         for (int r : rows) {
             mask.putScalar(r, 1.0);
