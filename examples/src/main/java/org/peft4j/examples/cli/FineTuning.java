@@ -1,5 +1,6 @@
 package org.peft4j.examples.cli;
 
+import org.peft4j.adapter.Ia3Config;
 import org.peft4j.core.model.bert.BertConfig;
 import org.peft4j.core.model.bert.BertForSequenceClassification;
 import org.peft4j.core.model.bert.BertModel;
@@ -36,7 +37,12 @@ final class FineTuning {
          * QLoRA: every encoder linear layer quantized to NF4 (block 64, double quantization; the
          * classifier stays fp32), then the same LoRA as {@link #LORA}.
          */
-        QLORA("qlora");
+        QLORA("qlora"),
+        /**
+         * IA3 with PEFT's BERT defaults (vectors on key, value and the two output.dense layers, the
+         * latter scaling their inputs) plus the trainable classifier head.
+         */
+        IA3("ia3");
 
         final String label;
 
@@ -50,7 +56,7 @@ final class FineTuning {
                     return m;
                 }
             }
-            throw new CliException("unknown method '" + s + "' (head-only, lora, full, qlora)");
+            throw new CliException("unknown method '" + s + "' (head-only, lora, full, qlora, ia3)");
         }
     }
 
@@ -100,6 +106,13 @@ final class FineTuning {
                 .build();
     }
 
+    /** IA3 with PEFT's default targets for BERT, the classifier trained in full next to it. */
+    static Ia3Config ia3Config(String baseModel, long seed) {
+        Ia3Config c = new Ia3Config().modulesToSave("classifier").taskType(TaskType.SEQ_CLS).seed(seed);
+        c.setBaseModelNameOrPath(baseModel);
+        return c;
+    }
+
     /**
      * Puts a new classifier (mean pooling unless the encoder has a pooler; N(0, 0.02) weights from
      * {@code seed}) on {@code encoder} and makes the parameters of {@code method} trainable.
@@ -116,6 +129,10 @@ final class FineTuning {
             case FULL -> {
                 model.unfreeze();
                 return new Setup(method, model, model, null, model.namedTrainableParameters());
+            }
+            case IA3 -> {
+                PeftModel pm = Peft.apply(model, ia3Config(baseModel, seed));
+                return new Setup(method, model, pm, pm, pm.trainableParameters());
             }
             case QLORA -> {
                 Quantizer.quantize(model, QuantConfig.nf4());
