@@ -42,6 +42,24 @@ public abstract class Module {
         return m;
     }
 
+    /**
+     * Registers a {@link ResidualHook} module at slot {@code slot} of a {@link ResidualHookSite}
+     * (the sites call this from {@link ResidualHookSite#insertResidualHook}).
+     */
+    protected final void registerResidualHook(String slot, Module hook, java.util.Set<String> slots) {
+        if (!slots.contains(slot)) {
+            throw new IllegalArgumentException("no residual hook slot '" + slot + "' in " + getClass().getSimpleName()
+                    + " (slots: " + slots + ")");
+        }
+        if (children.containsKey(slot)) {
+            throw new IllegalArgumentException("residual hook slot '" + slot + "' of " + getClass().getSimpleName() + " is taken");
+        }
+        if (!(hook instanceof ResidualHook)) {
+            throw new IllegalArgumentException(hook.getClass().getSimpleName() + " is not a ResidualHook");
+        }
+        registerModule(slot, hook);
+    }
+
     private static void checkName(String name) {
         if (name == null || name.isEmpty() || name.contains(".")) {
             throw new IllegalArgumentException("invalid module/parameter name '" + name + "' (non-empty, no dots)");

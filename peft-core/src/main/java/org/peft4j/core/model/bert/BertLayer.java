@@ -1,5 +1,9 @@
 package org.peft4j.core.model.bert;
 
+import org.peft4j.core.nn.ResidualHook;
+import org.peft4j.core.nn.ResidualHookSite;
+import java.util.Map;
+
 import org.peft4j.core.model.WeightSource;
 import org.peft4j.core.nn.Activation;
 import org.peft4j.core.nn.AttentionContext;
@@ -108,8 +112,21 @@ public class BertLayer extends Module {
      * {@code attention.output} and {@code output}: {@code LayerNorm(residual + dropout(dense(x)))}
      * (Hugging Face's BertSelfOutput / BertOutput).
      */
-    public static class Output extends Module {
+    /**
+     * {@code LayerNorm(dropout(dense(x)) + residual)}; slot {@code adapters} ({@link ResidualHookSite})
+     * takes over the residual step after the dropout.
+     */
+    public static class Output extends Module implements ResidualHookSite {
+        /** The residual-hook slot (AdapterHub's module name at this place). */
+        public static final String HOOK_SLOT = "adapters";
+        private final int hidden;
+        private final int layerIndex;
+        private final SubLayer subLayer;
+
         Output(BertConfig c, String prefix, int in, WeightSource w, Rng dropoutRng) {
+            this.hidden = c.hiddenSize();
+            this.layerIndex = Integer.parseInt(prefix.replaceAll("^encoder\\.layer\\.(\\d+)\\..*$", "$1"));
+            this.subLayer = prefix.endsWith("attention.output") ? SubLayer.ATTENTION : SubLayer.FEED_FORWARD;
             registerModule("dense", linear(w, prefix + ".dense", in, c.hiddenSize()));
             registerModule("LayerNorm", layerNorm(w, prefix + ".LayerNorm", c));
             registerModule("dropout", new Dropout(c.hiddenDropoutProb(), dropoutRng));
@@ -118,6 +135,9 @@ public class BertLayer extends Module {
         public Tensor forward(Tensor x, Tensor residual) {
             Tensor h = child("dense", UnaryModule.class).forward(x);
             h = child("dropout", UnaryModule.class).forward(h);
+            if (child(HOOK_SLOT) != null) {
+                return ResidualHook.step(this, HOOK_SLOT, h, residual, child("LayerNorm", UnaryModule.class));
+            }
             Module ln = child("LayerNorm");
             if (ln instanceof LayerNorm l) {
                 // the residual sum and the norm in one fused op (the sum is never materialised)
@@ -125,6 +145,26 @@ public class BertLayer extends Module {
             }
             // a replaced norm (e.g. wrapped by modules_to_save) sees the sum like any input
             return child("LayerNorm", UnaryModule.class).forward(Ops.add(h, residual));
+        }
+
+        @Override
+        public Map<String, SubLayer> residualHookSlots() {
+            return Map.of(HOOK_SLOT, subLayer);
+        }
+
+        @Override
+        public int residualWidth() {
+            return hidden;
+        }
+
+        @Override
+        public int layerIndex() {
+            return layerIndex;
+        }
+
+        @Override
+        public void insertResidualHook(String slot, Module hook) {
+            registerResidualHook(slot, hook, residualHookSlots().keySet());
         }
     }
 }

@@ -7,6 +7,9 @@ import org.peft4j.core.nn.LayerNorm;
 import org.peft4j.core.nn.Linear;
 import org.peft4j.core.nn.Mlp;
 import org.peft4j.core.nn.Module;
+import org.peft4j.core.nn.ResidualHook;
+import org.peft4j.core.nn.ResidualHookSite;
+import java.util.Map;
 import org.peft4j.core.nn.MultiHeadAttention;
 import org.peft4j.core.nn.UnaryModule;
 import org.peft4j.core.tensor.Ops;
@@ -19,9 +22,16 @@ import org.peft4j.core.tensor.Tensor;
  * {@code attn} ({@code c_attn} fused q|k|v and {@code c_proj}, Conv1D weights {@code [in, out]}),
  * {@code ln_2}, {@code mlp} ({@code c_fc}, {@code c_proj}).
  */
-public final class Gpt2Block extends Module {
+public final class Gpt2Block extends Module implements ResidualHookSite {
+    /** Residual-hook slots ({@link ResidualHookSite}), AdapterHub's module names: after attention, after the MLP. */
+    public static final String ATTENTION_SLOT = "attention_adapters";
+    public static final String OUTPUT_SLOT = "output_adapters";
+    private int hidden;
+    private int layerIndex;
 
     Gpt2Block(Gpt2Config c, int layer, Rng init, Rng dropout) {
+        this.hidden = c.nEmbd();
+        this.layerIndex = layer;
         int h = c.nEmbd();
         registerModule("ln_1", new LayerNorm(h, c.layerNormEpsilon()));
         registerModule("attn", MultiHeadAttention.builder(h, c.nHead())
@@ -38,8 +48,31 @@ public final class Gpt2Block extends Module {
     /** {@code x [B, T, hidden]} → {@code [B, T, hidden]}. */
     public Tensor forward(Tensor x, AttentionContext ctx) {
         Tensor a = child("attn", MultiHeadAttention.class).forward(child("ln_1", UnaryModule.class).forward(x), ctx);
-        x = Ops.add(x, a);
+        x = ResidualHook.step(this, ATTENTION_SLOT, a, x, null);
         Tensor m = child("mlp", UnaryModule.class).forward(child("ln_2", UnaryModule.class).forward(x));
-        return Ops.add(x, m);
+        return ResidualHook.step(this, OUTPUT_SLOT, m, x, null);
+    }
+
+    @Override
+    public Map<String, SubLayer> residualHookSlots() {
+        Map<String, SubLayer> m = new java.util.LinkedHashMap<>();
+        m.put(ATTENTION_SLOT, SubLayer.ATTENTION);
+        m.put(OUTPUT_SLOT, SubLayer.FEED_FORWARD);
+        return m;
+    }
+
+    @Override
+    public int residualWidth() {
+        return hidden;
+    }
+
+    @Override
+    public int layerIndex() {
+        return layerIndex;
+    }
+
+    @Override
+    public void insertResidualHook(String slot, Module hook) {
+        registerResidualHook(slot, hook, residualHookSlots().keySet());
     }
 }
