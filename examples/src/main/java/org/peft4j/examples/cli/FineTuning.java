@@ -1,5 +1,7 @@
 package org.peft4j.examples.cli;
 
+import org.peft4j.adapter.BnConfig;
+import org.peft4j.adapter.BottleneckAdapters;
 import org.peft4j.adapter.Ia3Config;
 import org.peft4j.core.model.bert.BertConfig;
 import org.peft4j.core.model.bert.BertForSequenceClassification;
@@ -42,7 +44,13 @@ final class FineTuning {
          * IA3 with PEFT's BERT defaults (vectors on key, value and the two output.dense layers, the
          * latter scaling their inputs) plus the trainable classifier head.
          */
-        IA3("ia3");
+        IA3("ia3"),
+        /** AdapterHub's seq_bn (Pfeiffer) bottleneck adapter, reduction factor 16, plus the trainable head. */
+        SEQ_BN("seq_bn"),
+        /** AdapterHub's double_seq_bn (Houlsby): adapters after attention and after the feed-forward block. */
+        DOUBLE_SEQ_BN("double_seq_bn"),
+        /** AdapterHub's par_bn: a parallel adapter beside the feed-forward block, factor 2, scaling 4. */
+        PAR_BN("par_bn");
 
         final String label;
 
@@ -56,7 +64,7 @@ final class FineTuning {
                     return m;
                 }
             }
-            throw new CliException("unknown method '" + s + "' (head-only, lora, full, qlora, ia3)");
+            throw new CliException("unknown method '" + s + "' (head-only, lora, full, qlora, ia3, seq_bn, double_seq_bn, par_bn)");
         }
     }
 
@@ -128,6 +136,13 @@ final class FineTuning {
             }
             case FULL -> {
                 model.unfreeze();
+                return new Setup(method, model, model, null, model.namedTrainableParameters());
+            }
+            case SEQ_BN, DOUBLE_SEQ_BN, PAR_BN -> {
+                // the adapter (AdapterHub's preset) and the new head train; the encoder is frozen
+                BottleneckAdapters.add(model, method.label, BnConfig.preset(method.label), seed);
+                BottleneckAdapters.trainAdapter(model, method.label);
+                model.child("classifier").unfreeze();
                 return new Setup(method, model, model, null, model.namedTrainableParameters());
             }
             case IA3 -> {
