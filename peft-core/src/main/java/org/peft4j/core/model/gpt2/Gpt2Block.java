@@ -1,5 +1,6 @@
 package org.peft4j.core.model.gpt2;
 
+import org.peft4j.core.model.decoder.DecoderLayer;
 import org.peft4j.core.nn.Activation;
 import org.peft4j.core.nn.AttentionContext;
 import org.peft4j.core.nn.Dropout;
@@ -12,7 +13,6 @@ import org.peft4j.core.nn.ResidualHookSite;
 import java.util.Map;
 import org.peft4j.core.nn.MultiHeadAttention;
 import org.peft4j.core.nn.UnaryModule;
-import org.peft4j.core.tensor.Ops;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tensor.Tensor;
 
@@ -22,7 +22,7 @@ import org.peft4j.core.tensor.Tensor;
  * {@code attn} ({@code c_attn} fused q|k|v and {@code c_proj}, Conv1D weights {@code [in, out]}),
  * {@code ln_2}, {@code mlp} ({@code c_fc}, {@code c_proj}).
  */
-public final class Gpt2Block extends Module implements ResidualHookSite {
+public final class Gpt2Block extends Module implements DecoderLayer, ResidualHookSite {
     /** Residual-hook slots ({@link ResidualHookSite}), AdapterHub's module names: after attention, after the MLP. */
     public static final String ATTENTION_SLOT = "attention_adapters";
     public static final String OUTPUT_SLOT = "output_adapters";

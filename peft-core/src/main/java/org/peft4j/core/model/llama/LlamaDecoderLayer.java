@@ -1,5 +1,6 @@
 package org.peft4j.core.model.llama;
 
+import org.peft4j.core.model.decoder.DecoderLayer;
 import org.peft4j.core.nn.Activation;
 import org.peft4j.core.nn.AttentionContext;
 import org.peft4j.core.nn.Linear;
@@ -12,7 +13,6 @@ import org.peft4j.core.nn.RMSNorm;
 import org.peft4j.core.nn.RotaryEmbedding;
 import org.peft4j.core.nn.SwiGluMlp;
 import org.peft4j.core.nn.UnaryModule;
-import org.peft4j.core.tensor.Ops;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tensor.Tensor;
 
@@ -22,7 +22,7 @@ import org.peft4j.core.tensor.Tensor;
  * attention has {@code q_proj, k_proj, v_proj, o_proj} with rotary positions and grouped-query
  * heads; the MLP is SwiGLU {@code down_proj(silu(gate_proj(x)) * up_proj(x))}.
  */
-public final class LlamaDecoderLayer extends Module implements ResidualHookSite {
+public final class LlamaDecoderLayer extends Module implements DecoderLayer, ResidualHookSite {
     /** Residual-hook slots ({@link ResidualHookSite}), AdapterHub's module names: after attention, after the MLP. */
     public static final String ATTENTION_SLOT = "attention_adapters";
     public static final String OUTPUT_SLOT = "output_adapters";
