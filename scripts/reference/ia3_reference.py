@@ -14,7 +14,7 @@ What is implemented here (huggingface/peft `tuners/ia3/{config,layer,model}.py`,
   l has shape [out, 1] and y = (Wx + b) * l;
 * PEFT's defaults when target_modules / feedforward_modules are None: bert key, value, output.dense
   (ff output.dense); gpt2 c_attn, mlp.c_proj (ff mlp.c_proj, fan_in_fan_out); llama / mistral
-  k_proj, v_proj, down_proj (ff down_proj);
+  k_proj, v_proj, down_proj (ff down_proj); qwen2 q_proj, v_proj, down_proj (ff down_proj);
 * the effect in weight form (identical to the unmerged forward): feed-forward W' = W * l (columns
   of the [out, in] matrix), otherwise W' = l * W (rows) and b' = l * b. GPT-2's Conv1D stores W
   as [in, out] (transposed).
@@ -55,6 +55,8 @@ DEFAULTS = {  # PEFT's TRANSFORMERS_MODELS_TO_IA3_{TARGET,FEEDFORWARD}_MODULES_M
     "bert": (["key", "value", "output.dense"], ["output.dense"]),
     "gpt2": (["c_attn", "mlp.c_proj"], ["mlp.c_proj"]),
     "llama": (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
+    "mistral": (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
+    "qwen2": (["q_proj", "v_proj", "down_proj"], ["down_proj"]),
 }
 
 PEFT_KEYS = {  # the keys PEFT writes for IA3
@@ -69,14 +71,15 @@ CASES = [
                                  "feedforward_modules": ".*\\.layer\\.\\d+\\.output\\.dense"}),
     ("gpt2-default", "decoders/gpt2", {"task_type": "CAUSAL_LM"}),
     ("llama-default", "decoders/llama-gqa", {"task_type": "CAUSAL_LM"}),
+    ("qwen2-default", "decoders/qwen2", {"task_type": "CAUSAL_LM"}),
     ("mistral-mlp", "decoders/mistral", {"target_modules": ["q_proj", "o_proj", "gate_proj", "up_proj"],
                                          "feedforward_modules": ["gate_proj", "up_proj"]}),
 ]
 
 
-def resolved(family, c):
+def resolved(family, c, model_type):
     c = dict(c)
-    t, f = DEFAULTS[family]
+    t, f = DEFAULTS[model_type if model_type in DEFAULTS else family]
     if c.get("target_modules") is None:
         c["target_modules"] = list(t)
     if c.get("feedforward_modules") is None:
@@ -148,7 +151,7 @@ def make():
         family, mcfg, params = lr.load_base(fixture)
         c = dict(PEFT_KEYS)
         c.update(overrides)
-        c = resolved(family, c)          # PEFT stores the resolved defaults in the saved config
+        c = resolved(family, c, mcfg["model_type"])          # PEFT stores the resolved defaults in the saved config
         g = torch.Generator().manual_seed(9100 + n)
         tensors = {}
         for path, fifo in targets_of(family, params, c):

@@ -1,5 +1,6 @@
 package org.peft4j.adapter;
 
+import org.peft4j.core.model.llama.LlamaModel;
 import org.peft4j.core.nn.LinearLayer;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.peft.PeftConfig;
@@ -20,8 +21,8 @@ import java.util.regex.Pattern;
  * <p>Without {@code target_modules} / {@code feedforward_modules} PEFT's defaults for the model's
  * family are used (PEFT looks them up by {@code model_type}; peft4j recognises the family by
  * its module names): BERT {@code key, value, output.dense} / {@code output.dense}; GPT-2
- * {@code c_attn, mlp.c_proj} / {@code mlp.c_proj}; LLaMA, Mistral, Qwen2 {@code k_proj, v_proj,
- * down_proj} / {@code down_proj}. A list entry of {@code feedforward_modules} marks every target
+ * {@code c_attn, mlp.c_proj} / {@code mlp.c_proj}; LLaMA, Mistral {@code k_proj, v_proj,
+ * down_proj} / {@code down_proj}; Qwen2 {@code q_proj, v_proj, down_proj} / {@code down_proj}. A list entry of {@code feedforward_modules} marks every target
  * whose name ends with it (PEFT's {@code key.endswith}: in BERT {@code attention.output.dense}
  * too); a string is a regular expression matched against the whole name.
  */
@@ -64,7 +65,14 @@ public final class Ia3Method implements PeftMethod {
             return new Defaults("gpt2", List.of("c_attn", "mlp.c_proj"), List.of("mlp.c_proj"));
         }
         if (kProj) {
-            return new Defaults("llama", List.of("k_proj", "v_proj", "down_proj"), List.of("down_proj"));
+            // PEFT's mapping differs for qwen2 (q_proj, not k_proj); the family is read from the config
+            boolean qwen2 = model instanceof LlamaModel lm0 && "qwen2".equals(lm0.config().modelType());
+            for (Module m : model.namedModules().values()) {
+                qwen2 |= m instanceof LlamaModel lm && "qwen2".equals(lm.config().modelType());
+            }
+            return qwen2
+                    ? new Defaults("qwen2", List.of("q_proj", "v_proj", "down_proj"), List.of("down_proj"))
+                    : new Defaults("llama", List.of("k_proj", "v_proj", "down_proj"), List.of("down_proj"));
         }
         if (bertKey) {
             return new Defaults("bert", List.of("key", "value", "output.dense"), List.of("output.dense"));

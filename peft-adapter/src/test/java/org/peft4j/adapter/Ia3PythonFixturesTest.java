@@ -27,7 +27,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class Ia3PythonFixturesTest {
 
     @ParameterizedTest
-    @ValueSource(strings = {"bert-default", "bert-regex", "gpt2-default", "llama-default", "mistral-mlp"})
+    @ValueSource(strings = {"bert-default", "bert-regex", "gpt2-default", "llama-default", "qwen2-default", "mistral-mlp"})
     void peftLayoutIa3FolderGivesTheReferenceOutputs(String name) throws IOException {
         Path dir = Fixtures.fixture("ia3").resolve(name);
         JsonNode meta = new ObjectMapper().readTree(dir.resolve("case.json").toFile());
