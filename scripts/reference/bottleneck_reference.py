@@ -176,7 +176,70 @@ def adapter_forward(c, t, pre, h, inp, ln):
     return out
 
 
-def bert_forward(p, cfg, ids, types, mask, c=None, t=None, prefix="", name=None):
+def pre_forward(c, h, inp, ln):
+    if c["is_parallel"]:
+        return inp, inp
+    rbl = c["residual_before_ln"]
+    residual = h if rbl is True else None
+    x = h
+    if c["original_ln_before"]:
+        x = h + inp
+        if rbl == "post_add":
+            residual = x
+        x = ln(x)
+    if not rbl:
+        residual = x
+    return x, residual
+
+
+def body(c, t, pre, x, residual):
+    i = 0
+    if c["ln_before"]:
+        x = mdf.layer_norm(x, t[pre + "adapter_down.0.weight"], t[pre + "adapter_down.0.bias"], 1e-5)
+        i = 1
+    x = activation(c["non_linearity"], x @ t[pre + f"adapter_down.{i}.weight"].T + t[pre + f"adapter_down.{i}.bias"])
+    out = x @ t[pre + "adapter_up.weight"].T + t[pre + "adapter_up.bias"]
+    s = c["scaling"]
+    out = out * (t[pre + "scaling"] if isinstance(s, str) else s)
+    norm_after = lambda o: mdf.layer_norm(o, t[pre + "adapter_norm_after.weight"], t[pre + "adapter_norm_after.bias"], 1e-5)  # noqa: E731
+    if c["is_parallel"]:
+        return norm_after(out) if c["ln_after"] else out
+    if c["adapter_residual_before_ln"]:
+        out = out + residual
+    if c["ln_after"]:
+        out = norm_after(out)
+    if not c["adapter_residual_before_ln"]:
+        out = out + residual
+    return out
+
+
+def post_forward(c, o, h, inp, ln):
+    if c["is_parallel"]:
+        o = o + h
+    return ln(o + inp) if c["original_ln_after"] else o
+
+
+def composed(mode, adapters, weights, h, inp, ln, i, where):
+    """AdapterHub's compose_stack / compose_average over [(config, tensors, name)] at one place."""
+    held = [(c, t, n) for c, t, n in adapters if (i, where) in set(places(c, 99))]
+    pre = lambda n: f"encoder.layer.{i}.{where}.adapters.{n}."  # noqa: E731
+    if not held:
+        return ln(h + inp)
+    if mode == "stack":
+        cur = h
+        for c, t, n in held:
+            x, res = pre_forward(c, cur, inp, ln)
+            cur = body(c, t, pre(n), x, res)
+        return post_forward(held[-1][0], cur, h, inp, ln)
+    c0 = held[0][0]
+    x, res = pre_forward(c0, h, inp, ln)
+    outs = torch.stack([body(c, t, pre(n), x, res) for c, t, n in held], 0)
+    w = torch.tensor([weights[k] for k, (c, t, n) in enumerate(adapters) if (c, t, n) in held], dtype=outs.dtype)
+    mean = torch.mean(outs * w[:, None, None, None], dim=0)       # as adapters' BottleneckLayer.mean
+    return post_forward(held[-1][0], mean, h, inp, ln)
+
+
+def bert_forward(p, cfg, ids, types, mask, c=None, t=None, prefix="", name=None, compose=None):
     """mdf.bert_forward with AdapterHub's adapter layers in BertSelfOutput / BertOutput."""
     H, L, nh = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"]
     dh = H // nh
@@ -192,6 +255,8 @@ def bert_forward(p, cfg, ids, types, mask, c=None, t=None, prefix="", name=None)
     def close(i, where, h, inp):
         pre = f"encoder.layer.{i}.{where}"
         ln = lambda z: mdf.layer_norm(z, p[pre + ".LayerNorm.weight"], p[pre + ".LayerNorm.bias"], eps)  # noqa: E731
+        if compose is not None:
+            return composed(compose[0], compose[1], compose[2], h, inp, ln, i, where)
         if (i, where) in at:
             return adapter_forward(c, t, f"{prefix}{pre}.adapters.{name}.", h, inp, ln)
         return ln(h + inp)
@@ -255,6 +320,38 @@ def make():
         print(f"{case}: {len(t)} tensors, max |adapter - base| = {meta['max_abs_change_vs_base']:.4f}")
 
 
+def make_compose():
+    """Two adapters (seq_bn and double_seq_bn, factor 4) in AdapterHub folders, with the outputs of
+    Stack(a, b) and Average(a, b, weights=[0.7, 0.3])."""
+    _, mcfg, params = lr.load_base("bert-tiny")
+    inputs = lr.reference_inputs("bert-tiny")
+    H, L = mcfg["hidden_size"], mcfg["num_hidden_layers"]
+    g = torch.Generator().manual_seed(9300)
+    d = os.path.join(BN_FIXTURES, "compose")
+    adapters = []
+    for name, preset in (("a", "seq_bn"), ("b", "double_seq_bn")):
+        c = dict(PRESETS[preset], reduction_factor=4)
+        t = {}
+        for layer, where in places(c, L):
+            for k, shape in adapter_keys(c, H, layer, where, "", name).items():
+                t[k] = 0.4 * torch.randn(shape, generator=g)
+        adapters.append((c, t, name))
+        ad = os.path.join(d, "adapter_" + name)
+        os.makedirs(ad, exist_ok=True)
+        with open(os.path.join(ad, "adapter_config.json"), "w") as f:
+            json.dump({"config": c, "hidden_size": H, "model_class": "BertModel", "model_name": "bert-tiny",
+                       "model_type": "bert", "name": name, "version": "adapters.1.2.0"}, f, indent=2, sort_keys=True)
+        mdf.write_safetensors(os.path.join(ad, "adapter.safetensors"), {k: v.to(torch.float32) for k, v in t.items()})
+    expected = dict(inputs)
+    ii = (inputs["input_ids"], inputs["token_type_ids"], inputs["attention_mask"])
+    with torch.no_grad():
+        expected["stack"] = bert_forward(params, mcfg, ii[0], ii[1], ii[2], compose=("stack", adapters, None)).to(torch.float32)
+        expected["average"] = bert_forward(params, mcfg, ii[0], ii[1], ii[2],
+                                           compose=("average", adapters, [0.7, 0.3])).to(torch.float32)
+    mdf.write_safetensors(os.path.join(d, "expected.safetensors"), expected)
+    print(f"compose: Stack(a, b) and Average(a, b, [0.7, 0.3]) written")
+
+
 def read_folder(folder):
     with open(os.path.join(folder, "adapter_config.json")) as f:
         full = json.load(f)
@@ -315,6 +412,7 @@ def main():
     args = ap.parse_args()
     if args.cmd == "make":
         make()
+        make_compose()
         return 0
     return check(args.root, args.tol)
 

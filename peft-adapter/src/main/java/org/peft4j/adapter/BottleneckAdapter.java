@@ -114,7 +114,8 @@ public final class BottleneckAdapter extends Module {
         return config;
     }
 
-    private Tensor body(Tensor x, Tensor res) {
+    /** AdapterHub's adapter {@code forward}: {@code up(act(down(x)))·scaling} with the residual {@code res} (sequential). */
+    Tensor body(Tensor x, Tensor res) {
         Tensor up = ((UnaryModule) child("adapter_up")).forward(((UnaryModule) child("adapter_down")).forward(x));
         up = learnedScaling ? Ops.mul(up, parameter("scaling")) : (fixedScaling == 1.0 ? up : Ops.mul(up, fixedScaling));
         Tensor o = ((UnaryModule) child("dropout")).forward(up);
@@ -135,9 +136,17 @@ public final class BottleneckAdapter extends Module {
 
     /** The stream after the sub-layer: see the class comment. {@code h}, {@code r} {@code [batch, seq, hidden]}. */
     public Tensor forward(Tensor h, Tensor r, UnaryModule norm) {
+        Tensor[] xr = pre(h, r, norm);
+        return post(body(xr[0], xr[1]), h, r, norm);
+    }
+
+    /**
+     * AdapterHub's {@code pre_forward}: the adapter input and the residual it adds back,
+     * {@code {x, res}}; a parallel adapter reads the sub-layer's input {@code r}.
+     */
+    Tensor[] pre(Tensor h, Tensor r, UnaryModule norm) {
         if (config.isParallel()) {
-            Tensor o = Ops.add(body(r, r), h);
-            return post(o, r, norm);
+            return new Tensor[]{r, r};
         }
         Object rbl = config.residualBeforeLn();
         Tensor res = Boolean.TRUE.equals(rbl) ? h : null;
@@ -157,10 +166,17 @@ public final class BottleneckAdapter extends Module {
         if (res == null) {          // "post_add" without original_ln_before: the sum was never formed
             res = Ops.add(h, r);
         }
-        return post(body(x, res), r, norm);
+        return new Tensor[]{x, res};
     }
 
-    private Tensor post(Tensor o, Tensor r, UnaryModule norm) {
+    /**
+     * AdapterHub's {@code post_forward}: {@code o} from {@link #body}, {@code hIn} the sub-layer
+     * output the block gave, {@code r} the stream before the sub-layer.
+     */
+    Tensor post(Tensor o, Tensor hIn, Tensor r, UnaryModule norm) {
+        if (config.isParallel()) {
+            o = Ops.add(o, hIn);
+        }
         if (!config.originalLnAfter()) {
             return o;
         }

@@ -141,6 +141,46 @@ public final class BottleneckAdapters {
         layers.values().forEach(l -> l.setActive(name));
     }
 
+    /** AdapterHub's {@code Stack(names...)}: the adapters one after another at every place. */
+    public static void setActiveStack(Module model, List<String> names) {
+        checkComposition(model, names, "Stack");
+        layers(model).values().forEach(l -> l.setComposition(BottleneckLayer.Mode.STACK, names, null));
+    }
+
+    /**
+     * AdapterHub's {@code Average(names..., weights=...)}: the adapters on the same input, their
+     * outputs averaged with {@code weights} (normalised to sum 1; null: equal weights), computed as
+     * the library does ({@code torch.mean(stack(outputs) * weights, 0)}).
+     */
+    public static void setActiveAverage(Module model, List<String> names, List<Double> weights) {
+        checkComposition(model, names, "Average");
+        double[] w = new double[names.size()];
+        if (weights == null) {
+            java.util.Arrays.fill(w, 1.0 / names.size());
+        } else {
+            if (weights.size() != names.size()) {
+                throw new IllegalArgumentException("Average: " + weights.size() + " weights for " + names.size() + " adapters");
+            }
+            double sum = weights.stream().mapToDouble(Double::doubleValue).sum();
+            for (int i = 0; i < w.length; i++) {
+                w[i] = weights.get(i) / sum;
+            }
+        }
+        layers(model).values().forEach(l -> l.setComposition(BottleneckLayer.Mode.AVERAGE, names, w));
+    }
+
+    private static void checkComposition(Module model, List<String> names, String block) {
+        if (names == null || names.isEmpty()) {
+            throw new IllegalArgumentException(block + " needs at least one adapter");
+        }
+        List<String> known = names(model);
+        for (String n : names) {
+            if (!known.contains(n)) {
+                throw new IllegalArgumentException(block + ": no bottleneck adapter '" + n + "' in the model (adapters: " + known + ")");
+            }
+        }
+    }
+
     /** Every adapter name in the model. */
     public static List<String> names(Module model) {
         java.util.LinkedHashSet<String> s = new java.util.LinkedHashSet<>();

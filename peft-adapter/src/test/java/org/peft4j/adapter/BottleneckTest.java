@@ -74,6 +74,34 @@ class BottleneckTest {
         assertEquals(0.0, Fixtures.maxAbsDiff(out(bert, io), before, null), 0.0);
     }
 
+    /** AdapterHub's Stack(a, b) and Average(a, b, weights=[0.7, 0.3]) over two loaded folders, against the script. */
+    @Test
+    void stackAndAverageGiveTheReferenceOutputs() throws Exception {
+        Path dir = Fixtures.fixture("bottleneck").resolve("compose");
+        Module bert = Fixtures.loadBase("bert", "bert-tiny");
+        Map<String, INDArray> io = SafeTensors.load(dir.resolve("expected.safetensors"));
+        assertEquals("a", BottleneckAdapters.load(bert, dir.resolve("adapter_a"), null));
+        assertEquals("b", BottleneckAdapters.load(bert, dir.resolve("adapter_b"), null));
+        INDArray single = out(bert, io);
+        BottleneckAdapters.setActiveStack(bert, List.of("a", "b"));
+        double errStack = Fixtures.maxAbsDiff(out(bert, io), io.get("stack"), null);
+        BottleneckAdapters.setActiveAverage(bert, List.of("a", "b"), List.of(7.0, 3.0));   // normalised to 0.7, 0.3
+        double errAvg = Fixtures.maxAbsDiff(out(bert, io), io.get("average"), null);
+        System.out.printf("Stack: %.3e, Average: %.3e%n", errStack, errAvg);
+        assertTrue(errStack <= 1e-4, "Stack(a, b): " + errStack);
+        assertTrue(errAvg <= 1e-4, "Average(a, b): " + errAvg);
+        assertTrue(Fixtures.maxAbsDiff(io.get("stack"), single, null) > 0.1, "Stack(a, b) differs from b alone");
+        // a Stack of one adapter is that adapter
+        BottleneckAdapters.setActiveStack(bert, List.of("b"));
+        assertTrue(Fixtures.maxAbsDiff(out(bert, io), single, null) <= 1e-6);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> BottleneckAdapters.setActiveStack(bert, List.of("a", "zz")));
+        assertTrue(e.getMessage().contains("'zz'"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> BottleneckAdapters.setActiveAverage(bert, List.of("a", "b"), List.of(1.0)));
+        assertTrue(e.getMessage().contains("1 weights for 2 adapters"), e.getMessage());
+    }
+
     private static Map<String, BnConfig> exportConfigs() {
         Map<String, BnConfig> m = new LinkedHashMap<>();
         m.put("seq", BnConfig.seqBn().set("reduction_factor", 4));
