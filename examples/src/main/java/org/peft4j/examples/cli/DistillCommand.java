@@ -46,14 +46,18 @@ import java.util.Set;
  */
 final class DistillCommand implements Command {
     static final Set<String> TOP_KEYS = Set.of("teacher", "student", "data", "distill", "training", "output_dir", "provenance");
-    static final Set<String> TEACHER_KEYS = Set.of("model", "adapter", "recipe");
-    static final Set<String> STUDENT_KEYS = Set.of("model", "peft", "modes");
+    static final Set<String> TEACHER_KEYS = Set.of("model", "adapter", "recipe", "overrides");
+    static final Set<String> STUDENT_KEYS = Set.of("model", "peft", "modes", "full_learning_rate");
     static final Set<String> DISTILL_KEYS = Set.of("methods", "k", "pool", "temperature", "alpha", "layers", "hidden_loss",
             "hidden_weight", "attention_weight", "seed");
     static final String LABELS_ONLY = "labels_only";
     static final String KD = "kd";
     static final String MODE_PEFT = "peft";
     static final String MODE_FULL = "full";
+    /** {@code k: all}: every training example keeps its gold label. */
+    static final int ALL = -1;
+    /** Examples predicted before each timed pass, so teacher and student are timed alike (warm). */
+    static final int WARMUP = 16;
 
     @Override
     public String name() {
@@ -75,9 +79,11 @@ final class DistillCommand implements Command {
                   teacher:
                     recipe: examples/configs/imdb-teacher.yaml  # a peft4j train recipe, run first unless its
                                                  #   OUTPUT_DIR/adapter exists; or: model: + adapter: DIR
+                    overrides: []                # KEY=VALUE for the recipe, as --set in peft4j train
                   student:
                     model: minilm
                     modes: [peft, full]          # a PEFT student (the peft section) and/or the full model
+                    full_learning_rate: 5.0e-5   # the full student's learning rate (default training's)
                     peft: {peft_type: LORA, r: 8, lora_alpha: 16, target_modules: [query, value],
                            modules_to_save: [classifier]}
                   data:                          # as in peft4j train (train, eval, max_length, train_limit, ...)
@@ -85,7 +91,8 @@ final class DistillCommand implements Command {
                     eval: imdb:test
                   distill:
                     methods: [labels_only, kd]   # labels_only: the k gold labels alone; kd: plus soft targets
-                    k: [16, 64, 256]             # gold labels kept (balanced); 0 = all
+                    k: [16, 64, 256, all]        # gold labels kept (class-balanced); all = every one,
+                                                 #   0 = none (kd on soft targets alone)
                     pool: rest                   # unlabelled texts: rest (of data.train), none, or a data spec
                                                  #   (imdb:full = the 50,000 reviews of peft4j data fetch imdb)
                     temperature: 2.0
@@ -146,7 +153,7 @@ final class DistillCommand implements Command {
         long seed = distill.path("seed").asLong(training.seed());
         int maxLen = data.path("max_length").asInt(128);
         DistillationConfig dcfg = distillationConfig(distill, file);
-        List<Integer> ks = intList(distill.path("k"), List.of(0), file + ": distill.k");
+        List<Integer> ks = intList(distill.path("k"), List.of(ALL), file + ": distill.k");
         List<String> methods = textList(distill.path("methods"), List.of(KD), Set.of(LABELS_ONLY, KD), file + ": distill.methods");
         String pool = distill.path("pool").asText("rest");
         String studentSpec = studentNode.path("model").asText("");
@@ -166,7 +173,9 @@ final class DistillCommand implements Command {
         String teacherSpec;
         Path teacherAdapter;
         if (teacherNode.has("recipe")) {
-            TrainRecipe tr = TrainRecipe.read(Path.of(teacherNode.get("recipe").asText()), List.of(), null);
+            List<String> overrides = new ArrayList<>();
+            teacherNode.path("overrides").forEach(x -> overrides.add(x.asText()));
+            TrainRecipe tr = TrainRecipe.read(Path.of(teacherNode.get("recipe").asText()), overrides, null);
             teacherSpec = tr.model();
             teacherAdapter = tr.outputDir().resolve("adapter");
             if (Files.isDirectory(teacherAdapter)) {
@@ -211,6 +220,7 @@ final class DistillCommand implements Command {
                 throw new CliException("the teacher classifies " + teacher.labels.size() + " labels " + teacher.labels
                         + " but the data has " + labels.size() + " " + labels);
             }
+            teacher.predictLogits(evalEx.subList(0, Math.min(WARMUP, evalEx.size())));   // JIT and buffers warm before timing
             long t0 = System.nanoTime();
             double teacherAcc = Classification.accuracy(teacher.predictLogits(evalEx), evalEx);
             double teacherSec = Fmt.secondsSince(t0);
@@ -220,11 +230,11 @@ final class DistillCommand implements Command {
             for (int k : ks) {
                 for (String method : methods) {
                     for (String mode : modes) {
-                        String runName = "k" + (k <= 0 ? "all" : String.valueOf(k)) + "-" + method + "-" + mode;
+                        String runName = "k" + (k == ALL ? "all" : String.valueOf(k)) + "-" + method + "-" + mode;
                         Path runDir = outDir.resolve(runName);
                         out.println("== " + runName);
                         ObjectNode r = runOne(k, method, mode, runDir, trainEx, poolEx, evalEx, pool, padId, maxLen, seed,
-                                training.toBuilder().outputDir(runDir).build(), dcfg, studentSpec, peftNode, tok, labels,
+                                runTraining(training, studentNode, mode, runDir), dcfg, studentSpec, peftNode, tok, labels,
                                 teacher, teacherKey, outDir, out);
                         r.put("teacher_accuracy", teacherAcc);
                         r.put("accuracy_ratio", r.get("accuracy").asDouble() / teacherAcc);
@@ -254,7 +264,10 @@ final class DistillCommand implements Command {
                                      List<String> labels, Classification.Classifier teacher, String teacherKey, Path outDir,
                                      PrintStream out) throws IOException {
         Files.createDirectories(runDir);
-        int kk = k <= 0 ? trainEx.size() : k;
+        int kk = k == ALL ? trainEx.size() : Math.min(k, trainEx.size());
+        if (kk == 0 && method.equals(LABELS_ONLY)) {
+            throw new CliException("distill.k = 0 leaves " + LABELS_ONLY + " no gold label to train on");
+        }
         try (Models.Base sb = Models.requireEncoder(Models.load(studentSpec, seed), "peft4j distill")) {
             checkSameTokenizer(teacherTok, sb.requireTokenizer("distillation"), studentSpec);
             BertForSequenceClassification model = BertForSequenceClassification.withNewHead(sb.encoder, labels,
@@ -293,6 +306,7 @@ final class DistillCommand implements Command {
                 result = d.fit(used, null, padId, maxLen, cfg, outDir.resolve(cacheName), model.bert().dropoutRng(), out);
             }
             double trainSec = Fmt.secondsSince(t0);
+            Classification.predictLogits(root, model, evalEx.subList(0, Math.min(WARMUP, evalEx.size())), padId);
             long e0 = System.nanoTime();
             double acc = Classification.accuracy(Classification.predictLogits(root, model, evalEx, padId), evalEx);
             double evalSec = Fmt.secondsSince(e0);
@@ -353,6 +367,15 @@ final class DistillCommand implements Command {
         }
     }
 
+    /** The student's training arguments for one run: its folder, and the full model's own learning rate when given. */
+    private static TrainingConfig runTraining(TrainingConfig training, JsonNode studentNode, String mode, Path runDir) {
+        TrainingConfig.Builder b = training.toBuilder().outputDir(runDir);
+        if (mode.equals(MODE_FULL) && studentNode.has("full_learning_rate")) {
+            b.learningRate(studentNode.get("full_learning_rate").asDouble());
+        }
+        return b.build();
+    }
+
     private static JsonNode mapping(ObjectNode root, String key, Path file, boolean required) {
         JsonNode n = root.path(key);
         if (n.isMissingNode() && !required) {
@@ -402,10 +425,13 @@ final class DistillCommand implements Command {
         }
         List<Integer> out = new ArrayList<>();
         for (JsonNode x : n.isArray() ? n : JsonFiles.mapper().createArrayNode().add(n)) {
-            if (!x.canConvertToInt()) {
-                throw new CliException(what + " must be an integer or a list of integers, got " + x);
+            if (x.isTextual() && x.asText().equalsIgnoreCase("all")) {
+                out.add(ALL);
+            } else if (x.canConvertToInt() && x.asInt() >= 0) {
+                out.add(x.asInt());
+            } else {
+                throw new CliException(what + " must be a count >= 0, 'all', or a list of them, got " + x);
             }
-            out.add(x.asInt());
         }
         return out;
     }
@@ -439,7 +465,14 @@ final class DistillCommand implements Command {
         ((ObjectNode) r.get("data")).put("max_length", maxLen);
         ObjectNode dn = r.putObject("distill");
         dn.set("methods", JsonFiles.mapper().valueToTree(methods));
-        dn.set("k", JsonFiles.mapper().valueToTree(ks));
+        ArrayNode kn = dn.putArray("k");
+        ks.forEach(k -> {
+            if (k == ALL) {
+                kn.add("all");
+            } else {
+                kn.add(k);
+            }
+        });
         dn.put("pool", pool);
         dn.put("temperature", d.temperature());
         dn.put("alpha", d.alpha());
