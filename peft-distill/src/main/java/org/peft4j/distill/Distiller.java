@@ -161,6 +161,13 @@ public final class Distiller {
      */
     public TrainResult fit(List<Example> train, List<Example> eval, int padId, int maxLength, TrainingConfig config,
                            Path cacheFile, Rng dropout, PrintStream progress) {
+        for (int i = 0; i < train.size(); i++) {
+            if (train.get(i).ids().length > maxLength) {
+                // the teacher sees whole examples; the student's batches would be cut to maxLength
+                throw new IllegalArgumentException("training example " + i + " has " + train.get(i).ids().length
+                        + " tokens, more than maxLength " + maxLength + ": truncate when encoding");
+            }
+        }
         TeacherCache cache = teacherPass(train, padId, Math.max(config.batchSize(), 32), cacheFile, progress);
         DataLoader<DistillCollator.Indexed> loader = DataLoader.forTraining(Dataset.of(DistillCollator.index(train)),
                 new DistillCollator(padId, maxLength, cache), config);

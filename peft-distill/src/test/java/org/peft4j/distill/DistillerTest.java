@@ -193,6 +193,13 @@ class DistillerTest {
         Distiller d = new Distiller(teacher, teacher, three, three, DistillationConfig.logits(2, 0.5), "t", new Rng(1));
         e = assertThrows(IllegalArgumentException.class, () -> d.teacherPass(examples(4, 1), 0, 4, null, null));
         assertTrue(e.getMessage().contains("label counts differ: teacher 2, student 3"), e.getMessage());
+        // examples longer than the student's maxLength would give the teacher more text than the student sees
+        BertForSequenceClassification two = bert(30, 6, 1, 2, 2);
+        Distiller ok = new Distiller(teacher, teacher, two, two, DistillationConfig.logits(2, 0.5), "t", new Rng(1));
+        List<Example> longOnes = List.of(new Example(new int[]{1, 2, 3, 4, 5, 6}, 0));
+        e = assertThrows(IllegalArgumentException.class, () -> ok.fit(longOnes, null, 0, 4,
+                TrainingConfig.builder().maxSteps(1).batchSize(1).build(), null, null, null));
+        assertTrue(e.getMessage().contains("6 tokens, more than maxLength 4"), e.getMessage());
     }
 
     @Test

@@ -212,7 +212,7 @@ final class DistillCommand implements Command {
             int padId = Classification.padId(tok);
             List<Example> trainEx = Classification.encode(tok, trainText, maxLen);
             List<Example> evalEx = Classification.encode(tok, evalText, maxLen);
-            List<Example> poolEx = extraPool(pool, tok, maxLen, textField, labelField, labelNames, file);
+            List<Example> poolEx = extraPool(pool, tok, maxLen, textField, labelField, labelNames, file, trainText, evalText);
             out.printf(Locale.ROOT, "teacher: %s%s, %d labels; data: %s (%s examples), eval %s (%s)%n",
                     teacher.base.displayName(), teacherAdapter == null ? "" : " + " + teacherAdapter, teacher.labels.size(),
                     train.source(), Fmt.count(trainEx.size()), eval.source(), Fmt.count(evalEx.size()));
@@ -336,9 +336,13 @@ final class DistillCommand implements Command {
         }
     }
 
-    /** The unlabelled texts a pool spec adds beyond data.train ({@code rest} and {@code none} add nothing). */
+    /**
+     * The unlabelled texts a pool spec adds beyond data.train ({@code rest} and {@code none} add
+     * nothing), without the training and evaluation texts and without repeats.
+     */
     private static List<Example> extraPool(String pool, Tokenizer tok, int maxLen, String textField, String labelField,
-                                           List<String> labels, Path file) throws IOException {
+                                           List<String> labels, Path file, List<TextExample> train, List<TextExample> eval)
+            throws IOException {
         if (pool.equals("rest") || pool.equals("none")) {
             return List.of();
         }
@@ -352,7 +356,17 @@ final class DistillCommand implements Command {
         } else {
             texts = DataSources.load(pool, "train", textField, labelField, labels).examples();
         }
-        return Classification.encode(tok, texts, maxLen);
+        // the fetched 50,000 contain the bundled split: its test texts must not become soft-labelled training texts
+        Set<String> seen = new java.util.HashSet<>();
+        train.forEach(t -> seen.add(t.text()));
+        eval.forEach(t -> seen.add(t.text()));
+        List<TextExample> fresh = new ArrayList<>();
+        for (TextExample t : texts) {
+            if (seen.add(t.text())) {
+                fresh.add(t);
+            }
+        }
+        return Classification.encode(tok, fresh, maxLen);
     }
 
     /** Distillation works on token ids, so both models must tokenize alike: checked on a probe sentence. */

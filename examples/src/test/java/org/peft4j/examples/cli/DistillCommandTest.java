@@ -10,6 +10,10 @@ import org.peft4j.core.tensor.Rng;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -115,6 +119,25 @@ class DistillCommandTest {
         assertTrue(r.out().contains("teacher: reusing"), r.out());
         assertTrue(r.out().contains("teacher pass: reusing"), r.out());
         assertEquals(1, CliTestSupport.JSON.readTree(out2.resolve("summary.json").toFile()).size());
+    }
+
+    @Test
+    void aPoolFileAddsOnlyTextsNotAlreadyInTrainOrEval() throws Exception {
+        List<String> train = AdapterCommandsTest.tinyData(32, 1);
+        List<String> eval = AdapterCommandsTest.tinyData(12, 2);
+        List<String> extra = AdapterCommandsTest.tinyData(10, 99);
+        Set<String> seen = new HashSet<>(train);
+        seen.addAll(eval);
+        long fresh = extra.stream().filter(seen::add).count();
+        List<String> pool = new ArrayList<>(train);
+        pool.addAll(eval);
+        pool.addAll(extra);
+        Path poolFile = tmp.resolve("pool.jsonl");
+        Files.write(poolFile, pool);
+        CliTestSupport.Run r = CliTestSupport.cli("distill", config.toString(), "--output-dir", tmp.resolve("out4").toString(),
+                "--set", "distill.pool=" + poolFile, "--set", "distill.methods=[kd]", "--set", "student.modes=[full]");
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().contains("4 gold labels + " + (28 + fresh) + " soft-labelled texts"), r.out());
     }
 
     @Test
