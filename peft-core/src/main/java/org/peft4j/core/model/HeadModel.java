@@ -11,6 +11,16 @@ public interface HeadModel {
 
     Backbone backbone();
 
-    /** The backbone on {@code inputs}, then the head. */
+    /**
+     * The backbone on {@code inputs} (after the installed {@link InputPreparation}, if any), then
+     * the head. With a prompt method active, {@code inputs} are the user's: the virtual tokens or
+     * prefix are added here, and the logits of a causal LM then cover virtual + real positions.
+     */
     HeadOutput forward(BackboneInputs inputs);
+
+    /** Installs (or, with null, removes) the preparation every forward of this model runs first. */
+    void setInputPreparation(InputPreparation preparation);
+
+    /** The installed preparation, or null. */
+    InputPreparation inputPreparation();
 }
