@@ -8,8 +8,6 @@ import org.peft4j.core.tensor.Ops;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tensor.Tensor;
 
-import java.util.ArrayList;
-import java.util.List;
 
 /**
  * A multi-layer bidirectional LSTM on our tensor ops, batch first, with PyTorch's parameter names
@@ -73,33 +71,53 @@ public final class Lstm extends Module {
         return numLayers;
     }
 
+    /** The parameters in {@link #run}'s order: per layer, forward then reverse, {@code weight_ih, weight_hh, bias_ih, bias_hh}. */
+    public Tensor[] weights() {
+        Tensor[] w = new Tensor[numLayers * 8];
+        int k = 0;
+        for (int l = 0; l < numLayers; l++) {
+            for (String suffix : new String[]{"", "_reverse"}) {
+                w[k++] = parameter("weight_ih_l" + l + suffix);
+                w[k++] = parameter("weight_hh_l" + l + suffix);
+                w[k++] = parameter("bias_ih_l" + l + suffix);
+                w[k++] = parameter("bias_hh_l" + l + suffix);
+            }
+        }
+        return w;
+    }
+
     /** {@code x [batch, seq, input]} → {@code [batch, seq, 2·hidden]} (zero initial states). */
     public Tensor forward(Tensor x) {
         if (x.rank() != 3 || x.size(2) != inputSize) {
             throw new IllegalArgumentException("LSTM input must be [batch, seq, " + inputSize + "], got "
                     + java.util.Arrays.toString(x.shape()));
         }
+        return run(x, weights(), numLayers, dropout, isTraining(), rng);
+    }
+
+    /**
+     * The LSTM as a function of its input and weights (in {@link #weights()}'s order), so that
+     * gradient checks can perturb every tensor.
+     */
+    public static Tensor run(Tensor x, Tensor[] w, int numLayers, double dropout, boolean training, Rng rng) {
         Tensor in = x;
         for (int l = 0; l < numLayers; l++) {
-            Tensor fwd = direction(in, l, "", false);
-            Tensor bwd = direction(in, l, "_reverse", true);
+            int k = l * 8;
+            Tensor fwd = direction(in, w[k], w[k + 1], w[k + 2], w[k + 3], false);
+            Tensor bwd = direction(in, w[k + 4], w[k + 5], w[k + 6], w[k + 7], true);
             in = Ops.concat(2, fwd, bwd);
             if (l < numLayers - 1 && dropout > 0) {
-                in = Ops.dropout(in, dropout, isTraining(), rng);
+                in = Ops.dropout(in, dropout, training, rng);
             }
         }
         return in;
     }
 
     /** One direction of one layer: {@code [batch, seq, in]} → {@code [batch, seq, H]}, outputs at their own positions. */
-    private Tensor direction(Tensor x, int layer, String suffix, boolean reverse) {
-        Tensor wih = parameter("weight_ih_l" + layer + suffix);
-        Tensor whh = parameter("weight_hh_l" + layer + suffix);
-        Tensor bih = parameter("bias_ih_l" + layer + suffix);
-        Tensor bhh = parameter("bias_hh_l" + layer + suffix);
+    private static Tensor direction(Tensor x, Tensor wih, Tensor whh, Tensor bih, Tensor bhh, boolean reverse) {
         long b = x.size(0);
         int s = (int) x.size(1);
-        long h = hiddenSize;
+        long h = whh.size(1);
         // the input projections of every step at once: [batch, seq, 4H]
         Tensor xg = Ops.linear(x, wih, bih);
         Tensor hPrev = Tensor.constant(Nd4j.zeros(x.value().dataType(), b, h));
@@ -116,7 +134,6 @@ public final class Lstm extends Module {
             hPrev = Ops.mul(o, Ops.tanh(cPrev));
             out[t] = Ops.reshape(hPrev, b, 1, h);
         }
-        List<Tensor> parts = new ArrayList<>(List.of(out));
-        return Ops.concat(1, parts.toArray(new Tensor[0]));
+        return s == 1 ? out[0] : Ops.concat(1, out);
     }
 }

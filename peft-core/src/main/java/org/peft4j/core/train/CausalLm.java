@@ -2,6 +2,7 @@ package org.peft4j.core.train;
 
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.peft4j.core.tensor.Ops;
 import org.peft4j.core.tensor.Tensor;
@@ -48,6 +49,22 @@ public final class CausalLm {
         Tensor shifted = Ops.slice(logits, 1, 0, t - 1);                                        // [B, T-1, V]
         INDArray targets = labels.get(NDArrayIndex.all(), NDArrayIndex.interval(1, t)).dup();   // [B, T-1]
         return Ops.crossEntropy(shifted, targets, Ops.Reduction.MEAN);
+    }
+
+    /**
+     * {@link #shiftedLoss} for logits {@code [B, n + T, V]} with {@code n} virtual tokens of a prompt
+     * method in front of labels {@code [B, T]}: the labels get n × -100 in front, as PEFT's prompt
+     * learning does, so the last virtual token's logits predict the first real token.
+     */
+    public static Tensor shiftedLoss(Tensor logits, INDArray labels, long virtualTokens) {
+        if (virtualTokens < 0) {
+            throw new IllegalArgumentException("virtual tokens must be >= 0, got " + virtualTokens);
+        }
+        if (virtualTokens == 0 || labels == null || labels.rank() != 2) {
+            return shiftedLoss(logits, labels);
+        }
+        INDArray front = Nd4j.valueArrayOf(new long[]{labels.size(0), virtualTokens}, -100L, labels.dataType());
+        return shiftedLoss(logits, Nd4j.concat(1, front, labels));
     }
 
     /** The tokens {@link #shiftedLoss} averages over: labels {@code [B, T]} at {@code 1..T-1} that are not -100. */
