@@ -71,9 +71,5 @@ public abstract class PromptLearningConfig extends PeftConfig {
             throw new IllegalArgumentException("num_transformer_submodules must be 1 (encoder-only or decoder-only models), got "
                     + numTransformerSubmodules);
         }
-        if (modulesToSave() != null && !modulesToSave().isEmpty()) {
-            throw new IllegalArgumentException("modules_to_save is not supported with " + peftType() + " in peft4j, got "
-                    + modulesToSave());
-        }
     }
 }

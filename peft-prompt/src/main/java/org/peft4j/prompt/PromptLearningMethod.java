@@ -159,8 +159,16 @@ public abstract class PromptLearningMethod implements PeftMethod {
         try (NoGrad ignored = NoGrad.enter()) {
             out = promptOutput(model, adapterName).value().dup();
         }
+        // the prompt layer's own tensors are replaced by their output; modules_to_save (a
+        // classification head) stay under their PEFT keys, as PEFT saves them beside prompt_embeddings
+        String layerKeys = PeftModel.MODEL_PREFIX + promptLayer(model).getKey() + ".";
         Map<String, INDArray> m = new LinkedHashMap<>();
         m.put(PROMPT_EMBEDDINGS, out);
+        state.forEach((k, v) -> {
+            if (!k.startsWith(layerKeys)) {
+                m.put(k, v);
+            }
+        });
         return m;
     }
 

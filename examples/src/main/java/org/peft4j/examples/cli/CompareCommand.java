@@ -36,7 +36,11 @@ final class CompareCommand implements Command {
             FineTuning.Method.HEAD, 5e-3,
             FineTuning.Method.LORA, DemoCommand.DEFAULT_LR,
             FineTuning.Method.FULL, 1e-4,
-            FineTuning.Method.QLORA, DemoCommand.DEFAULT_LR));
+            FineTuning.Method.QLORA, DemoCommand.DEFAULT_LR,
+            // soft prompts and prefixes take large steps (PEFT's examples: 3e-2 and 1e-2)
+            FineTuning.Method.PROMPT_TUNING, 3e-2,
+            FineTuning.Method.P_TUNING, 1e-2,
+            FineTuning.Method.PREFIX_TUNING, 1e-2));
 
     @Override
     public String name() {
@@ -53,6 +57,7 @@ final class CompareCommand implements Command {
         return """
                 usage: peft4j compare [--epochs N] [--max-len N] [--batch-size N] [--seed N] [--methods LIST]
                                       [--lr-head X] [--lr-lora X] [--lr-full X] [--lr-qlora X]
+                                      [--lr-prompt-tuning X] [--lr-p-tuning X] [--lr-prefix-tuning X]
                                       [--out FILE.json]
 
                 Trains all-MiniLM-L6-v2 + a new mean-pooling classifier on the bundled IMDB train split
@@ -65,13 +70,18 @@ final class CompareCommand implements Command {
                 and reports test accuracy (1,000 test reviews), trainable parameters and wall time of each,
                 as a table and as JSON (--out, default ./peft4j-compare.json). Defaults as peft4j demo:
                 1 epoch, 128 tokens, batch 16, seed 42. --methods picks the methods (default head-only,lora,full,qlora),
-                e.g. --methods lora,full.
+                e.g. --methods lora,full. Prompt methods (not in the default list; 20 virtual tokens, classifier head trained):
+                  prompt_tuning  soft prompt, N(0, 1) init                                  (default lr 3e-2)
+                  p_tuning       virtual tokens from PEFT's MLP prompt encoder, hidden 128   (default lr 1e-2)
+                  prefix_tuning  key/value prefix in every layer, no projection              (default lr 1e-2)
+                e.g. --methods head-only,prompt_tuning,p_tuning,prefix_tuning.
                 """;
     }
 
     @Override
     public Set<String> valueOptions() {
-        return Set.of("epochs", "max-len", "batch-size", "seed", "methods", "lr-head", "lr-lora", "lr-full", "lr-qlora", "out",
+        return Set.of("epochs", "max-len", "batch-size", "seed", "methods", "lr-head", "lr-lora", "lr-full", "lr-qlora",
+                "lr-prompt-tuning", "lr-p-tuning", "lr-prefix-tuning", "out",
                 "steps", "train-limit", "test-limit");
     }
 
@@ -99,6 +109,9 @@ final class CompareCommand implements Command {
         lrs.put(FineTuning.Method.LORA, a.getPositiveDouble("lr-lora", DEFAULT_LR.get(FineTuning.Method.LORA)));
         lrs.put(FineTuning.Method.FULL, a.getPositiveDouble("lr-full", DEFAULT_LR.get(FineTuning.Method.FULL)));
         lrs.put(FineTuning.Method.QLORA, a.getPositiveDouble("lr-qlora", DEFAULT_LR.get(FineTuning.Method.QLORA)));
+        for (FineTuning.Method m : List.of(FineTuning.Method.PROMPT_TUNING, FineTuning.Method.P_TUNING, FineTuning.Method.PREFIX_TUNING)) {
+            lrs.put(m, a.getPositiveDouble("lr-" + m.label.replace('_', '-'), DEFAULT_LR.get(m)));
+        }
         Path outFile = a.getPath("out", Path.of("peft4j-compare.json")).toAbsolutePath();
 
         Imdb.Split split = Imdb.bundledSplit();

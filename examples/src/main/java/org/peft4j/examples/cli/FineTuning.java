@@ -36,7 +36,13 @@ final class FineTuning {
          * QLoRA: every encoder linear layer quantized to NF4 (block 64, double quantization; the
          * classifier stays fp32), then the same LoRA as {@link #LORA}.
          */
-        QLORA("qlora");
+        QLORA("qlora"),
+        /** Prompt tuning: 20 virtual tokens (N(0, 1) init) in front of the input, plus the trainable classifier head. */
+        PROMPT_TUNING("prompt_tuning"),
+        /** P-tuning: 20 virtual tokens from PEFT's MLP prompt encoder (hidden 128), plus the classifier head. */
+        P_TUNING("p_tuning"),
+        /** Prefix tuning: a 20-token key/value prefix in every layer, plus the classifier head. */
+        PREFIX_TUNING("prefix_tuning");
 
         final String label;
 
@@ -50,7 +56,7 @@ final class FineTuning {
                     return m;
                 }
             }
-            throw new CliException("unknown method '" + s + "' (head-only, lora, full, qlora)");
+            throw new CliException("unknown method '" + s + "' (head-only, lora, full, qlora, prompt_tuning, p_tuning, prefix_tuning)");
         }
     }
 
@@ -100,6 +106,25 @@ final class FineTuning {
                 .build();
     }
 
+    /** Virtual tokens of the prompt methods in {@code compare}. */
+    static final int PROMPT_TOKENS = 20;
+
+    /** The prompt methods' configs (PEFT's keys), the classifier head trained beside them as PEFT does for SEQ_CLS. */
+    static org.peft4j.core.peft.PeftConfig promptConfig(Method method, String baseModel, long seed) {
+        org.peft4j.prompt.PromptLearningConfig c = switch (method) {
+            case PROMPT_TUNING -> new org.peft4j.prompt.PromptTuningConfig();
+            case P_TUNING -> new org.peft4j.prompt.PromptEncoderConfig().setEncoderHiddenSize(128);
+            case PREFIX_TUNING -> new org.peft4j.prompt.PrefixTuningConfig();
+            default -> throw new IllegalArgumentException(method + " is not a prompt method");
+        };
+        c.setNumVirtualTokens(PROMPT_TOKENS);
+        c.setModulesToSave(List.of("classifier"));
+        c.setTaskType(TaskType.SEQ_CLS);
+        c.setBaseModelNameOrPath(baseModel);
+        c.setSeed(seed);
+        return c;
+    }
+
     /**
      * Puts a new classifier (mean pooling unless the encoder has a pooler; N(0, 0.02) weights from
      * {@code seed}) on {@code encoder} and makes the parameters of {@code method} trainable.
@@ -116,6 +141,10 @@ final class FineTuning {
             case FULL -> {
                 model.unfreeze();
                 return new Setup(method, model, model, null, model.namedTrainableParameters());
+            }
+            case PROMPT_TUNING, P_TUNING, PREFIX_TUNING -> {
+                PeftModel pm = Peft.apply(model, promptConfig(method, baseModel, seed));
+                return new Setup(method, model, pm, pm, pm.trainableParameters());
             }
             case QLORA -> {
                 Quantizer.quantize(model, QuantConfig.nf4());

@@ -67,6 +67,13 @@ public final class CausalLm {
         return shiftedLoss(logits, Nd4j.concat(1, front, labels));
     }
 
+    /** {@link #shiftedLoss}, counting positions of the logits beyond the labels as virtual tokens in front. */
+    private static Tensor virtualAwareLoss(Tensor logits, INDArray labels) {
+        long extra = logits != null && labels != null && logits.rank() == 3 && labels.rank() == 2
+                ? logits.size(1) - labels.size(1) : 0;
+        return extra > 0 ? shiftedLoss(logits, labels, extra) : shiftedLoss(logits, labels);
+    }
+
     /** The tokens {@link #shiftedLoss} averages over: labels {@code [B, T]} at {@code 1..T-1} that are not -100. */
     public static long countTargets(INDArray labels) {
         if (labels == null || labels.rank() != 2) {
@@ -90,7 +97,7 @@ public final class CausalLm {
         if (logits == null) {
             throw new IllegalArgumentException("causal LM loss needs a logits function");
         }
-        return (model, b) -> shiftedLoss(logits.logits(model, b), b.labels());
+        return (model, b) -> virtualAwareLoss(logits.logits(model, b), b.labels());
     }
 
     /**
@@ -107,7 +114,7 @@ public final class CausalLm {
             long n = 0;
             for (Batch b : batches) {
                 long count = countTargets(b.labels());
-                sum += shiftedLoss(logits.logits(model, b), b.labels()).item() * count;
+                sum += virtualAwareLoss(logits.logits(model, b), b.labels()).item() * count;
                 n += count;
             }
             Map<String, Double> m = new LinkedHashMap<>();
