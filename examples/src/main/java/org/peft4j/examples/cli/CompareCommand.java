@@ -157,10 +157,10 @@ final class CompareCommand implements Command {
         }
 
         out.println();
-        out.printf("%-10s %9s %8s %14s %10s %14s %14s%n", "method", "accuracy", "lr", "trainable", "trainable%", "train wall",
+        out.printf("%-13s %9s %8s %14s %10s %14s %14s%n", "method", "accuracy", "lr", "trainable", "trainable%", "train wall",
                 "train CPU");
         for (Result r : results) {
-            out.printf(Locale.ROOT, "%-10s %9s %8.0e %14s %9.4f%% %14s %14s%n", r.method().label, Fmt.pct(r.accuracy()), r.lr(),
+            out.printf(Locale.ROOT, "%-13s %9s %8.0e %14s %9.4f%% %14s %14s%n", r.method().label, Fmt.pct(r.accuracy()), r.lr(),
                     Fmt.count(r.trainable()), 100.0 * r.trainable() / r.all(), Fmt.duration(r.trainSeconds()),
                     Fmt.duration(r.trainCpuSeconds()));
         }
