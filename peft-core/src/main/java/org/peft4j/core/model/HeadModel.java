@@ -18,9 +18,19 @@ public interface HeadModel {
      */
     HeadOutput forward(BackboneInputs inputs);
 
-    /** Installs (or, with null, removes) the preparation every forward of this model runs first. */
-    void setInputPreparation(InputPreparation preparation);
+    /**
+     * Installs (or, with null, removes) the preparation every forward of this model runs first.
+     * Heads that cannot run one (wrappers, test doubles) keep the default, which refuses.
+     */
+    default void setInputPreparation(InputPreparation preparation) {
+        if (preparation != null) {
+            throw new UnsupportedOperationException(getClass().getSimpleName()
+                    + " does not run input preparations (prompt tuning, P-tuning, prefix tuning)");
+        }
+    }
 
     /** The installed preparation, or null. */
-    InputPreparation inputPreparation();
+    default InputPreparation inputPreparation() {
+        return null;
+    }
 }
