@@ -59,6 +59,7 @@ final class CausalLmTask implements TrainTask {
             DecoderLM model = base.decoder;
             out.printf(Locale.ROOT, "model: %s, task %s; data: %s (%s sequences), max %d tokens%n", base.displayName(), CAUSAL_LM,
                     trainSpec, Fmt.count(trainEx.size()), limit);
+            PromptInit.resolve(recipe.peft(), tok);   // prompt_tuning_init TEXT: the text's token ids
             PeftModel pm = Peft.apply(model, recipe.peft());
             out.println(pm.printTrainableParameters());
             List<Integer> eos = GenerateCommand.eosIds(model);

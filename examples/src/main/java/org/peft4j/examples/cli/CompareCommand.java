@@ -32,17 +32,21 @@ final class CompareCommand implements Command {
      * Per-method peak learning rates, each in its method's usual range: a linear probe on frozen
      * features takes large steps, LoRA's small factors 5e-3 (as in the demo), full fine-tuning of a small encoder 1e-4.
      */
-    static final Map<FineTuning.Method, Double> DEFAULT_LR = new EnumMap<>(Map.of(
-            FineTuning.Method.HEAD, 5e-3,
-            FineTuning.Method.LORA, DemoCommand.DEFAULT_LR,
-            FineTuning.Method.FULL, 1e-4,
-            FineTuning.Method.QLORA, DemoCommand.DEFAULT_LR,
+    static final Map<FineTuning.Method, Double> DEFAULT_LR = new EnumMap<>(Map.ofEntries(
+            Map.entry(FineTuning.Method.HEAD, 5e-3),
+            Map.entry(FineTuning.Method.LORA, DemoCommand.DEFAULT_LR),
+            Map.entry(FineTuning.Method.FULL, 1e-4),
+            Map.entry(FineTuning.Method.QLORA, DemoCommand.DEFAULT_LR),
             // IA3 learns scale factors around 1 and needs a larger step than LoRA; not yet tuned on validation
-            FineTuning.Method.IA3, 1e-2,
+            Map.entry(FineTuning.Method.IA3, 1e-2),
             // AdapterHub's usual adapter learning rate; not yet tuned on validation
-            FineTuning.Method.SEQ_BN, 1e-3,
-            FineTuning.Method.DOUBLE_SEQ_BN, 1e-3,
-            FineTuning.Method.PAR_BN, 1e-3));
+            Map.entry(FineTuning.Method.SEQ_BN, 1e-3),
+            Map.entry(FineTuning.Method.DOUBLE_SEQ_BN, 1e-3),
+            Map.entry(FineTuning.Method.PAR_BN, 1e-3),
+            // soft prompts and prefixes take large steps (PEFT's examples: 3e-2 and 1e-2)
+            Map.entry(FineTuning.Method.PROMPT_TUNING, 3e-2),
+            Map.entry(FineTuning.Method.P_TUNING, 1e-2),
+            Map.entry(FineTuning.Method.PREFIX_TUNING, 1e-2)));
 
     @Override
     public String name() {
@@ -59,6 +63,7 @@ final class CompareCommand implements Command {
         return """
                 usage: peft4j compare [--epochs N] [--max-len N] [--batch-size N] [--seed N] [--methods LIST]
                                       [--lr-head X] [--lr-lora X] [--lr-full X] [--lr-qlora X] [--lr-ia3 X] [--lr-bn X]
+                                      [--lr-prompt-tuning X] [--lr-p-tuning X] [--lr-prefix-tuning X]
                                       [--out FILE.json]
 
                 Trains all-MiniLM-L6-v2 + a new mean-pooling classifier on the bundled IMDB train split
@@ -74,13 +79,18 @@ final class CompareCommand implements Command {
                 and reports test accuracy (1,000 test reviews), trainable parameters and wall time of each,
                 as a table and as JSON (--out, default ./peft4j-compare.json). Defaults as peft4j demo:
                 1 epoch, 128 tokens, batch 16, seed 42. --methods picks the methods (default head-only,lora,full,qlora),
-                e.g. --methods lora,full,ia3.
+                e.g. --methods lora,full,ia3. Prompt methods (not in the default list; 20 virtual tokens, classifier head trained):
+                  prompt_tuning  soft prompt, N(0, 1) init                                  (default lr 3e-2)
+                  p_tuning       virtual tokens from PEFT's MLP prompt encoder, hidden 128   (default lr 1e-2)
+                  prefix_tuning  key/value prefix in every layer, no projection              (default lr 1e-2)
+                e.g. --methods head-only,prompt_tuning,p_tuning,prefix_tuning.
                 """;
     }
 
     @Override
     public Set<String> valueOptions() {
-        return Set.of("epochs", "max-len", "batch-size", "seed", "methods", "lr-head", "lr-lora", "lr-full", "lr-qlora", "lr-ia3", "lr-bn", "out",
+        return Set.of("epochs", "max-len", "batch-size", "seed", "methods", "lr-head", "lr-lora", "lr-full", "lr-qlora", "lr-ia3", "lr-bn",
+                "lr-prompt-tuning", "lr-p-tuning", "lr-prefix-tuning", "out",
                 "steps", "train-limit", "test-limit");
     }
 
@@ -111,6 +121,9 @@ final class CompareCommand implements Command {
         lrs.put(FineTuning.Method.IA3, a.getPositiveDouble("lr-ia3", DEFAULT_LR.get(FineTuning.Method.IA3)));
         for (FineTuning.Method bn : List.of(FineTuning.Method.SEQ_BN, FineTuning.Method.DOUBLE_SEQ_BN, FineTuning.Method.PAR_BN)) {
             lrs.put(bn, a.getPositiveDouble("lr-bn", DEFAULT_LR.get(bn)));
+        }
+        for (FineTuning.Method m : List.of(FineTuning.Method.PROMPT_TUNING, FineTuning.Method.P_TUNING, FineTuning.Method.PREFIX_TUNING)) {
+            lrs.put(m, a.getPositiveDouble("lr-" + m.label.replace('_', '-'), DEFAULT_LR.get(m)));
         }
         Path outFile = a.getPath("out", Path.of("peft4j-compare.json")).toAbsolutePath();
 

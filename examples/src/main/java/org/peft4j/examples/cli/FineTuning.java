@@ -50,7 +50,13 @@ final class FineTuning {
         /** AdapterHub's double_seq_bn (Houlsby): adapters after attention and after the feed-forward block. */
         DOUBLE_SEQ_BN("double_seq_bn"),
         /** AdapterHub's par_bn: a parallel adapter beside the feed-forward block, factor 2, scaling 4. */
-        PAR_BN("par_bn");
+        PAR_BN("par_bn"),
+        /** Prompt tuning: 20 virtual tokens (N(0, 1) init) in front of the input, plus the trainable classifier head. */
+        PROMPT_TUNING("prompt_tuning"),
+        /** P-tuning: 20 virtual tokens from PEFT's MLP prompt encoder (hidden 128), plus the classifier head. */
+        P_TUNING("p_tuning"),
+        /** Prefix tuning: a 20-token key/value prefix in every layer, plus the classifier head. */
+        PREFIX_TUNING("prefix_tuning");
 
         final String label;
 
@@ -64,7 +70,7 @@ final class FineTuning {
                     return m;
                 }
             }
-            throw new CliException("unknown method '" + s + "' (head-only, lora, full, qlora, ia3, seq_bn, double_seq_bn, par_bn)");
+            throw new CliException("unknown method '" + s + "' (head-only, lora, full, qlora, ia3, seq_bn, double_seq_bn, par_bn, prompt_tuning, p_tuning, prefix_tuning)");
         }
     }
 
@@ -121,6 +127,25 @@ final class FineTuning {
         return c;
     }
 
+    /** Virtual tokens of the prompt methods in {@code compare}. */
+    static final int PROMPT_TOKENS = 20;
+
+    /** The prompt methods' configs (PEFT's keys), the classifier head trained beside them as PEFT does for SEQ_CLS. */
+    static org.peft4j.core.peft.PeftConfig promptConfig(Method method, String baseModel, long seed) {
+        org.peft4j.prompt.PromptLearningConfig c = switch (method) {
+            case PROMPT_TUNING -> new org.peft4j.prompt.PromptTuningConfig();
+            case P_TUNING -> new org.peft4j.prompt.PromptEncoderConfig().setEncoderHiddenSize(128);
+            case PREFIX_TUNING -> new org.peft4j.prompt.PrefixTuningConfig();
+            default -> throw new IllegalArgumentException(method + " is not a prompt method");
+        };
+        c.setNumVirtualTokens(PROMPT_TOKENS);
+        c.setModulesToSave(List.of("classifier"));
+        c.setTaskType(TaskType.SEQ_CLS);
+        c.setBaseModelNameOrPath(baseModel);
+        c.setSeed(seed);
+        return c;
+    }
+
     /**
      * Puts a new classifier (mean pooling unless the encoder has a pooler; N(0, 0.02) weights from
      * {@code seed}) on {@code encoder} and makes the parameters of {@code method} trainable.
@@ -147,6 +172,10 @@ final class FineTuning {
             }
             case IA3 -> {
                 PeftModel pm = Peft.apply(model, ia3Config(baseModel, seed));
+                return new Setup(method, model, pm, pm, pm.trainableParameters());
+            }
+            case PROMPT_TUNING, P_TUNING, PREFIX_TUNING -> {
+                PeftModel pm = Peft.apply(model, promptConfig(method, baseModel, seed));
                 return new Setup(method, model, pm, pm, pm.trainableParameters());
             }
             case QLORA -> {

@@ -75,6 +75,7 @@ final class SequenceClassificationTask implements TrainTask {
             out.printf(Locale.ROOT, "model: %s, task %s, %d labels %s%n", base.displayName(), SEQ_CLS, labels.size(), labels);
             out.printf(Locale.ROOT, "data: %s (%s examples)%s, max %d tokens%n", train.source(), Fmt.count(trainEx.size()),
                     evalEx == null ? "" : ", eval " + eval.source() + " (" + Fmt.count(evalEx.size()) + ")", maxLen);
+            PromptInit.resolve(recipe.peft(), tok);   // prompt_tuning_init TEXT: the text's token ids
             PeftModel pm = Peft.apply(model, recipe.peft());
             out.println(pm.printTrainableParameters());
             int padId = Classification.padId(tok);

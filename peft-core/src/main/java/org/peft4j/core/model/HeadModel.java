@@ -11,6 +11,26 @@ public interface HeadModel {
 
     Backbone backbone();
 
-    /** The backbone on {@code inputs}, then the head. */
+    /**
+     * The backbone on {@code inputs} (after the installed {@link InputPreparation}, if any), then
+     * the head. With a prompt method active, {@code inputs} are the user's: the virtual tokens or
+     * prefix are added here, and the logits of a causal LM then cover virtual + real positions.
+     */
     HeadOutput forward(BackboneInputs inputs);
+
+    /**
+     * Installs (or, with null, removes) the preparation every forward of this model runs first.
+     * Heads that cannot run one (wrappers, test doubles) keep the default, which refuses.
+     */
+    default void setInputPreparation(InputPreparation preparation) {
+        if (preparation != null) {
+            throw new UnsupportedOperationException(getClass().getSimpleName()
+                    + " does not run input preparations (prompt tuning, P-tuning, prefix tuning)");
+        }
+    }
+
+    /** The installed preparation, or null. */
+    default InputPreparation inputPreparation() {
+        return null;
+    }
 }

@@ -5,6 +5,10 @@ import org.peft4j.core.model.BackboneInputs;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.Parameter;
 
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 
@@ -98,5 +102,45 @@ public interface PeftMethod {
     default BackboneInputs prepareInputs(Module model, PeftConfig config, String adapterName, Backbone backbone,
                                          BackboneInputs inputs) {
         return inputs;
+    }
+
+    /**
+     * True for methods whose {@link #prepareInputs} changes the inputs (prompt tuning, P-tuning,
+     * prefix tuning): {@link PeftModel} then installs itself as the
+     * {@link org.peft4j.core.model.InputPreparation} of a {@link org.peft4j.core.model.HeadModel},
+     * so every forward of the model (and KV-cached generation) runs the hook.
+     */
+    default boolean preparesInputs() {
+        return false;
+    }
+
+    /**
+     * How many of {@code cachedTokens} in a model's KV caches this method put there itself (a soft
+     * prompt fed with the first call): the caller's attention mask does not count them. 0 by default.
+     */
+    default long virtualTokensInCache(PeftConfig config, long cachedTokens) {
+        return 0;
+    }
+
+    /**
+     * The tensors written to {@code adapter_model.safetensors} for one adapter, given the values of
+     * its saved parameters under their saved keys ({@code state}). Unchanged by default; prompt
+     * methods write their encoder's output as {@code prompt_embeddings} instead.
+     */
+    default Map<String, INDArray> stateToSave(Module model, PeftConfig config, String adapterName, Map<String, INDArray> state) {
+        return state;
+    }
+
+    /** The inverse of {@link #stateToSave} for loading: file tensors → saved-parameter keys. Unchanged by default. */
+    default Map<String, INDArray> stateToLoad(Module model, PeftConfig config, String adapterName, Map<String, INDArray> tensors) {
+        return tensors;
+    }
+
+    /** Files beyond PEFT's two that this method writes into an adapter's folder (none by default). */
+    default void writeExtraFiles(Module model, PeftConfig config, String adapterName, Path dir) throws IOException {
+    }
+
+    /** Reads what {@link #writeExtraFiles} wrote, after the adapter's tensors loaded; {@code trainable} as in {@link PeftModel#load}. */
+    default void readExtraFiles(Module model, PeftConfig config, String adapterName, Path dir, boolean trainable) {
     }
 }

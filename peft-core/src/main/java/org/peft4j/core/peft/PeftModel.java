@@ -5,6 +5,8 @@ import org.peft4j.core.io.AtomicFiles;
 import org.peft4j.core.io.SafeTensors;
 import org.peft4j.core.model.Backbone;
 import org.peft4j.core.model.BackboneInputs;
+import org.peft4j.core.model.HeadModel;
+import org.peft4j.core.model.InputPreparation;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.Parameter;
 import org.peft4j.core.nn.StateDictLoader;
@@ -40,7 +42,7 @@ import java.util.function.Consumer;
  * {@code adapter_model.safetensors}, the adapter named {@code "default"} in the folder itself and
  * every other adapter in {@code <dir>/<name>/}.
  */
-public class PeftModel extends Module {
+public class PeftModel extends Module implements InputPreparation {
     private static final Logger LOG = LoggerFactory.getLogger(PeftModel.class);
 
     public static final String CONFIG_NAME = "adapter_config.json";
@@ -96,6 +98,15 @@ public class PeftModel extends Module {
         activeAdapter = adapterName;
         activateLayers(adapterName);
         refreshTrainable();
+        if (method.preparesInputs() && model instanceof HeadModel h) {
+            h.setInputPreparation(this);
+        }
+    }
+
+    private void removeInputPreparation() {
+        if (baseModel() instanceof HeadModel h && h.inputPreparation() == this) {
+            h.setInputPreparation(null);
+        }
     }
 
     /**
@@ -421,6 +432,20 @@ public class PeftModel extends Module {
         return method.prepareInputs(baseModel(), configs.get(activeAdapter), activeAdapter, backbone, inputs);
     }
 
+    /** {@link #prepareInputs}, as the {@link InputPreparation} a {@link HeadModel} runs. */
+    @Override
+    public BackboneInputs prepare(Backbone backbone, BackboneInputs inputs) {
+        return prepareInputs(backbone, inputs);
+    }
+
+    @Override
+    public long virtualTokensInCache(long cachedTokens) {
+        if (unloaded || disabledDepth > 0 || activeAdapter == null) {
+            return 0;
+        }
+        return method.virtualTokensInCache(configs.get(activeAdapter), cachedTokens);
+    }
+
     /**
      * Routes each batch row through its own adapter for the forward passes run inside the scope
      * (PEFT's {@code adapter_names}); {@link MixedBatch#BASE} routes a row around every adapter.
@@ -513,6 +538,7 @@ public class PeftModel extends Module {
     }
 
     private Module unloadInternal(boolean merge) {
+        removeInputPreparation();
         Module root = baseModel();
         // pre-order: an outer layer is replaced before anything inside it would be visited
         for (Map.Entry<String, AdapterLayer> e : layers(root).entrySet()) {
@@ -589,6 +615,7 @@ public class PeftModel extends Module {
         Files.writeString(sub.resolve(CONFIG_NAME), config.toJson(), StandardCharsets.UTF_8);
         Map<String, INDArray> tensors = new TreeMap<>(adapterStateDict(name));
         SafeTensors.write(sub.resolve(WEIGHTS_NAME), tensors, Map.of("format", "pt"));
+        method.writeExtraFiles(baseModel(), configs.get(name), name, sub);
     }
 
     /** One adapter's tensors exactly as {@link #save} writes them (PEFT keys, adapter name removed). */
@@ -597,7 +624,7 @@ public class PeftModel extends Module {
         config(adapterName);
         Map<String, INDArray> out = new LinkedHashMap<>();
         savedParameters(adapterName).forEach((k, p) -> out.put(k, p.value()));
-        return out;
+        return method.stateToSave(baseModel(), configs.get(adapterName), adapterName, out);
     }
 
     /** Loads the adapter in {@code dir} as {@code "default"}, frozen (inference), as PEFT's {@code from_pretrained}. */
@@ -622,7 +649,9 @@ public class PeftModel extends Module {
         PeftModel pm = new PeftModel(baseModel, config, adapterName, true);
         try {
             pm.loadWeights(dir, adapterName);
+            pm.method.readExtraFiles(pm.baseModel(), config, adapterName, dir, trainable);
         } catch (RuntimeException e) {
+            pm.removeInputPreparation();
             pm.unloaded = true;
             pm.configs.clear();
             before.restore(baseModel);   // a bad folder leaves the base model as it was
@@ -642,6 +671,7 @@ public class PeftModel extends Module {
         addingAdapter(adapterName, () -> {
             injectAdapter(config, adapterName, true);
             loadWeights(dir, adapterName);
+            method.readExtraFiles(baseModel(), config, adapterName, dir, trainable);
         });
         activateLayers(activeAdapter);
         refreshTrainable();
@@ -674,6 +704,7 @@ public class PeftModel extends Module {
     public void loadAdapterState(String adapterName, Map<String, INDArray> tensors, String source) {
         checkLive();
         config(adapterName);
+        tensors = method.stateToLoad(baseModel(), configs.get(adapterName), adapterName, tensors);
         Map<String, Parameter> expected = savedParameters(adapterName);
         Map<String, String> aliases = new LinkedHashMap<>();
         Map<String, AdapterLayer> layers = layers();

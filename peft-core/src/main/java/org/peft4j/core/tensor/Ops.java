@@ -502,7 +502,10 @@ public final class Ops {
                 sliceView(out, d, offsets[i], offsets[i + 1]).assign(vals[i]);
             }
         }
-        return Tensor.fromOp(out, g -> {
+        return Tensor.fromOp(out, g0 -> {
+            // a gradient that is itself a view (this concat's output sliced by another concat)
+            // can come back from ND4J's get() with its unit dimensions dropped: slice a copy
+            INDArray g = g0.isView() ? g0.dup('c') : g0;
             for (int i = 0; i < parts.length; i++) {
                 if (parts[i].requiresGrad()) {
                     parts[i].accumulateGrad(castLike(sliceView(g, d, offsets[i], offsets[i + 1]), parts[i].value()));

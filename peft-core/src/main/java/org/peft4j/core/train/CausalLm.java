@@ -2,6 +2,7 @@ package org.peft4j.core.train;
 
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.peft4j.core.tensor.Ops;
 import org.peft4j.core.tensor.Tensor;
@@ -50,6 +51,29 @@ public final class CausalLm {
         return Ops.crossEntropy(shifted, targets, Ops.Reduction.MEAN);
     }
 
+    /**
+     * {@link #shiftedLoss} for logits {@code [B, n + T, V]} with {@code n} virtual tokens of a prompt
+     * method in front of labels {@code [B, T]}: the labels get n × -100 in front, as PEFT's prompt
+     * learning does, so the last virtual token's logits predict the first real token.
+     */
+    public static Tensor shiftedLoss(Tensor logits, INDArray labels, long virtualTokens) {
+        if (virtualTokens < 0) {
+            throw new IllegalArgumentException("virtual tokens must be >= 0, got " + virtualTokens);
+        }
+        if (virtualTokens == 0 || labels == null || labels.rank() != 2) {
+            return shiftedLoss(logits, labels);
+        }
+        INDArray front = Nd4j.valueArrayOf(new long[]{labels.size(0), virtualTokens}, -100L, labels.dataType());
+        return shiftedLoss(logits, Nd4j.concat(1, front, labels));
+    }
+
+    /** {@link #shiftedLoss}, counting positions of the logits beyond the labels as virtual tokens in front. */
+    private static Tensor virtualAwareLoss(Tensor logits, INDArray labels) {
+        long extra = logits != null && labels != null && logits.rank() == 3 && labels.rank() == 2
+                ? logits.size(1) - labels.size(1) : 0;
+        return extra > 0 ? shiftedLoss(logits, labels, extra) : shiftedLoss(logits, labels);
+    }
+
     /** The tokens {@link #shiftedLoss} averages over: labels {@code [B, T]} at {@code 1..T-1} that are not -100. */
     public static long countTargets(INDArray labels) {
         if (labels == null || labels.rank() != 2) {
@@ -73,7 +97,7 @@ public final class CausalLm {
         if (logits == null) {
             throw new IllegalArgumentException("causal LM loss needs a logits function");
         }
-        return (model, b) -> shiftedLoss(logits.logits(model, b), b.labels());
+        return (model, b) -> virtualAwareLoss(logits.logits(model, b), b.labels());
     }
 
     /**
@@ -90,7 +114,7 @@ public final class CausalLm {
             long n = 0;
             for (Batch b : batches) {
                 long count = countTargets(b.labels());
-                sum += shiftedLoss(logits.logits(model, b), b.labels()).item() * count;
+                sum += virtualAwareLoss(logits.logits(model, b), b.labels()).item() * count;
                 n += count;
             }
             Map<String, Double> m = new LinkedHashMap<>();

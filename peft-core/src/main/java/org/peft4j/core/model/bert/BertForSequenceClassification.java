@@ -30,6 +30,7 @@ import java.util.Map;
  * the {@code [CLS]} state as is.
  */
 public class BertForSequenceClassification extends Module implements HeadModel {
+    private org.peft4j.core.model.InputPreparation inputPreparation;
     private final BertConfig config;
 
     private BertForSequenceClassification(BertConfig config, BertModel bert, Module classifier, Rng rng) {
@@ -102,6 +103,9 @@ public class BertForSequenceClassification extends Module implements HeadModel {
 
     /** Logits {@code [B, numLabels]}. */
     public Tensor forward(INDArray inputIds, INDArray attentionMask, INDArray tokenTypeIds) {
+        if (inputPreparation != null) {   // a prompt method: virtual tokens / prefix through the Backbone path
+            return forward(BackboneInputs.of(bert().embed(inputIds), attentionMask).withTokenTypeIds(tokenTypeIds)).logits();
+        }
         BertModel.Output out = bert().forward(inputIds, attentionMask, tokenTypeIds);
         return head(out, attentionMask);
     }
@@ -121,6 +125,16 @@ public class BertForSequenceClassification extends Module implements HeadModel {
     }
 
     @Override
+    public void setInputPreparation(org.peft4j.core.model.InputPreparation preparation) {
+        this.inputPreparation = preparation;
+    }
+
+    @Override
+    public org.peft4j.core.model.InputPreparation inputPreparation() {
+        return inputPreparation;
+    }
+
+    @Override
     public BertModel backbone() {
         return bert();
     }
@@ -131,7 +145,8 @@ public class BertForSequenceClassification extends Module implements HeadModel {
      * T columns of the mask (prefix columns are not hidden states).
      */
     @Override
-    public HeadOutput forward(BackboneInputs inputs) {
+    public HeadOutput forward(BackboneInputs userInputs) {
+        BackboneInputs inputs = inputPreparation == null ? userInputs : inputPreparation.prepare(bert(), userInputs);
         BackboneOutput o = bert().forward(inputs);
         Tensor h = o.lastHiddenState();
         BertModel.Output out = new BertModel.Output(h, bert().pooledOutput(h));

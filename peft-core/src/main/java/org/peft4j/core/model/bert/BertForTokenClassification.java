@@ -23,6 +23,7 @@ import java.util.Map;
  * {@code dropout} and {@code classifier}; logits {@code [B, T, numLabels]}.
  */
 public class BertForTokenClassification extends Module implements HeadModel {
+    private org.peft4j.core.model.InputPreparation inputPreparation;
     private final BertConfig config;
 
     private BertForTokenClassification(BertConfig config, BertModel bert, Module classifier, Rng rng) {
@@ -74,6 +75,9 @@ public class BertForTokenClassification extends Module implements HeadModel {
 
     /** Logits {@code [B, T, numLabels]}. */
     public Tensor forward(INDArray inputIds, INDArray attentionMask, INDArray tokenTypeIds) {
+        if (inputPreparation != null) {   // a prompt method: virtual tokens / prefix through the Backbone path
+            return forward(BackboneInputs.of(bert().embed(inputIds), attentionMask).withTokenTypeIds(tokenTypeIds)).logits();
+        }
         return head(bert().forward(inputIds, attentionMask, tokenTypeIds).lastHiddenState());
     }
 
@@ -87,13 +91,24 @@ public class BertForTokenClassification extends Module implements HeadModel {
     }
 
     @Override
+    public void setInputPreparation(org.peft4j.core.model.InputPreparation preparation) {
+        this.inputPreparation = preparation;
+    }
+
+    @Override
+    public org.peft4j.core.model.InputPreparation inputPreparation() {
+        return inputPreparation;
+    }
+
+    @Override
     public BertModel backbone() {
         return bert();
     }
 
     /** Logits {@code [B, T, numLabels]} through the backbone interface (hidden states / attentions on request). */
     @Override
-    public HeadOutput forward(BackboneInputs inputs) {
+    public HeadOutput forward(BackboneInputs userInputs) {
+        BackboneInputs inputs = inputPreparation == null ? userInputs : inputPreparation.prepare(bert(), userInputs);
         BackboneOutput o = bert().forward(inputs);
         return new HeadOutput(head(o.lastHiddenState()), o);
     }

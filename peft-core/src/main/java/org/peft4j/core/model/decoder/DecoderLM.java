@@ -8,6 +8,7 @@ import org.peft4j.core.model.BackboneInputs;
 import org.peft4j.core.model.BackboneOutput;
 import org.peft4j.core.model.HeadModel;
 import org.peft4j.core.model.HeadOutput;
+import org.peft4j.core.model.InputPreparation;
 import org.peft4j.core.model.WeightSource;
 import org.peft4j.core.nn.KVCache;
 import org.peft4j.core.nn.Module;
@@ -24,6 +25,7 @@ import java.util.function.Function;
  * {@link #logits}), filling parameters from a {@link WeightSource}, and saving to a Hugging Face folder.
  */
 public abstract class DecoderLM extends Module implements CausalLM, HeadModel {
+    private InputPreparation inputPreparation;
 
     /**
      * The full forward.
@@ -38,10 +40,13 @@ public abstract class DecoderLM extends Module implements CausalLM, HeadModel {
             throw new IllegalArgumentException("expected " + numLayers() + " layer caches, got " + caches.length);
         }
         int past = caches == null ? 0 : (int) caches[0].length();
-        INDArray mask = DecoderInputs.check(inputIds, attentionMask, past, vocabSize(), maxPositions(), positionLimitName());
+        // a soft prompt fed on an earlier call sits in the caches but not in the caller's mask
+        long virtual = inputPreparation == null ? 0 : inputPreparation.virtualTokensInCache(past);
+        INDArray mask = DecoderInputs.check(inputIds, attentionMask, (int) (past - virtual), vocabSize(), maxPositions(),
+                positionLimitName());
         Backbone b = backbone();
-        BackboneOutput o = b.forward(BackboneInputs.of(b.embed(inputIds), mask).withCaches(caches).withHiddenStates(hiddenStates));
-        return new DecoderOutput(logits(o.lastHiddenState()), o.hiddenStates());
+        HeadOutput o = forward(BackboneInputs.of(b.embed(inputIds), mask).withCaches(caches).withHiddenStates(hiddenStates));
+        return new DecoderOutput(o.logits(), o.backbone().hiddenStates());
     }
 
     /**
@@ -51,8 +56,19 @@ public abstract class DecoderLM extends Module implements CausalLM, HeadModel {
      */
     @Override
     public HeadOutput forward(BackboneInputs inputs) {
-        BackboneOutput o = backbone().forward(inputs);
+        BackboneInputs in = inputPreparation == null ? inputs : inputPreparation.prepare(backbone(), inputs);
+        BackboneOutput o = backbone().forward(in);
         return new HeadOutput(logits(o.lastHiddenState()), o);
+    }
+
+    @Override
+    public void setInputPreparation(InputPreparation preparation) {
+        this.inputPreparation = preparation;
+    }
+
+    @Override
+    public InputPreparation inputPreparation() {
+        return inputPreparation;
     }
 
     /** The decoder stack under the LM head. */

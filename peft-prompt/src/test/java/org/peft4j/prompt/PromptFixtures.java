@@ -1,0 +1,44 @@
+package org.peft4j.prompt;
+
+import org.peft4j.core.model.decoder.CausalLMs;
+import org.peft4j.core.model.decoder.DecoderLM;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** The tiny decoder checkpoints (peft-core test fixtures) and this module's PEFT-layout prompt folders. */
+final class PromptFixtures {
+    private PromptFixtures() {
+    }
+
+    static Path repoRoot() {
+        Path p = Path.of("").toAbsolutePath();
+        while (p != null && !Files.isDirectory(p.resolve("scripts/reference"))) {
+            p = p.getParent();
+        }
+        if (p == null) {
+            throw new IllegalStateException("cannot find the repository root above " + Path.of("").toAbsolutePath());
+        }
+        return p;
+    }
+
+    /** {@code peft-core/src/test/resources/fixtures/decoders/<name>} loaded as a causal LM. */
+    static DecoderLM decoder(String name) {
+        try {
+            return CausalLMs.load(repoRoot().resolve("peft-core/src/test/resources/fixtures/decoders").resolve(name));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** {@code peft-prompt/src/test/resources/fixtures/prompt/<name>} (written by make_prompt_fixtures.py). */
+    static Path prompt(String name) {
+        return repoRoot().resolve("peft-prompt/src/test/resources/fixtures/prompt").resolve(name);
+    }
+
+    static Path script() {
+        return repoRoot().resolve("scripts/reference/make_prompt_fixtures.py");
+    }
+}

@@ -1,0 +1,300 @@
+#!/usr/bin/env python3
+"""Plain-PyTorch references for peft4j's prompt-learning methods (Hugging Face PEFT semantics).
+
+PEFT is not installable here (no PyPI), so the three methods are written out from PEFT's
+sources over the tiny decoder fixtures of make_decoder_fixtures.py (GPT-2 and LLaMA with
+grouped-query attention, read from peft-core/src/test/resources/fixtures/decoders/<name>/):
+
+  PROMPT_TUNING  prompt_embeddings [n, hidden] = nn.Embedding(n, hidden).weight; the model runs on
+                 inputs_embeds = cat(prompts, wte(ids)) with positions 0..n+T-1 (HF forward's
+                 arange), attention mask = cat(ones(n), mask).
+  P_TUNING       PEFT's PromptEncoder over arange(n): MLP = Linear(d,h) ReLU Linear(h,h) ReLU
+                 Linear(h,d); LSTM = bidirectional nn.LSTM(d, h, layers, batch_first) then
+                 Linear(2h,2h) ReLU Linear(2h,d). prompt_embeddings = encoder output [n, d].
+  PREFIX_TUNING  prompt_embeddings [n, L*2*token_dim], token_dim = head_dim * num_key_value_heads;
+                 past_key_values = view(B, n, 2L, kv_heads, head_dim).permute(2,0,3,1,4).split(2):
+                 layer i's key = entry 2i, value = 2i+1 ([B, kv, n, hd]), used as the KV cache (no
+                 rotary), real tokens at positions n..n+T-1, attending to the whole prefix and
+                 causally to each other. prefix_projection: Embedding(n, token_dim) -> Linear(token_dim,
+                 h) -> tanh -> Linear(h, L*2*token_dim).
+
+Writes, into peft-prompt/src/test/resources/fixtures/prompt/<model>-<method>/:
+  adapter_config.json               PEFT's keys
+  adapter_model.safetensors         prompt_embeddings (the encoder output)
+  peft4j_prompt_encoder.safetensors the encoder's own weights (PEFT names under prompt_encoder.default.)
+                                    for P-tuning and projected prefixes (peft4j's resume file)
+  reference.safetensors             input_ids [B,T] I64, logits [B, n+T or T, V] F32
+
+`--check DIR MODEL` checks a folder peft4j saved: PEFT's config keys and values for MODEL, the one
+tensor prompt_embeddings of the right shape, and (when DIR/peft4j_logits.safetensors holds
+input_ids and logits written by the Java test) logits recomputed here from prompt_embeddings
+within 1e-4. Exit status 0 = ok.
+
+Run with Debian's torch: /usr/bin/python3 scripts/reference/make_prompt_fixtures.py
+"""
+import importlib.util
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+_spec = importlib.util.spec_from_file_location("dec", os.path.join(HERE, "make_decoder_fixtures.py"))
+dec = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(dec)
+
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+DECODERS = os.path.join(ROOT, "peft-core", "src", "test", "resources", "fixtures", "decoders")
+OUT = os.path.join(ROOT, "peft-prompt", "src", "test", "resources", "fixtures", "prompt")
+NEG = torch.finfo(torch.float32).min
+torch.set_num_threads(1)
+
+
+def load_model(name):
+    with open(os.path.join(DECODERS, name, "config.json")) as f:
+        cfg = json.load(f)
+    p = {k: torch.tensor(np.array(v)) for k, v in dec.read_safetensors(os.path.join(DECODERS, name, "model.safetensors")).items()}
+    return cfg, p
+
+
+def dims(cfg):
+    if cfg["model_type"] == "gpt2":
+        H, L, nh = cfg["n_embd"], cfg["n_layer"], cfg["n_head"]
+        return dict(H=H, L=L, nh=nh, nkv=nh, dh=H // nh, V=cfg["vocab_size"], P=cfg["n_positions"])
+    nh, nkv, dh = dec.llama_dims(cfg)
+    return dict(H=cfg["hidden_size"], L=cfg["num_hidden_layers"], nh=nh, nkv=nkv, dh=dh, V=cfg["vocab_size"],
+                P=cfg["max_position_embeddings"])
+
+
+def word_embeddings(cfg, p):
+    return p["transformer.wte.weight"] if cfg["model_type"] == "gpt2" else p["model.embed_tokens.weight"]
+
+
+def bias(T, n_prefix):
+    """[1,1,T,n_prefix+T]: every query sees the prefix and the real keys up to itself (no padding)."""
+    allowed = torch.cat([torch.ones(T, n_prefix, dtype=torch.bool), torch.tril(torch.ones(T, T, dtype=torch.bool))], 1)
+    return torch.where(allowed, torch.zeros(()), torch.full((), NEG))[None, None]
+
+
+def forward(cfg, p, embeds, pos, prefix=None):
+    """Logits [B,T,V] from inputs_embeds [B,T,H], positions [B,T], optional prefix [(k, v)] per layer [B,kv,n,dh]."""
+    d = dims(cfg)
+    B, T, H = embeds.shape
+    n = 0 if prefix is None else prefix[0][0].shape[2]
+    mb = bias(T, n)
+    if cfg["model_type"] == "gpt2":
+        eps = cfg.get("layer_norm_epsilon", 1e-5)
+        x = embeds + p["transformer.wpe.weight"][pos]
+        for i in range(d["L"]):
+            pre = f"transformer.h.{i}."
+            h = dec.layer_norm(x, p[pre + "ln_1.weight"], p[pre + "ln_1.bias"], eps)
+            q, k, v = (h @ p[pre + "attn.c_attn.weight"] + p[pre + "attn.c_attn.bias"]).split(H, dim=-1)
+            q, k, v = (t.view(B, T, d["nh"], d["dh"]).permute(0, 2, 1, 3) for t in (q, k, v))
+            if prefix is not None:
+                k = torch.cat([prefix[i][0], k], 2)
+                v = torch.cat([prefix[i][1], v], 2)
+            a = torch.softmax((q @ k.transpose(-1, -2)) / math.sqrt(d["dh"]) + mb, -1) @ v
+            x = x + a.permute(0, 2, 1, 3).reshape(B, T, H) @ p[pre + "attn.c_proj.weight"] + p[pre + "attn.c_proj.bias"]
+            h = dec.layer_norm(x, p[pre + "ln_2.weight"], p[pre + "ln_2.bias"], eps)
+            m = dec.act(cfg.get("activation_function", "gelu_new"), h @ p[pre + "mlp.c_fc.weight"] + p[pre + "mlp.c_fc.bias"])
+            x = x + m @ p[pre + "mlp.c_proj.weight"] + p[pre + "mlp.c_proj.bias"]
+        x = dec.layer_norm(x, p["transformer.ln_f.weight"], p["transformer.ln_f.bias"], eps)
+        return x @ p.get("lm_head.weight", p["transformer.wte.weight"]).T
+    nh, nkv, dh = d["nh"], d["nkv"], d["dh"]
+    eps = cfg.get("rms_norm_eps", 1e-6)
+    cos, sin = dec.rope_cos_sin(pos, dh, cfg.get("rope_theta", 10000.0))
+    cos, sin = cos[:, None], sin[:, None]
+    x = embeds
+    rep = nh // nkv
+    for i in range(d["L"]):
+        pre = f"model.layers.{i}."
+        h = dec.rms_norm(x, p[pre + "input_layernorm.weight"], eps)
+        q = dec.linear(h, p, pre + "self_attn.q_proj").view(B, T, nh, dh).transpose(1, 2)
+        k = dec.linear(h, p, pre + "self_attn.k_proj").view(B, T, nkv, dh).transpose(1, 2)
+        v = dec.linear(h, p, pre + "self_attn.v_proj").view(B, T, nkv, dh).transpose(1, 2)
+        q = q * cos + dec.rotate_half(q) * sin
+        k = k * cos + dec.rotate_half(k) * sin
+        if prefix is not None:  # the prefix is past_key_values: already "rotated", not rotated again
+            k = torch.cat([prefix[i][0], k], 2)
+            v = torch.cat([prefix[i][1], v], 2)
+        S = k.shape[2]
+        k = k[:, :, None].expand(B, nkv, rep, S, dh).reshape(B, nh, S, dh)
+        v = v[:, :, None].expand(B, nkv, rep, S, dh).reshape(B, nh, S, dh)
+        a = torch.softmax((q @ k.transpose(-1, -2)) * dh ** -0.5 + mb, -1) @ v
+        x = x + dec.linear(a.transpose(1, 2).reshape(B, T, nh * dh), p, pre + "self_attn.o_proj")
+        h = dec.rms_norm(x, p[pre + "post_attention_layernorm.weight"], eps)
+        x = x + dec.linear(dec.act(cfg.get("hidden_act", "silu"), dec.linear(h, p, pre + "mlp.gate_proj"))
+                           * dec.linear(h, p, pre + "mlp.up_proj"), p, pre + "mlp.down_proj")
+    x = dec.rms_norm(x, p["model.norm.weight"], eps)
+    return x @ p.get("lm_head.weight", p["model.embed_tokens.weight"]).T
+
+
+def prompt_logits(cfg, p, prompts, ids):
+    """PROMPT_TUNING / P_TUNING: virtual tokens in front, positions 0..n+T-1 -> logits [B, n+T, V]."""
+    B, T = ids.shape
+    n = prompts.shape[0]
+    embeds = torch.cat([prompts[None].expand(B, -1, -1), word_embeddings(cfg, p)[ids]], 1)
+    pos = torch.arange(n + T)[None].expand(B, -1)
+    return forward(cfg, p, embeds, pos)
+
+
+def prefix_logits(cfg, p, prompts, ids):
+    """PREFIX_TUNING: PEFT's view + permute + split, real tokens at n..n+T-1 -> logits [B, T, V]."""
+    d = dims(cfg)
+    B, T = ids.shape
+    n = prompts.shape[0]
+    pkv = prompts[None].expand(B, -1, -1).reshape(B, n, 2 * d["L"], d["nkv"], d["dh"]).permute(2, 0, 3, 1, 4).split(2)
+    prefix = [(t[0], t[1]) for t in pkv]
+    pos = torch.arange(n, n + T)[None].expand(B, -1)
+    return forward(cfg, p, word_embeddings(cfg, p)[ids], pos, prefix)
+
+
+def base_config(cfg, peft_type, n, token_dim, heads):
+    d = dims(cfg)
+    return {"peft_type": peft_type, "task_type": "CAUSAL_LM", "inference_mode": True, "base_model_name_or_path": None,
+            "revision": None, "num_virtual_tokens": n, "token_dim": token_dim, "num_transformer_submodules": 1,
+            "num_attention_heads": heads, "num_layers": d["L"], "peft_version": "0.13.2", "auto_mapping": None}
+
+
+def build(model, method, g, n=4, **kw):
+    cfg, p = load_model(model)
+    d = dims(cfg)
+    H = d["H"]
+    encoder = {}
+    if method == "prompt":
+        c = base_config(cfg, "PROMPT_TUNING", n, H, d["nh"])
+        c.update({"prompt_tuning_init": "RANDOM", "prompt_tuning_init_text": None, "tokenizer_name_or_path": None,
+                  "tokenizer_kwargs": None})
+        prompts = torch.randn(n, H, generator=g)
+    elif method.startswith("ptuning"):
+        etype = kw["encoder"]
+        h = kw["hidden"]
+        c = base_config(cfg, "P_TUNING", n, H, d["nh"])
+        c.update({"encoder_reparameterization_type": etype, "encoder_hidden_size": h,
+                  "encoder_num_layers": kw.get("layers", 2), "encoder_dropout": 0.0})
+        emb = torch.nn.Embedding(n, H)
+        with torch.no_grad():
+            emb.weight.copy_(torch.randn(n, H, generator=g))
+        if etype == "LSTM":
+            lstm = torch.nn.LSTM(H, h, num_layers=kw.get("layers", 2), dropout=0.0, bidirectional=True, batch_first=True)
+            mlp = torch.nn.Sequential(torch.nn.Linear(2 * h, 2 * h), torch.nn.ReLU(), torch.nn.Linear(2 * h, H))
+            mods = {"lstm_head": lstm, "mlp_head": mlp}
+        else:
+            mlp = torch.nn.Sequential(torch.nn.Linear(H, h), torch.nn.ReLU(), torch.nn.Linear(h, h), torch.nn.ReLU(),
+                                      torch.nn.Linear(h, H))
+            mods = {"mlp_head": mlp}
+        with torch.no_grad():  # weights from the fixed generator, not torch's global RNG
+            for m in mods.values():
+                for t in m.parameters():
+                    t.copy_(torch.randn(t.shape, generator=g) * 0.4)
+            x = emb.weight[None]
+            if etype == "LSTM":
+                prompts = mlp(lstm(x)[0])[0]
+            else:
+                prompts = mlp(emb.weight)
+        encoder["embedding.weight"] = emb.weight
+        for name, m in mods.items():
+            for k, t in m.state_dict().items():
+                encoder[name + "." + k] = t
+    else:
+        token_dim = d["dh"] * d["nkv"]
+        out = d["L"] * 2 * token_dim
+        c = base_config(cfg, "PREFIX_TUNING", n, token_dim, d["nkv"])
+        proj = kw.get("projection", False)
+        h = kw.get("hidden", token_dim)
+        c.update({"encoder_hidden_size": h, "prefix_projection": proj})
+        if proj:
+            emb = torch.randn(n, token_dim, generator=g)
+            w0 = torch.randn(h, token_dim, generator=g) * 0.4
+            b0 = torch.randn(h, generator=g) * 0.1
+            w2 = torch.randn(out, h, generator=g) * 0.5
+            b2 = torch.randn(out, generator=g) * 0.1
+            prompts = torch.tanh(emb @ w0.T + b0) @ w2.T + b2
+            encoder = {"embedding.weight": emb, "transform.0.weight": w0, "transform.0.bias": b0,
+                       "transform.2.weight": w2, "transform.2.bias": b2}
+        else:
+            prompts = torch.randn(n, out, generator=g) * 0.7
+    ids = torch.randint(0, d["V"], (2, 6), generator=g)
+    with torch.no_grad():
+        logits = (prefix_logits if c["peft_type"] == "PREFIX_TUNING" else prompt_logits)(cfg, p, prompts, ids)
+    assert torch.isfinite(logits).all()
+    name = f"{model}-{method}"
+    out_dir = os.path.join(OUT, name)
+    os.makedirs(out_dir, exist_ok=True)
+    dec.write_json(os.path.join(out_dir, "adapter_config.json"), c)
+    dec.write_safetensors(os.path.join(out_dir, "adapter_model.safetensors"), {"prompt_embeddings": prompts.contiguous()},
+                          {"format": "pt"})
+    enc_file = os.path.join(out_dir, "peft4j_prompt_encoder.safetensors")
+    if encoder:
+        dec.write_safetensors(enc_file, {k: v.detach().contiguous() for k, v in encoder.items()}, {"format": "pt"})
+    elif os.path.exists(enc_file):
+        os.remove(enc_file)
+    dec.write_safetensors(os.path.join(out_dir, "reference.safetensors"), {"input_ids": ids, "logits": logits.contiguous()})
+    print(f"{name}: prompt_embeddings {tuple(prompts.shape)}, logits {tuple(logits.shape)}")
+
+
+REQUIRED = {"PROMPT_TUNING": ["prompt_tuning_init"], "P_TUNING": ["encoder_reparameterization_type", "encoder_hidden_size",
+            "encoder_num_layers", "encoder_dropout"], "PREFIX_TUNING": ["encoder_hidden_size", "prefix_projection"]}
+
+
+def check(folder, model):
+    cfg, p = load_model(model)
+    d = dims(cfg)
+    with open(os.path.join(folder, "adapter_config.json")) as f:
+        c = json.load(f)
+    t = c["peft_type"]
+    errors = []
+    for k in ["num_virtual_tokens", "token_dim", "num_transformer_submodules", "num_attention_heads", "num_layers",
+              "task_type", "inference_mode"] + REQUIRED[t]:
+        if k not in c:
+            errors.append(f"missing key {k}")
+    prefix = t == "PREFIX_TUNING"
+    want_dim = d["dh"] * d["nkv"] if prefix else d["H"]
+    want_heads = d["nkv"] if prefix else d["nh"]
+    for k, v in [("token_dim", want_dim), ("num_attention_heads", want_heads), ("num_layers", d["L"]),
+                 ("num_transformer_submodules", 1), ("inference_mode", True)]:
+        if c.get(k) != v:
+            errors.append(f"{k} = {c.get(k)}, expected {v}")
+    st = dec.read_safetensors(os.path.join(folder, "adapter_model.safetensors"))
+    if list(st) != ["prompt_embeddings"]:
+        errors.append(f"tensors {list(st)}, expected only prompt_embeddings")
+    else:
+        pe = torch.tensor(np.array(st["prompt_embeddings"]))
+        n = c["num_virtual_tokens"]
+        shape = (n, d["L"] * 2 * want_dim) if prefix else (n, d["H"])
+        if tuple(pe.shape) != shape:
+            errors.append(f"prompt_embeddings {tuple(pe.shape)}, expected {shape}")
+        lf = os.path.join(folder, "peft4j_logits.safetensors")
+        if not errors and os.path.exists(lf):
+            ref = dec.read_safetensors(lf)
+            ids = torch.tensor(np.array(ref["input_ids"])).long()
+            with torch.no_grad():
+                got = (prefix_logits if prefix else prompt_logits)(cfg, p, pe, ids)
+            err = (got - torch.tensor(np.array(ref["logits"]))).abs().max().item()
+            print(f"{folder}: max |logits difference| {err:.2e}")
+            if err > 1e-4:
+                errors.append(f"logits differ by {err}")
+    for e in errors:
+        print(f"{folder}: {e}")
+    return 0 if not errors else 1
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--check":
+        sys.exit(check(sys.argv[2], sys.argv[3]))
+    g = torch.Generator().manual_seed(2024)
+    build("gpt2", "prompt", g)
+    build("gpt2", "ptuning-lstm", g, encoder="LSTM", hidden=8, layers=2)
+    build("gpt2", "prefix", g)
+    build("gpt2", "prefix-proj", g, projection=True, hidden=12)
+    build("llama-gqa", "prompt", g)
+    build("llama-gqa", "ptuning-mlp", g, encoder="MLP", hidden=24)
+    build("llama-gqa", "prefix", g)
+    build("llama-gqa", "prefix-proj", g, projection=True, hidden=20)
+
+
+if __name__ == "__main__":
+    main()
