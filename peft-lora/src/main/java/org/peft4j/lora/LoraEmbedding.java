@@ -4,17 +4,11 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.peft4j.core.nn.Embedding;
-import org.peft4j.core.nn.Module;
+import org.peft4j.core.nn.EmbeddingLayer;
 import org.peft4j.core.nn.Parameter;
-import org.peft4j.core.peft.MixedBatch;
 import org.peft4j.core.peft.ParameterDict;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tensor.Tensor;
-
-import java.util.LinkedHashMap;
-import java.util.List;
-import java.util.Map;
-import java.util.Set;
 
 /**
  * LoRA around an embedding table (PEFT's {@code lora.Embedding}):
@@ -23,34 +17,22 @@ import java.util.Set;
  * so their names have no {@code .weight}). The delta of the table is {@code (s·B·A)ᵀ}
  * {@code [vocab, dim]}. No dropout (PEFT applies none on embeddings).
  *
- * <p>It is an {@link Embedding}, so models that look their embeddings up by type keep working;
- * {@link #weight()} is the wrapped table.
+ * <p>It is an {@link EmbeddingLayer}, so models that look their embeddings up by that type keep
+ * working; {@link #weight()} is the wrapped table (a tied LM head keeps reading it).
  */
-public class LoraEmbedding extends Embedding implements LoraLayer {
-    static final String BASE = "base_layer";
+public class LoraEmbedding extends LoraLayer implements EmbeddingLayer {
     static final String A = "lora_embedding_A";
     static final String B = "lora_embedding_B";
 
-    private final AdapterBook book = new AdapterBook();
-
     public LoraEmbedding(Embedding base) {
-        super(base);
-        registerModule(BASE, base);
+        super(base, A, B, "");
         registerModule(A, new ParameterDict());
         registerModule(B, new ParameterDict());
-        if (!base.isTraining()) {
-            eval();
-        }
     }
 
     @Override
     public Embedding baseLayer() {
-        return child(BASE, Embedding.class);
-    }
-
-    @Override
-    public Module unwrap() {
-        return baseLayer();
+        return (Embedding) super.baseLayer();
     }
 
     /** The wrapped table {@code [vocab, dim]}. */
@@ -59,14 +41,41 @@ public class LoraEmbedding extends Embedding implements LoraLayer {
         return baseLayer().weight();
     }
 
+    @Override
+    public int numEmbeddings() {
+        return baseLayer().numEmbeddings();
+    }
+
+    @Override
+    public int embeddingDim() {
+        return baseLayer().embeddingDim();
+    }
+
+    @Override
+    public int paddingIdx() {
+        return baseLayer().paddingIdx();
+    }
+
+    /** The delta {@code s·B·A} is {@code [dim, vocab]}: "in" is the vocabulary. */
+    @Override
+    public int deltaIn() {
+        return numEmbeddings();
+    }
+
+    @Override
+    public int deltaOut() {
+        return embeddingDim();
+    }
+
     private ParameterDict dict(String name) {
         return child(name, ParameterDict.class);
     }
 
     /** Adds adapter {@code name}; {@code init} is {@code true}, {@code false} or {@code gaussian}. */
     public void addAdapter(String name, int r, int alpha, boolean rslora, String init, Rng initRng, boolean forLoading) {
-        if (r <= 0) {
-            throw new IllegalArgumentException("LoRA rank must be positive, got " + r);
+        checkRank(r);
+        if (hasAdapter(name)) {
+            throw new IllegalArgumentException("LoRA adapter '" + name + "' already exists in this layer");
         }
         DataType dt = weight().value().dataType();
         INDArray a;
@@ -79,94 +88,30 @@ public class LoraEmbedding extends Embedding implements LoraLayer {
             a = ab[0];
             b = ab[1];
         }
-        book.add(name, new Settings(r, alpha, LoraConfig.scaling(alpha, r, rslora), 0.0, rslora, false), null);
-        dict(A).put(name, new Parameter(a));
-        dict(B).put(name, new Parameter(b));
+        addSettings(name, new Settings(r, alpha, LoraConfig.scaling(alpha, r, rslora), 0.0, rslora, false), null);
+        putFactors(name, a, b);
     }
 
+    /** As {@link LoraLayer#addAdapterFromFactors}, without dropout (PEFT applies none on embeddings). */
     @Override
     public void addAdapterFromFactors(String name, INDArray a, INDArray b, double dropout) {
-        int r = (int) a.size(0);
-        if (a.size(1) != numEmbeddings() || b.size(0) != embeddingDim() || b.size(1) != r) {
-            throw new IllegalArgumentException("factors do not fit " + this + ": A " + java.util.Arrays.toString(a.shape())
-                    + ", B " + java.util.Arrays.toString(b.shape()));
-        }
+        super.addAdapterFromFactors(name, a, b, 0.0);
+    }
+
+    @Override
+    protected Parameter factor(String dict, String adapter) {
+        return dict(dict).getParameter(adapter);
+    }
+
+    @Override
+    protected void putFactors(String adapter, INDArray a, INDArray b) {
         DataType dt = weight().value().dataType();
-        book.add(name, new Settings(r, r, 1.0, 0.0, false, false), null);
-        dict(A).put(name, new Parameter(a.castTo(dt).dup('c')));
-        dict(B).put(name, new Parameter(b.castTo(dt).dup('c')));
+        dict(A).put(adapter, new Parameter(a.castTo(dt).dup('c')));
+        dict(B).put(adapter, new Parameter(b.castTo(dt).dup('c')));
     }
 
     @Override
-    public Set<String> adapterNames() {
-        return book.names();
-    }
-
-    @Override
-    public Settings settings(String adapter) {
-        return book.get(adapter);
-    }
-
-    @Override
-    public List<String> activeAdapters() {
-        return List.copyOf(book.active);
-    }
-
-    @Override
-    public void setActiveAdapters(List<String> adapters) {
-        book.active.clear();
-        book.active.addAll(adapters);
-    }
-
-    @Override
-    public void setAdaptersEnabled(boolean enabled) {
-        if (!enabled && isMerged()) {
-            unmerge();
-        }
-        book.enabled = enabled;
-    }
-
-    @Override
-    public boolean adaptersEnabled() {
-        return book.enabled;
-    }
-
-    @Override
-    public Parameter loraA(String adapter) {
-        book.get(adapter);
-        return dict(A).getParameter(adapter);
-    }
-
-    @Override
-    public Parameter loraB(String adapter) {
-        book.get(adapter);
-        return dict(B).getParameter(adapter);
-    }
-
-    @Override
-    public Map<String, Parameter> adapterParameters(String adapter) {
-        Map<String, Parameter> out = new LinkedHashMap<>();
-        if (book.settings.containsKey(adapter)) {
-            out.put(A + "." + adapter, loraA(adapter));
-            out.put(B + "." + adapter, loraB(adapter));
-        }
-        return out;
-    }
-
-    @Override
-    public Map<String, Parameter> savedTensors(String adapter) {
-        Map<String, Parameter> out = new LinkedHashMap<>();
-        out.put(A, loraA(adapter));
-        out.put(B, loraB(adapter));
-        return out;
-    }
-
-    @Override
-    public void deleteAdapter(String adapter) {
-        if (!book.settings.containsKey(adapter)) {
-            return;
-        }
-        book.remove(adapter);
+    protected void removeEntries(String adapter) {
         replace(A, dict(A).without(adapter));
         replace(B, dict(B).without(adapter));
     }
@@ -174,88 +119,27 @@ public class LoraEmbedding extends Embedding implements LoraLayer {
     @Override
     public Tensor forward(INDArray ids) {
         Embedding base = baseLayer();
-        if (!book.enabled) {
-            if (isMerged()) {
-                unmerge();
-            }
-            return base.forward(ids);
-        }
-        MixedBatch mb = MixedBatch.current();
-        if (mb != null) {
-            if (isMerged()) {
-                throw new IllegalStateException("mixed-adapter batches need unmerged adapters; unmerge first");
-            }
-            Tensor result = base.forward(ids);
-            for (Map.Entry<String, int[]> g : mb.groups(ids.size(0)).entrySet()) {
-                if (MixedBatch.BASE.equals(g.getKey()) || !book.settings.containsKey(g.getKey())) {
-                    continue;
-                }
-                Settings s = book.get(g.getKey());
-                result = LoraOps.embeddingAdd(result, ids, loraA(g.getKey()), loraB(g.getKey()), s.scaling(), paddingIdx(),
-                        g.getValue());
-            }
-            return result;
-        }
-        Tensor result = base.forward(ids);
-        if (isMerged()) {
-            return result;
-        }
-        for (String name : book.active) {
-            if (book.settings.containsKey(name)) {
-                Settings s = book.get(name);
-                result = LoraOps.embeddingAdd(result, ids, loraA(name), loraB(name), s.scaling(), paddingIdx(), null);
-            }
-        }
-        return result;
+        return adaptedForward(() -> base.forward(ids), () -> ids.size(0), (result, name, rows) ->
+                LoraOps.embeddingAdd(result, ids, loraA(name), loraB(name), settings(name).scaling(), paddingIdx(), rows));
     }
 
-    /** {@code s·B·A} {@code [dim, vocab]} (the table's delta is its transpose). */
+    /** {@code table ← table + (s·B·A)ᵀ} in place (a tied output head sees it too); returns the table from before. */
     @Override
-    public INDArray deltaWeight(String adapter) {
-        Settings s = book.get(adapter);
-        INDArray a = loraA(adapter).value();
-        INDArray b = loraB(adapter).value();
-        INDArray d = Nd4j.createUninitialized(a.dataType(), embeddingDim(), numEmbeddings());
-        Nd4j.gemm(b, a, d, false, false, s.scaling(), 0.0);
-        return d;
-    }
-
-    @Override
-    public boolean isMerged() {
-        return !book.merged.isEmpty();
-    }
-
-    @Override
-    public List<String> mergedAdapters() {
-        return book.mergedNames();
-    }
-
-    @Override
-    public void merge(List<String> adapters) {
+    protected INDArray mergeAdapter(String name) {
         INDArray table = weight().value();
-        for (String name : adapters) {
-            if (!book.settings.containsKey(name) || book.isMerged(name)) {
-                continue;
-            }
-            INDArray delta = deltaWeight(name).transpose().dup('c').castTo(table.dataType()); // [vocab, dim]
-            INDArray previous = table.dup('c');                                                // kept for unmerge
-            table.addi(delta);
-            book.merged.add(new AdapterBook.MergeRecord(name, previous));
-        }
+        INDArray delta = deltaWeight(name).transpose().dup('c').castTo(table.dataType()); // [vocab, dim]
+        INDArray previous = table.dup('c');                                                // kept for unmerge
+        table.addi(delta);
+        return previous;
     }
 
     @Override
-    public void unmerge() {
-        INDArray table = weight().value();
-        while (!book.merged.isEmpty()) {
-            AdapterBook.MergeRecord m = book.merged.remove(book.merged.size() - 1);
-            table.assign(m.previousWeight());   // in place: a tied output head sees the restored table too
-        }
+    protected void restoreMerged(String adapter, INDArray previous) {
+        weight().value().assign(previous);   // in place: a tied output head sees the restored table too
     }
 
     @Override
     protected String describe() {
-        return "LoraEmbedding(" + numEmbeddings() + ", " + embeddingDim() + ", adapters=" + book.settings.keySet()
-                + ", active=" + book.active + (isMerged() ? ", merged=" + mergedAdapters() : "") + ")";
+        return "LoraEmbedding(" + numEmbeddings() + ", " + embeddingDim() + ", " + describeAdapters() + ")";
     }
 }

@@ -3,37 +3,31 @@ package org.peft4j.lora;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.peft4j.core.nn.Linear;
+import org.peft4j.core.nn.LinearLayer;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.Parameter;
 import org.peft4j.core.nn.UnaryModule;
-import org.peft4j.core.peft.MixedBatch;
 import org.peft4j.core.peft.ModuleDict;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tensor.Tensor;
 
-import java.util.ArrayList;
-import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
-import java.util.Set;
 
 /**
- * LoRA around a linear layer (PEFT's {@code lora.Linear}):
+ * LoRA around a {@link LinearLayer} (PEFT's {@code lora.Linear}; QLoRA when the base is quantized):
  * {@code y = base(x) + Σ_active s·B·A·dropout(x)}, or with DoRA
  * {@code y = base(x) + (m/‖W + s·B·A‖_row − 1)⊙(W·dropout(x)) + (m/‖W + s·B·A‖_row)⊙(s·B·A·dropout(x))}.
  *
  * <p>Children, named as in PEFT: {@code base_layer} (the frozen original), {@code lora_A.<adapter>}
  * ({@link Linear} {@code in → r}, weight {@code [r, in]}), {@code lora_B.<adapter>} ({@code r → out},
  * weight {@code [out, r]}) and, for DoRA, {@code lora_magnitude_vector.<adapter>} (weight {@code [out]}).
- * GPT-2's {@code Conv1D} ({@link Linear#isFanInFanOut()}, weight {@code [in, out]}) takes the same
- * factors; only merging and weight-based initializations transpose.
+ * GPT-2's {@code Conv1D} ({@link LinearLayer#isFanInFanOut()}, weight {@code [in, out]}) takes the same
+ * factors; only merging and weight-based initializations see the base weight, always as {@code [out, in]}.
  *
  * <p>Dropout applies to the LoRA branch only, in training mode.
  */
-public class LoraLinear extends Module implements LoraLayer, UnaryModule {
-    static final String BASE = "base_layer";
+public class LoraLinear extends LoraLayer implements UnaryModule {
     static final String A = "lora_A";
     static final String B = "lora_B";
     static final String MAGNITUDE = "lora_magnitude_vector";
@@ -41,7 +35,6 @@ public class LoraLinear extends Module implements LoraLayer, UnaryModule {
     private final int inFeatures;
     private final int outFeatures;
     private final boolean fanInFanOut;
-    private final AdapterBook book = new AdapterBook();
 
     /** DoRA's magnitude vector, a module with one parameter {@code weight [out]} (PEFT's {@code DoraLinearLayer}). */
     public static final class DoraMagnitude extends Module {
@@ -54,26 +47,23 @@ public class LoraLinear extends Module implements LoraLayer, UnaryModule {
         }
     }
 
-    /** Wraps a {@link Linear} or a {@link LoraBaseLinear}. */
+    /** Wraps a {@link LinearLayer} ({@link Linear}, a quantized linear layer, ...). */
     public LoraLinear(Module base) {
-        if (base instanceof Linear l) {
-            inFeatures = l.inFeatures();
-            outFeatures = l.outFeatures();
-            fanInFanOut = l.isFanInFanOut();
-        } else if (base instanceof LoraBaseLinear l) {
-            inFeatures = l.inFeatures();
-            outFeatures = l.outFeatures();
-            fanInFanOut = false;
-        } else {
-            throw new IllegalArgumentException("LoraLinear wraps a Linear or a LoraBaseLinear, got " + base.getClass().getName());
-        }
-        registerModule(BASE, base);
+        super(requireLinear(base), A, B, ".weight");
+        LinearLayer l = (LinearLayer) base;
+        inFeatures = l.inFeatures();
+        outFeatures = l.outFeatures();
+        fanInFanOut = l.isFanInFanOut();
         registerModule(A, new ModuleDict());
         registerModule(B, new ModuleDict());
         registerModule(MAGNITUDE, new ModuleDict());
-        if (!base.isTraining()) {
-            eval();
+    }
+
+    private static Module requireLinear(Module base) {
+        if (!(base instanceof LinearLayer)) {
+            throw new IllegalArgumentException("LoraLinear wraps a LinearLayer, got " + (base == null ? "null" : base.getClass().getName()));
         }
+        return base;
     }
 
     public int inFeatures() {
@@ -84,53 +74,37 @@ public class LoraLinear extends Module implements LoraLayer, UnaryModule {
         return outFeatures;
     }
 
+    @Override
+    public int deltaIn() {
+        return inFeatures;
+    }
+
+    @Override
+    public int deltaOut() {
+        return outFeatures;
+    }
+
     /** True when the base weight is stored {@code [in, out]} (GPT-2 Conv1D). */
     public boolean isFanInFanOut() {
         return fanInFanOut;
     }
 
-    @Override
-    public Module baseLayer() {
-        return child(BASE);
-    }
-
-    @Override
-    public Module unwrap() {
-        return baseLayer();
+    private LinearLayer linear() {
+        return (LinearLayer) baseLayer();
     }
 
     private ModuleDict dict(String name) {
         return child(name, ModuleDict.class);
     }
 
-    // ---- base weight access ---------------------------------------------------------------------
-
-    /** The base weight as {@code [out, in]} (a view for a Linear, a dense copy for other bases). */
+    /** The base weight as {@code [out, in]} (the live weight of a Linear, a dense copy of a quantized one). */
     INDArray baseWeightOutIn() {
-        Module base = baseLayer();
-        if (base instanceof Linear l) {
-            INDArray w = l.weight().value();
-            return fanInFanOut ? w.transpose() : w;
-        }
-        return ((LoraBaseLinear) base).denseWeight();
+        return linear().denseWeight();
     }
 
-    /** Stores {@code w [out, in]} as the base weight. */
+    /** Stores {@code w [out, in]} as the base weight (in place, so tied users see it). */
     void setBaseWeightOutIn(INDArray w) {
-        Module base = baseLayer();
-        if (base instanceof Linear l) {
-            // in place, so anything sharing the weight array (tied heads) sees the change
-            Parameter p = l.weight();
-            INDArray v = fanInFanOut ? w.transpose() : w;
-            p.value().assign(v.castTo(p.value().dataType()));
-        } else {
-            ((LoraBaseLinear) base).setDenseWeight(w.castTo(DataType.FLOAT).dup('c'));
-        }
-    }
-
-    private DataType paramType() {
-        Module base = baseLayer();
-        return base instanceof Linear l ? l.weight().value().dataType() : DataType.FLOAT;
+        linear().setDenseWeight(w);
     }
 
     // ---- adapters -------------------------------------------------------------------------------
@@ -142,11 +116,12 @@ public class LoraLinear extends Module implements LoraLayer, UnaryModule {
      */
     public void addAdapter(String name, int r, int alpha, double dropout, boolean rslora, boolean dora, String init,
                            Rng initRng, Rng dropoutRng, boolean forLoading) {
-        if (r <= 0) {
-            throw new IllegalArgumentException("LoRA rank must be positive, got " + r);
+        checkRank(r);
+        if (hasAdapter(name)) {
+            throw new IllegalArgumentException("LoRA adapter '" + name + "' already exists in this layer");
         }
         double scaling = LoraConfig.scaling(alpha, r, rslora);
-        DataType dt = paramType();
+        DataType dt = linear().weightDataType();
         INDArray a;
         INDArray b;
         if (forLoading) {
@@ -157,9 +132,8 @@ public class LoraLinear extends Module implements LoraLayer, UnaryModule {
             a = ab[0];
             b = ab[1];
         }
-        book.add(name, new Settings(r, alpha, scaling, dropout, rslora, dora), dropoutRng);
-        dict(A).put(name, new Linear(a, null, false));
-        dict(B).put(name, new Linear(b, null, false));
+        addSettings(name, new Settings(r, alpha, scaling, dropout, rslora, dora), dropoutRng);
+        putFactors(name, a, b);
         if (dora) {
             INDArray norm = LoraOps.doraWeightNorm(baseWeightOutIn().castTo(dt), a, b, scaling);
             dict(MAGNITUDE).put(name, new DoraMagnitude(norm.castTo(dt).reshape(outFeatures)));
@@ -167,63 +141,22 @@ public class LoraLinear extends Module implements LoraLayer, UnaryModule {
     }
 
     @Override
-    public void addAdapterFromFactors(String name, INDArray a, INDArray b, double dropout) {
-        int r = (int) a.size(0);
-        if (a.size(1) != inFeatures || b.size(0) != outFeatures || b.size(1) != r) {
-            throw new IllegalArgumentException("factors do not fit " + this + ": A " + java.util.Arrays.toString(a.shape())
-                    + ", B " + java.util.Arrays.toString(b.shape()));
-        }
-        DataType dt = paramType();
-        book.add(name, new Settings(r, r, 1.0, dropout, false, false), null);
-        book.dropoutRngs.put(name, dropout > 0 ? new Rng(name.hashCode() * 0x9E3779B97F4A7C15L) : null);
-        dict(A).put(name, new Linear(a.castTo(dt).dup('c'), null, false));
-        dict(B).put(name, new Linear(b.castTo(dt).dup('c'), null, false));
+    protected Parameter factor(String dict, String adapter) {
+        return ((Linear) dict(dict).get(adapter, true)).weight();
     }
 
     @Override
-    public Set<String> adapterNames() {
-        return book.names();
+    protected void putFactors(String adapter, INDArray a, INDArray b) {
+        DataType dt = linear().weightDataType();
+        dict(A).put(adapter, new Linear(a.castTo(dt).dup('c'), null, false));
+        dict(B).put(adapter, new Linear(b.castTo(dt).dup('c'), null, false));
     }
 
     @Override
-    public Settings settings(String adapter) {
-        return book.get(adapter);
-    }
-
-    @Override
-    public List<String> activeAdapters() {
-        return List.copyOf(book.active);
-    }
-
-    @Override
-    public void setActiveAdapters(List<String> adapters) {
-        book.active.clear();
-        book.active.addAll(adapters);
-    }
-
-    @Override
-    public void setAdaptersEnabled(boolean enabled) {
-        if (!enabled && isMerged()) {
-            unmerge();
-        }
-        book.enabled = enabled;
-    }
-
-    @Override
-    public boolean adaptersEnabled() {
-        return book.enabled;
-    }
-
-    @Override
-    public Parameter loraA(String adapter) {
-        book.get(adapter);
-        return ((Linear) dict(A).get(adapter, true)).weight();
-    }
-
-    @Override
-    public Parameter loraB(String adapter) {
-        book.get(adapter);
-        return ((Linear) dict(B).get(adapter, true)).weight();
+    protected void removeEntries(String adapter) {
+        replace(A, dict(A).without(adapter));
+        replace(B, dict(B).without(adapter));
+        replace(MAGNITUDE, dict(MAGNITUDE).without(adapter));
     }
 
     /** DoRA's magnitude vector {@code [out]} of an adapter, or null when it is not a DoRA adapter. */
@@ -234,13 +167,8 @@ public class LoraLinear extends Module implements LoraLayer, UnaryModule {
 
     @Override
     public Map<String, Parameter> adapterParameters(String adapter) {
-        Map<String, Parameter> out = new LinkedHashMap<>();
-        if (!book.settings.containsKey(adapter)) {
-            return out;
-        }
-        out.put(A + "." + adapter + ".weight", loraA(adapter));
-        out.put(B + "." + adapter + ".weight", loraB(adapter));
-        Parameter m = magnitude(adapter);
+        Map<String, Parameter> out = super.adapterParameters(adapter);
+        Parameter m = hasAdapter(adapter) ? magnitude(adapter) : null;
         if (m != null) {
             out.put(MAGNITUDE + "." + adapter + ".weight", m);
         }
@@ -249,9 +177,7 @@ public class LoraLinear extends Module implements LoraLayer, UnaryModule {
 
     @Override
     public Map<String, Parameter> savedTensors(String adapter) {
-        Map<String, Parameter> out = new LinkedHashMap<>();
-        out.put(A + ".weight", loraA(adapter));
-        out.put(B + ".weight", loraB(adapter));
+        Map<String, Parameter> out = super.savedTensors(adapter);
         Parameter m = magnitude(adapter);
         if (m != null) {
             out.put(MAGNITUDE, m);
@@ -259,57 +185,17 @@ public class LoraLinear extends Module implements LoraLayer, UnaryModule {
         return out;
     }
 
-    @Override
-    public void deleteAdapter(String adapter) {
-        if (!book.settings.containsKey(adapter)) {
-            return;
-        }
-        book.remove(adapter);
-        replace(A, dict(A).without(adapter));
-        replace(B, dict(B).without(adapter));
-        replace(MAGNITUDE, dict(MAGNITUDE).without(adapter));
-    }
-
     // ---- forward ----------------------------------------------------------------------------------
 
     @Override
     public Tensor forward(Tensor x) {
-        UnaryModule base = (UnaryModule) baseLayer();
-        if (!book.enabled) {
-            if (isMerged()) {
-                unmerge();
-            }
-            return base.forward(x);
-        }
-        MixedBatch mb = MixedBatch.current();
-        if (mb != null) {
-            if (isMerged()) {
-                throw new IllegalStateException("mixed-adapter batches need unmerged adapters; unmerge first");
-            }
-            Tensor result = base.forward(x);
-            for (Map.Entry<String, int[]> g : mb.groups(x.size(0)).entrySet()) {
-                if (MixedBatch.BASE.equals(g.getKey()) || !book.settings.containsKey(g.getKey())) {
-                    continue;
-                }
-                result = branch(result, x, g.getKey(), g.getValue());
-            }
-            return result;
-        }
-        Tensor result = base.forward(x);
-        if (isMerged()) {
-            return result;
-        }
-        for (String name : book.active) {
-            if (book.settings.containsKey(name)) {
-                result = branch(result, x, name, null);
-            }
-        }
-        return result;
+        UnaryModule base = linear();
+        return adaptedForward(() -> base.forward(x), () -> x.size(0), (result, name, rows) -> branch(result, x, name, rows));
     }
 
     private Tensor branch(Tensor result, Tensor x, String name, int[] rows) {
-        Settings s = book.get(name);
-        Rng rng = book.dropoutRngs.get(name);
+        Settings s = settings(name);
+        Rng rng = dropoutRng(name);
         if (s.dora()) {
             INDArray w = baseWeightOutIn();
             if (fanInFanOut) {
@@ -323,69 +209,31 @@ public class LoraLinear extends Module implements LoraLayer, UnaryModule {
 
     // ---- merging ----------------------------------------------------------------------------------
 
+    /** {@code W ← W + s·B·A} (DoRA: {@code W ← (m / ‖W + s·B·A‖_row) ⊙ (W + s·B·A)}); returns W from before. */
     @Override
-    public INDArray deltaWeight(String adapter) {
-        Settings s = book.get(adapter);
-        INDArray a = loraA(adapter).value();
-        INDArray b = loraB(adapter).value();
-        INDArray d = Nd4j.createUninitialized(a.dataType(), outFeatures, inFeatures);
-        Nd4j.gemm(b, a, d, false, false, s.scaling(), 0.0);
-        return d;
-    }
-
-    @Override
-    public boolean isMerged() {
-        return !book.merged.isEmpty();
-    }
-
-    @Override
-    public List<String> mergedAdapters() {
-        return book.mergedNames();
-    }
-
-    @Override
-    public void merge(List<String> adapters) {
-        for (String name : adapters) {
-            if (!book.settings.containsKey(name) || book.isMerged(name)) {
-                continue;
-            }
-            INDArray w = baseWeightOutIn().dup('c');                    // [out, in], kept for unmerge
-            INDArray delta = deltaWeight(name).castTo(w.dataType());
-            INDArray merged = w.add(delta);
-            if (book.get(name).dora()) {
-                // W' = (m / ‖W + ΔW‖_row) ⊙ (W + ΔW)
-                INDArray norm = merged.norm2(1);
-                INDArray factor = magnitude(name).value().reshape(outFeatures).castTo(w.dataType()).div(norm);
-                merged.muliColumnVector(factor.reshape(outFeatures, 1));
-            }
-            if (merged.isNaN().any() || merged.isInfinite().any()) { // PEFT's safe_merge check
-                throw new IllegalStateException("merging adapter '" + name + "' gives non-finite weights");
-            }
-            setBaseWeightOutIn(merged);
-            book.merged.add(new AdapterBook.MergeRecord(name, w));
+    protected INDArray mergeAdapter(String name) {
+        INDArray w = baseWeightOutIn().dup('c');                    // [out, in], kept for unmerge
+        INDArray delta = deltaWeight(name).castTo(w.dataType());
+        INDArray merged = w.add(delta);
+        if (settings(name).dora()) {
+            INDArray norm = merged.norm2(1);
+            INDArray factor = magnitude(name).value().reshape(outFeatures).castTo(w.dataType()).div(norm);
+            merged.muliColumnVector(factor.reshape(outFeatures, 1));
         }
+        if (merged.isNaN().any() || merged.isInfinite().any()) { // PEFT's safe_merge check
+            throw new IllegalStateException("merging adapter '" + name + "' gives non-finite weights");
+        }
+        setBaseWeightOutIn(merged);
+        return w;
     }
 
     @Override
-    public void unmerge() {
-        while (!book.merged.isEmpty()) {
-            AdapterBook.MergeRecord m = book.merged.remove(book.merged.size() - 1);
-            setBaseWeightOutIn(m.previousWeight());   // newest first: back to the exact pre-merge weight
-        }
+    protected void restoreMerged(String adapter, INDArray previous) {
+        setBaseWeightOutIn(previous);
     }
 
     @Override
     protected String describe() {
-        return "LoraLinear(" + inFeatures + " -> " + outFeatures + ", adapters=" + book.settings.keySet()
-                + ", active=" + book.active + (isMerged() ? ", merged=" + mergedAdapters() : "") + ")";
-    }
-
-    /** The first {@code r} columns of {@code a} (helper for inits). */
-    static INDArray firstColumns(INDArray a, long r) {
-        return a.get(NDArrayIndex.all(), NDArrayIndex.interval(0, r)).dup('c');
-    }
-
-    static List<String> copyOf(List<String> l) {
-        return new ArrayList<>(l);
+        return "LoraLinear(" + inFeatures + " -> " + outFeatures + ", " + describeAdapters() + ")";
     }
 }

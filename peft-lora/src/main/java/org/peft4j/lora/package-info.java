@@ -17,9 +17,11 @@
  * }</pre>
  *
  * <p>{@link org.peft4j.lora.LoraMethod} is the {@link org.peft4j.core.peft.PeftMethod} found through
- * {@code ServiceLoader}. Layers: {@link org.peft4j.lora.LoraLinear} (Linear and GPT-2 Conv1D,
- * plain or DoRA), {@link org.peft4j.lora.LoraEmbedding}; other linear-like bases (quantized
- * layers) implement {@link org.peft4j.lora.LoraBaseLinear}. The branches are fused ops in
- * {@link org.peft4j.lora.LoraOps}.
+ * {@code ServiceLoader}: injection ({@code LoraMethod}), key forms and trained biases
+ * ({@code LoraKeys}), weighted combinations ({@code LoraCombination}). Layers, on the core's
+ * {@link org.peft4j.core.peft.BaseAdapterLayer} through {@link org.peft4j.lora.LoraLayer}:
+ * {@link org.peft4j.lora.LoraLinear} (any {@link org.peft4j.core.nn.LinearLayer}: Linear, GPT-2
+ * Conv1D, quantized layers for QLoRA; plain or DoRA) and {@link org.peft4j.lora.LoraEmbedding}.
+ * The branches are fused ops in {@link org.peft4j.lora.LoraOps}.
  */
 package org.peft4j.lora;

@@ -73,7 +73,7 @@ final class ToyModel extends Module {
     /** Hidden states {@code [B, T, DIM]}. */
     Tensor hidden(INDArray ids) {
         Module model = child("model");
-        Tensor h = model.child("embed_tokens", Embedding.class).forward(ids);
+        Tensor h = model.child("embed_tokens", org.peft4j.core.nn.EmbeddingLayer.class).forward(ids);
         for (Module layer : model.child("layers").children().values()) {
             Module attn = layer.child("self_attn");
             Tensor a = attn.child("v_proj", UnaryModule.class).forward(attn.child("q_proj", UnaryModule.class).forward(h));

@@ -4,11 +4,10 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.peft4j.core.nn.Linear;
+import org.peft4j.core.nn.LinearLayer;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.Parameter;
-import org.peft4j.core.peft.LinearLike;
 import org.peft4j.core.tensor.Tensor;
-import org.peft4j.lora.LoraBaseLinear;
 
 import java.util.Arrays;
 
@@ -23,11 +22,11 @@ import java.util.Arrays;
  * trains and the dense weight is never resident between calls. So LoRA (QLoRA) on top of this
  * layer gets exact gradients through the dequantized weight.
  *
- * <p>As a {@link LoraBaseLinear} it can be wrapped by {@code LoraLinear}; merging an adapter into
- * it is refused ({@link #setDenseWeight}) — use {@link QLora#mergeAndUnload} which dequantizes
- * first. As a {@link LinearLike} it counts for {@code target_modules = "all-linear"}.
+ * <p>As a {@link LinearLayer} it counts for {@code target_modules = "all-linear"} and any PEFT
+ * method that wraps linear layers wraps it (LoRA on it is QLoRA); merging an adapter into it is
+ * refused ({@link #setDenseWeight}) — use {@link QLora#mergeAndUnload} which dequantizes first.
  */
-public final class QuantizedLinear extends Module implements LoraBaseLinear, LinearLike {
+public final class QuantizedLinear extends Module implements LinearLayer {
     private final int inFeatures;
     private final int outFeatures;
     private final QuantizedTensor weight;

@@ -2,28 +2,19 @@ package org.peft4j.quant;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.peft4j.core.io.AtomicFiles;
 import org.peft4j.core.io.CheckpointException;
 import org.peft4j.core.io.CheckpointWeights;
 import org.peft4j.core.io.HfFolder;
-import org.peft4j.core.io.JsonFiles;
 import org.peft4j.core.io.TensorInfo;
-import org.peft4j.core.model.bert.BertConfig;
-import org.peft4j.core.model.bert.BertForSequenceClassification;
-import org.peft4j.core.model.bert.BertForTokenClassification;
-import org.peft4j.core.model.bert.BertModel;
-import org.peft4j.core.model.decoder.ConfigFields;
-import org.peft4j.core.model.decoder.DecoderLM;
-import org.peft4j.core.model.gpt2.Gpt2Config;
-import org.peft4j.core.model.gpt2.Gpt2LMHeadModel;
+import org.peft4j.core.model.LayerLoader;
+import org.peft4j.core.model.ModelFamilies;
+import org.peft4j.core.model.ModelFamily;
 import org.peft4j.core.model.llama.LlamaForCausalLM;
 import org.peft4j.core.nn.Linear;
 import org.peft4j.core.nn.Module;
-import org.peft4j.core.nn.Parameter;
 import org.peft4j.core.peft.PeftModel;
-import org.peft4j.core.tensor.Rng;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -40,11 +31,10 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.function.Function;
-import java.util.function.Predicate;
-import java.util.regex.Pattern;
 
 /**
- * Loading and saving quantized models as Hugging Face folders.
+ * Loading and saving quantized models as Hugging Face folders, for every family of the
+ * {@link ModelFamilies model registry}.
  *
  * <p>A quantized folder is an ordinary checkpoint folder whose {@code config.json} carries a
  * {@code quantization_config} ({@link QuantConfig#toJson()}) and whose weights hold, for each
@@ -55,17 +45,17 @@ import java.util.regex.Pattern;
  * parameters are F32 under their usual names. Which layers are quantized is read per layer from
  * the tensors present, so a folder quantized by transformers + bitsandbytes (F32 compute) loads too.
  *
- * <p>{@link #load(Path, QuantConfig)} quantizes an fp32 folder while loading it. For the LLaMA
- * family (llama, mistral, qwen2) it streams: layers are built and quantized one at a time straight
- * from the checkpoint, so the full fp32 model is never in memory. GPT-2 and BERT folders are loaded
- * in fp32 and then quantized (they are small).
+ * <p>{@link #load(Path, QuantConfig)} quantizes an fp32 folder while loading it. For a family
+ * that {@linkplain ModelFamily#streamsLayers() streams} (LLaMA: llama, mistral, qwen2) layers are
+ * built and quantized one at a time straight from the checkpoint ({@link LayerLoader}), so the
+ * full fp32 model is never in memory. GPT-2 and BERT folders are loaded in fp32 and then quantized
+ * (they are small).
  */
 public final class QuantizedModels {
     private static final Logger LOG = LoggerFactory.getLogger(QuantizedModels.class);
 
     /** The config key of the quantization settings, as transformers writes it. */
     public static final String QUANTIZATION_CONFIG = "quantization_config";
-    private static final Pattern GPT2_BUFFERS = Pattern.compile("(transformer\\.)?h\\.\\d+\\.attn\\.(masked_)?bias");
 
     private QuantizedModels() {
     }
@@ -92,8 +82,9 @@ public final class QuantizedModels {
 
     /**
      * Loads a quantized folder (written by {@link #save} or {@code peft4j quantize}), in eval mode.
-     * The model family comes from {@code model_type}: a {@link LlamaForCausalLM} (llama, mistral,
-     * qwen2), {@link Gpt2LMHeadModel} (gpt2) or a BERT model (bert; the class from {@code architectures}).
+     * The model family comes from {@code model_type} ({@link ModelFamilies}): a {@link LlamaForCausalLM}
+     * (llama, mistral, qwen2), a {@code Gpt2LMHeadModel} (gpt2) or a BERT model (bert; the class from
+     * {@code architectures}); an unknown type is an error naming the config file and the known types.
      *
      * @throws IllegalArgumentException naming the folder/key when the folder is not quantized, a
      *         quantized layer's pieces are missing or inconsistent, or tensors are missing/unexpected
@@ -117,67 +108,32 @@ public final class QuantizedModels {
         return loadAny(dir, config);
     }
 
+    /**
+     * The folder's {@link ModelFamily} decides: a streaming family (LLaMA) hands every decoder layer
+     * to the quantizing {@link LayerLoader} as it is built; any other loads an fp32 folder in fp32
+     * and then quantizes it (small models), or builds its skeleton and lets the loader read the
+     * quantized layers before every other parameter is filled strictly.
+     */
     private static Module loadAny(Path dir, QuantConfig config) throws IOException {
         ObjectNode raw = (ObjectNode) HfFolder.readConfig(dir);
-        String type = raw.path("model_type").asText("");
-        switch (type) {
-            case "llama", "mistral", "qwen2":
-                return loadLlama(dir, config);
-            case "gpt2": {
-                Gpt2Config c = Gpt2Config.fromFields(ConfigFields.of(raw, dir.resolve(HfFolder.CONFIG_FILE).toString()));
-                if (config != null && !raw.has(QUANTIZATION_CONFIG)) {
-                    return Quantizer.quantize(Gpt2LMHeadModel.load(dir), config);
-                }
-                Module skeleton = Gpt2LMHeadModel.random(c, 0L);
-                Predicate<String> ignorable = k -> GPT2_BUFFERS.matcher(k).matches()
-                        || (c.tieWordEmbeddings() && k.equals("lm_head.weight"));
-                fillSkeleton(dir, skeleton, "transformer.", ignorable, config);
-                skeleton.eval();
-                return skeleton;
-            }
-            case "bert": {
-                BertConfig c = BertConfig.fromJson(raw, dir.resolve(HfFolder.CONFIG_FILE).toString());
-                String arch = raw.path("architectures").path(0).asText("BertModel");
-                if (config != null && !raw.has(QUANTIZATION_CONFIG)) {
-                    Module m = switch (arch) {
-                        case "BertForSequenceClassification" -> BertForSequenceClassification.load(dir);
-                        case "BertForTokenClassification" -> BertForTokenClassification.load(dir);
-                        default -> BertModel.load(dir);
-                    };
-                    return Quantizer.quantize(m, config);
-                }
-                Module skeleton;
-                String prefix;
-                try (CheckpointWeights w = CheckpointWeights.open(dir)) {
-                    boolean pooler = w.contains("pooler.dense.weight") || w.contains("bert.pooler.dense.weight");
-                    BertConfig cc = c;
-                    switch (arch) {
-                        case "BertForSequenceClassification" -> {
-                            if (!pooler && cc.classifierPooling() == BertConfig.Pooling.POOLER) {
-                                cc = cc.toBuilder().classifierPooling(BertConfig.Pooling.MEAN).build();
-                            }
-                            skeleton = new BertForSequenceClassification(cc, new Rng(0));
-                            prefix = null;
-                        }
-                        case "BertForTokenClassification" -> {
-                            skeleton = new BertForTokenClassification(cc, new Rng(0));
-                            prefix = null;
-                        }
-                        default -> {
-                            skeleton = new BertModel(cc, pooler, new Rng(0));
-                            prefix = "bert.";
-                        }
-                    }
-                }
-                Predicate<String> ignorable = k -> k.endsWith("embeddings.position_ids");
-                fillSkeleton(dir, skeleton, prefix, ignorable, config);
-                skeleton.eval();
-                return skeleton;
-            }
-            default:
-                throw new IllegalArgumentException(dir.resolve(HfFolder.CONFIG_FILE) + ": model_type '" + type
-                        + "' is not supported for quantized loading (llama, mistral, qwen2, gpt2, bert)");
+        ModelFamily<?> family = ModelFamilies.forConfig(raw, dir.resolve(HfFolder.CONFIG_FILE).toString());
+        if (config != null && !raw.has(QUANTIZATION_CONFIG) && !family.streamsLayers()) {
+            return Quantizer.quantize(family.load(dir, 0L), config);
         }
+        long[] count = new long[3];
+        Module m = family.load(dir, 0L, quantizingLoader(dir, config, count));
+        LOG.info("loaded {} with {} quantized linear layers ({} parameters in {} bytes)", dir, count[0], count[1], count[2]);
+        return m;
+    }
+
+    /**
+     * The {@link LayerLoader} that reads a layer's quantized linear layers from the checkpoint, or
+     * quantizes its fp32 ones {@code config} selects ({@link #replaceLinears}); {@code count}
+     * accumulates layers, parameters and bytes.
+     */
+    private static LayerLoader quantizingLoader(Path dir, QuantConfig config, long[] count) {
+        return (prefix, layer, source) -> replaceLinears(prefix, layer, source::keyFor, source.weights(), config,
+                dir.toString(), count);
     }
 
     /**
@@ -192,10 +148,7 @@ public final class QuantizedModels {
             throw new IllegalArgumentException(dir + " is not a quantized folder; give a QuantConfig to quantize while loading");
         }
         long[] count = new long[3];
-        LlamaForCausalLM m = LlamaForCausalLM.load(dir, 0L, (prefix, layer, source) -> {
-            Set<String> used = replaceLinears(prefix, layer, source::keyFor, source.weights(), config, dir.toString(), count);
-            return used;
-        });
+        LlamaForCausalLM m = LlamaForCausalLM.load(dir, 0L, quantizingLoader(dir, config, count));
         LOG.info("loaded {} with {} quantized linear layers ({} parameters in {} bytes)", dir, count[0], count[1], count[2]);
         return m;
     }
@@ -319,62 +272,6 @@ public final class QuantizedModels {
         return null;
     }
 
-    /**
-     * Fills a freshly built model from a checkpoint: quantized layers first, then every other
-     * parameter by name (strict: missing, unexpected keys and shape mismatches are errors).
-     */
-    private static void fillSkeleton(Path dir, Module skeleton, String basePrefix, Predicate<String> ignorable,
-                                     QuantConfig config) throws IOException {
-        try (CheckpointWeights w = CheckpointWeights.open(dir)) {
-            Function<String, String> resolve = name -> {
-                if (w.contains(name)) {
-                    return name;
-                }
-                if (basePrefix != null) {
-                    if (name.startsWith(basePrefix) && w.contains(name.substring(basePrefix.length()))) {
-                        return name.substring(basePrefix.length());
-                    }
-                    if (!name.startsWith(basePrefix) && w.contains(basePrefix + name)) {
-                        return basePrefix + name;
-                    }
-                }
-                return null;
-            };
-            long[] count = new long[3];
-            Set<String> used = replaceLinears("", skeleton, resolve, w, config, dir.toString(), count);
-            List<String> missing = new ArrayList<>();
-            List<String> bad = new ArrayList<>();
-            for (Map.Entry<String, Parameter> e : skeleton.namedParameters().entrySet()) {
-                String key = resolve.apply(e.getKey());
-                if (key == null) {
-                    missing.add(e.getKey());
-                    continue;
-                }
-                used.add(key);
-                long[] found = w.info(key).shape();
-                if (!Arrays.equals(found, e.getValue().shape())) {
-                    bad.add("'" + key + "' expected " + Arrays.toString(e.getValue().shape()) + " found " + Arrays.toString(found));
-                    continue;
-                }
-                INDArray v = w.get(key);
-                e.getValue().setValue(v.dataType() == DataType.FLOAT ? v : v.castTo(DataType.FLOAT));
-            }
-            List<String> unexpected = new ArrayList<>();
-            for (String k : w.keys()) {
-                if (!used.contains(k) && !ignorable.test(k)) {
-                    unexpected.add(k);
-                }
-            }
-            if (!missing.isEmpty() || !bad.isEmpty() || !unexpected.isEmpty()) {
-                throw new CheckpointException("checkpoint " + dir + " does not match the model: "
-                        + (missing.isEmpty() ? "" : "missing keys " + missing + "; ")
-                        + (unexpected.isEmpty() ? "" : "unexpected keys " + unexpected + "; ")
-                        + (bad.isEmpty() ? "" : "shape mismatches " + bad));
-            }
-            LOG.info("loaded {} with {} quantized linear layers", dir, count[0]);
-        }
-    }
-
     // ---- saving -------------------------------------------------------------------------------
 
     /**
@@ -394,32 +291,22 @@ public final class QuantizedModels {
     /**
      * Writes a quantized model as a folder that {@link #load(Path)} reads back: {@code config.json}
      * (the model's config plus {@code quantization_config}) and the weights (sharded above 5 GB).
-     * The folder is staged next to {@code dir} and swapped in whole. Supported: decoder LMs and the
-     * BERT models; others need {@link #save(Module, ObjectNode, Path, long)}.
+     * The folder is staged next to {@code dir} and swapped in whole. Supported: the model classes of
+     * the registered families ({@link ModelFamilies#configJson}: decoder LMs and the BERT models);
+     * others need {@link #save(Module, ObjectNode, Path, long)}.
      */
     public static void save(Module model, Path dir) throws IOException {
         save(model, configOf(model), dir, HfFolder.DEFAULT_MAX_SHARD_BYTES, null);
     }
 
-    /** The {@code config.json} body of a supported model class. */
+    /** The {@code config.json} body of a model class of a registered family ({@link ModelFamilies#configJson}). */
     static ObjectNode configOf(Module model) {
-        ObjectNode config;
         if (model instanceof PeftModel) {
             throw new IllegalArgumentException("save the base model (merge or unload the adapter first); "
                     + "the adapter itself is saved with PeftModel.save");
-        } else if (model instanceof DecoderLM d) {
-            config = d.configJson();
-        } else if (model instanceof BertForSequenceClassification b) {
-            config = JsonFiles.mapper().valueToTree(b.config().toMap("BertForSequenceClassification"));
-        } else if (model instanceof BertForTokenClassification b) {
-            config = JsonFiles.mapper().valueToTree(b.config().toMap("BertForTokenClassification"));
-        } else if (model instanceof BertModel b) {
-            config = JsonFiles.mapper().valueToTree(b.config().toMap("BertModel"));
-        } else {
-            throw new IllegalArgumentException("no config.json writer for " + model.getClass().getName()
-                    + "; use save(model, configJson, dir, maxShardBytes)");
         }
-        return config;
+        return ModelFamilies.configJson(model).orElseThrow(() -> new IllegalArgumentException("no config.json writer for "
+                + model.getClass().getName() + "; use save(model, configJson, dir, maxShardBytes)"));
     }
 
     /** As {@link #save(Module, Path)} with an explicit {@code config.json} body and shard size. */

@@ -19,7 +19,7 @@
  *       {@code weight.absmax}, {@code weight.quant_map}, {@code weight.nested_absmax},
  *       {@code weight.nested_quant_map}, {@code weight.quant_state.bitsandbytes__nf4}, {@code SCB}).</li>
  *   <li>{@link org.peft4j.quant.QLora}: LoRA on a quantized model ({@code Peft.apply} works directly;
- *       LoRA wraps {@code QuantizedLinear} through peft-lora's {@code LoraBaseLinear}), merging with
+ *       LoRA wraps {@code QuantizedLinear} as it wraps any core {@code LinearLayer}), merging with
  *       dequantization and optional re-quantization.</li>
  *   <li>{@link org.peft4j.quant.QuantizeCommand}: the implementation of {@code peft4j quantize}.</li>
  * </ul>

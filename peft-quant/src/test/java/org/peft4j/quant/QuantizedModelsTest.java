@@ -13,6 +13,7 @@ import org.peft4j.core.io.JsonFiles;
 import org.peft4j.core.io.SafeTensors;
 import org.peft4j.core.model.bert.BertConfig;
 import org.peft4j.core.model.bert.BertForSequenceClassification;
+import org.peft4j.core.model.bert.BertModel;
 import org.peft4j.core.model.decoder.ConfigFields;
 import org.peft4j.core.model.gpt2.Gpt2Config;
 import org.peft4j.core.model.gpt2.Gpt2LMHeadModel;
@@ -177,6 +178,53 @@ class QuantizedModelsTest {
             INDArray b = bback.forward(bids, mask, null).value();
             assertEquals(0.0, a.sub(b).amaxNumber().doubleValue(), 0.0);
         }
+    }
+
+    @Test
+    void quantizedFoldersLoadThroughTheFamilyRegistry(@TempDir Path tmp) throws Exception {
+        // GPT-2: the family's mask buffers are skipped, any other extra key is named with its file
+        ObjectNode g = JsonFiles.mapper().createObjectNode();
+        g.put("model_type", "gpt2").put("vocab_size", 80).put("n_positions", 32).put("n_embd", 64).put("n_layer", 2)
+                .put("n_head", 4);
+        Gpt2LMHeadModel gpt2 = Quantizer.quantize(Gpt2LMHeadModel.random(Gpt2Config.fromFields(ConfigFields.of(g, "test")), 4),
+                QuantConfig.nf4());
+        Path gdir = tmp.resolve("gpt2-q");
+        QuantizedModels.save(gpt2, gdir);
+        tamper(gdir, t -> {
+            t.put("transformer.h.0.attn.bias", Nd4j.ones(DataType.FLOAT, 1, 1, 32, 32));
+            t.put("h.1.attn.masked_bias", Nd4j.scalar(-1e4f));
+        });
+        Module gback = QuantizedModels.load(gdir);
+        assertTrue(gback instanceof Gpt2LMHeadModel);
+        assertSameQuantizedLayers(gpt2, gback);
+        tamper(gdir, t -> t.put("transformer.h.0.attn.scale", Nd4j.ones(DataType.FLOAT, 1)));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> QuantizedModels.load(gdir));
+        assertTrue(e.getMessage().contains("unexpected keys [transformer.h.0.attn.scale] (in model.safetensors)")
+                && e.getMessage().contains(gdir.toString()), e.getMessage());
+
+        // BERT: both buffers the family ignores (position_ids and token_type_ids), prefixed or not
+        BertConfig bc = BertConfig.builder().vocabSize(90).hiddenSize(64).numHiddenLayers(1).numAttentionHeads(4)
+                .intermediateSize(128).maxPositionEmbeddings(32).build();
+        BertModel bert = Quantizer.quantize(new BertModel(bc, true, new Rng(6)), QuantConfig.nf4());
+        Path bdir = tmp.resolve("bert-q");
+        QuantizedModels.save(bert, bdir);
+        tamper(bdir, t -> {
+            t.put("embeddings.position_ids", Nd4j.zeros(DataType.INT64, 1, 32));
+            t.put("embeddings.token_type_ids", Nd4j.zeros(DataType.INT64, 1, 32));
+        });
+        Module bback = QuantizedModels.load(bdir);
+        assertTrue(bback instanceof BertModel);
+        assertSameQuantizedLayers(bert, bback);
+
+        // an unknown model_type names the config file and the known types
+        Path unknown = tmp.resolve("unknown");
+        TinyModels.savedLlama(unknown, 1, Long.MAX_VALUE);
+        ObjectNode cfg = JsonFiles.readObject(unknown.resolve(HfFolder.CONFIG_FILE));
+        cfg.put("model_type", "falcon");
+        JsonFiles.write(unknown.resolve(HfFolder.CONFIG_FILE), cfg);
+        e = assertThrows(IllegalArgumentException.class, () -> QuantizedModels.load(unknown, QuantConfig.nf4()));
+        assertTrue(e.getMessage().contains("unknown model_type 'falcon'") && e.getMessage().contains(HfFolder.CONFIG_FILE)
+                && e.getMessage().contains("bert, gpt2, llama, mistral, qwen2"), e.getMessage());
     }
 
     /** Rewrites the single weights file of {@code dir} with {@code edit} applied. */

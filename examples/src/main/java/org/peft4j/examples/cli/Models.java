@@ -2,13 +2,14 @@ package org.peft4j.examples.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import org.peft4j.core.io.HfFolder;
+import org.peft4j.core.model.ModelFamilies;
+import org.peft4j.core.model.ModelFamily;
 import org.peft4j.core.model.ModelZoo;
 import org.peft4j.core.model.bert.BertConfig;
 import org.peft4j.core.model.bert.BertForSequenceClassification;
 import org.peft4j.core.model.bert.BertModel;
+import org.peft4j.core.model.decoder.CausalLMs;
 import org.peft4j.core.model.decoder.DecoderLM;
-import org.peft4j.core.model.gpt2.Gpt2LMHeadModel;
-import org.peft4j.core.model.llama.LlamaForCausalLM;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tokenizer.HfTokenizer;
@@ -26,7 +27,8 @@ import java.util.Map;
 /**
  * Turns a {@code --model} argument into a loaded model: a bundled name ({@code minilm},
  * {@code bge-small}) or a Hugging Face folder whose {@code config.json} says {@code model_type}
- * {@code bert} (encoder) or {@code gpt2}/{@code llama}/{@code mistral}/{@code qwen2} (decoder).
+ * {@code bert} (encoder) or {@code gpt2}/{@code llama}/{@code mistral}/{@code qwen2} (decoder), as
+ * the model-family registry ({@link ModelFamilies}) says.
  * A folder written by {@code peft4j quantize} (its config has a {@code quantization_config}) loads
  * with its layers still quantized, so LoRA on it is QLoRA.
  */
@@ -50,7 +52,8 @@ final class Models {
         BUNDLED = java.util.Collections.unmodifiableMap(m);
     }
 
-    static final List<String> DECODER_TYPES = List.of("gpt2", "llama", "mistral", "qwen2");
+    /** The decoder {@code model_type}s of the registry (gpt2, llama, mistral, qwen2). */
+    static final List<String> DECODER_TYPES = ModelFamilies.modelTypes(ModelFamily.Kind.DECODER);
 
     enum Kind { ENCODER, DECODER }
 
@@ -140,16 +143,29 @@ final class Models {
         return cfg.path("model_type").asText("").toLowerCase(Locale.ROOT);
     }
 
+    /** Whether a spec is an encoder or a decoder, from its family in the registry ({@link ModelFamilies}). */
     static Kind kind(String spec) throws IOException {
-        String type = modelType(spec);
-        if (type.equals("bert")) {
+        if (isBundled(spec)) {
             return Kind.ENCODER;
         }
-        if (DECODER_TYPES.contains(type)) {
-            return Kind.DECODER;
+        Path file = folder(spec).resolve(HfFolder.CONFIG_FILE);
+        ModelFamily<?> family;
+        try {
+            family = ModelFamilies.forConfig(HfFolder.readConfig(folder(spec)), file.toString());
+        } catch (IllegalArgumentException e) {
+            throw new CliException(e.getMessage());
         }
-        throw new CliException(folder(spec).resolve(HfFolder.CONFIG_FILE) + ": model_type '" + type
-                + "' is not supported (bert, " + String.join(", ", DECODER_TYPES) + ")");
+        switch (family.kind()) {
+            case ENCODER:
+                return Kind.ENCODER;
+            case DECODER:
+                return Kind.DECODER;
+            default:
+                throw new CliException(file + ": model_type '" + modelType(spec) + "' (" + family.name()
+                        + ") is neither an encoder nor a decoder; the commands take "
+                        + String.join(", ", ModelFamilies.modelTypes(ModelFamily.Kind.ENCODER)) + ", "
+                        + String.join(", ", DECODER_TYPES));
+        }
     }
 
     /** Loads the base model of a spec; dropout masks (used only in training) are seeded with {@code seed}. */
@@ -185,7 +201,7 @@ final class Models {
                 BertModel enc = BertModel.load(dir, new Rng(seed));
                 return new Base(spec, kind, dir, enc, null, tok, isSeqClsFolder(dir));
             }
-            DecoderLM dec = modelType(spec).equals("gpt2") ? Gpt2LMHeadModel.load(dir, seed) : LlamaForCausalLM.load(dir, seed);
+            DecoderLM dec = CausalLMs.load(dir, seed);
             return new Base(spec, kind, dir, null, dec, tok, false);
         } catch (RuntimeException | IOException e) {
             if (tok != null) {

@@ -17,7 +17,7 @@ import java.util.Arrays;
  * and receives no gradient from lookups, as in PyTorch (it still gets gradients from other uses
  * of the same weight, e.g. a tied LM head).
  */
-public class Embedding extends Module {
+public class Embedding extends Module implements EmbeddingLayer {
     private final int numEmbeddings;
     private final int embeddingDim;
     private final int paddingIdx;
@@ -74,35 +74,34 @@ public class Embedding extends Module {
         registerParameter("weight", new Parameter(weight));
     }
 
-    /**
-     * For subclasses that wrap another embedding (a LoRA layer keeps the original as its child
-     * {@code base_layer}): copies the sizes and registers no parameter of its own; such a subclass
-     * overrides {@link #weight()} and {@link #forward(INDArray)}.
-     */
-    protected Embedding(Embedding wrapped) {
-        this.numEmbeddings = wrapped.numEmbeddings;
-        this.embeddingDim = wrapped.embeddingDim;
-        this.paddingIdx = wrapped.paddingIdx;
-    }
-
+    @Override
     public int numEmbeddings() {
         return numEmbeddings;
     }
 
+    @Override
     public int embeddingDim() {
         return embeddingDim;
     }
 
     /** The padding row, or -1. */
+    @Override
     public int paddingIdx() {
         return paddingIdx;
     }
 
+    @Override
     public Parameter weight() {
         return parameter("weight");
     }
 
+    @Override
+    public Embedding deepCopy() {
+        return withTrainingModeOf(new Embedding(weight().value().dup('c'), paddingIdx));
+    }
+
     /** Rows of the table for integer {@code ids} of any shape → {@code ids.shape + [dim]}. */
+    @Override
     public Tensor forward(INDArray ids) {
         if (ids == null || ids.length() == 0) {
             throw new IllegalArgumentException("Embedding needs a non-empty id array");

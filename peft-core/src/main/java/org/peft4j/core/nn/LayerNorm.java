@@ -49,6 +49,16 @@ public class LayerNorm extends Module implements UnaryModule {
     }
 
     @Override
+    public LayerNorm deepCopy() {
+        LayerNorm c = new LayerNorm(dim, eps, bias() != null);
+        c.weight().setValue(weight().value().dup('c'));
+        if (bias() != null) {
+            c.bias().setValue(bias().value().dup('c'));
+        }
+        return withTrainingModeOf(c);
+    }
+
+    @Override
     public Tensor forward(Tensor x) {
         if (x.rank() < 1 || x.size(-1) != dim) {
             throw new IllegalArgumentException("LayerNorm(" + dim + ") got input " + Arrays.toString(x.shape()));

@@ -20,7 +20,7 @@ import java.util.Arrays;
  * <p>A frozen weight never costs a weight-gradient matmul or a gradient buffer; the input
  * gradient is still computed when the input needs one (a LoRA layer deeper in the network).
  */
-public class Linear extends Module implements UnaryModule {
+public class Linear extends Module implements LinearLayer {
     /**
      * Weight-gradient GEMMs run by {@code [in, out]} (fan-in-fan-out) layers; the {@code [out, in]}
      * ones are counted by {@link Ops#linearWeightGradMatmuls()}. Tests read both to prove that a
@@ -93,15 +93,18 @@ public class Linear extends Module implements UnaryModule {
         return Nd4j.create(data, shape, 'c');
     }
 
+    @Override
     public int inFeatures() {
         return inFeatures;
     }
 
+    @Override
     public int outFeatures() {
         return outFeatures;
     }
 
     /** True when the weight is stored {@code [in, out]} (GPT-2 Conv1D). */
+    @Override
     public boolean isFanInFanOut() {
         return fanInFanOut;
     }
@@ -112,8 +115,39 @@ public class Linear extends Module implements UnaryModule {
     }
 
     /** {@code [out]} or null. */
+    @Override
     public Parameter bias() {
         return parameter("bias");
+    }
+
+    /** The live weight as {@code [out, in]}: the parameter's value, or its transposed view for Conv1D. */
+    @Override
+    public INDArray denseWeight() {
+        INDArray w = weight().value();
+        return fanInFanOut ? w.transpose() : w;
+    }
+
+    /** Writes {@code w [out, in]} into the weight in place (cast to its type), so tied users see it. */
+    @Override
+    public void setDenseWeight(INDArray w) {
+        if (w.rank() != 2 || w.size(0) != outFeatures || w.size(1) != inFeatures) {
+            throw new IllegalArgumentException("Linear(" + inFeatures + " -> " + outFeatures + ") takes a dense weight ["
+                    + outFeatures + ", " + inFeatures + "], got " + Arrays.toString(w.shape()));
+        }
+        INDArray p = weight().value();
+        INDArray v = fanInFanOut ? w.transpose() : w;
+        p.assign(v.castTo(p.dataType()));
+    }
+
+    @Override
+    public DataType weightDataType() {
+        return weight().value().dataType();
+    }
+
+    @Override
+    public Linear deepCopy() {
+        Parameter b = bias();
+        return withTrainingModeOf(new Linear(weight().value().dup('c'), b == null ? null : b.value().dup('c'), fanInFanOut));
     }
 
     /** Number of weight-gradient matmuls fan-in-fan-out layers have run in this JVM (monotonic). */

@@ -8,7 +8,6 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeSet;
 
 /**
  * A node of the model tree: named parameters and named child modules, in registration order.
@@ -243,45 +242,32 @@ public abstract class Module {
     }
 
     /**
-     * Copies values into the parameters by dotted name. Shapes must match exactly (the error
-     * names the key, the expected and the found shape). In strict mode any missing or
-     * unexpected key is an error naming them all; otherwise they are returned.
+     * Copies values into the parameters by dotted name ({@link StateDictLoader}). Shapes must match
+     * exactly (the error names the key, the expected and the found shape). In strict mode any
+     * missing or unexpected key is an error naming them all; otherwise they are returned. Nothing
+     * is changed when an error is thrown.
      */
     public LoadResult loadStateDict(Map<String, INDArray> state, boolean strict) {
-        Map<String, Parameter> named = namedParameters();
-        List<String> missing = new ArrayList<>();
-        for (String k : named.keySet()) {
-            if (!state.containsKey(k)) {
-                missing.add(k);
-            }
-        }
-        List<String> unexpected = new ArrayList<>();
-        for (String k : state.keySet()) {
-            if (!named.containsKey(k)) {
-                unexpected.add(k);
-            }
-        }
-        if (strict && (!missing.isEmpty() || !unexpected.isEmpty())) {
-            throw new IllegalArgumentException("state dict does not match " + getClass().getSimpleName()
-                    + ": missing keys " + missing + ", unexpected keys " + new TreeSet<>(unexpected));
-        }
-        for (Map.Entry<String, Parameter> e : named.entrySet()) {
-            INDArray v = state.get(e.getKey());
-            if (v == null) {
-                continue;
-            }
-            if (!Arrays.equals(v.shape(), e.getValue().shape())) {
-                throw new IllegalArgumentException("shape mismatch for '" + e.getKey() + "': expected "
-                        + Arrays.toString(e.getValue().shape()) + ", found " + Arrays.toString(v.shape()));
-            }
-        }
-        for (Map.Entry<String, Parameter> e : named.entrySet()) {
-            INDArray v = state.get(e.getKey());
-            if (v != null) {
-                e.getValue().setValue(v.dup('c'));
-            }
-        }
-        return new LoadResult(missing, unexpected);
+        return StateDictLoader.into(namedParameters(), getClass().getSimpleName()).load(state, "state dict", strict);
+    }
+
+    /**
+     * An independent copy of this module: fresh parameters holding copies of the values (trainable,
+     * as a new module's are), the same training mode. {@code modules_to_save} keeps the original
+     * frozen while such a copy trains. The nn layers with parameters override this; a module that
+     * cannot be copied says so.
+     *
+     * @throws UnsupportedOperationException for modules without a copy of their own
+     */
+    public Module deepCopy() {
+        throw new UnsupportedOperationException("cannot copy a " + getClass().getName() + ": only modules that override "
+                + "Module.deepCopy() (Linear, Embedding, LayerNorm, RMSNorm, ...) can be copied");
+    }
+
+    /** For {@link #deepCopy} implementations: gives {@code copy} this module's training mode. */
+    protected final <M extends Module> M withTrainingModeOf(M copy) {
+        ((Module) copy).setTrainingRecursive(training);
+        return copy;
     }
 
     /** One line per module, indented, with its parameters' shapes; for {@code peft4j info}. */

@@ -33,6 +33,13 @@ public class RMSNorm extends Module implements UnaryModule {
     }
 
     @Override
+    public RMSNorm deepCopy() {
+        RMSNorm c = new RMSNorm(dim, eps);
+        c.weight().setValue(weight().value().dup('c'));
+        return withTrainingModeOf(c);
+    }
+
+    @Override
     public Tensor forward(Tensor x) {
         if (x.rank() < 1 || x.size(-1) != dim) {
             throw new IllegalArgumentException("RMSNorm(" + dim + ") got input " + Arrays.toString(x.shape()));

@@ -9,7 +9,13 @@
  *   <li>{@link org.peft4j.core.nn.Linear} (also GPT-2 Conv1D via {@code fanInFanOut}),
  *       {@link org.peft4j.core.nn.Embedding}, {@link org.peft4j.core.nn.LayerNorm},
  *       {@link org.peft4j.core.nn.RMSNorm}, {@link org.peft4j.core.nn.Dropout},
- *       {@link org.peft4j.core.nn.Activation} (by {@code hidden_act} name);</li>
+ *       {@link org.peft4j.core.nn.Activation} (by {@code hidden_act} name); each copies itself
+ *       ({@link org.peft4j.core.nn.Module#deepCopy()}, for {@code modules_to_save});</li>
+ *   <li>the shapes adapters rely on: {@link org.peft4j.core.nn.LinearLayer} (every linear layer,
+ *       fp32 or quantized: sizes, bias, dense {@code [out, in]} weight read/write for merging) and
+ *       {@link org.peft4j.core.nn.EmbeddingLayer} (what models ask their embedding children for);</li>
+ *   <li>{@link org.peft4j.core.nn.StateDictLoader}: the one strict loader of named tensors
+ *       (missing, unexpected and mis-shaped keys named with both shapes and the file);</li>
  *   <li>feed-forward blocks {@link org.peft4j.core.nn.Mlp} ({@code down(act(up(x)))}) and
  *       {@link org.peft4j.core.nn.SwiGluMlp} ({@code down(act(gate(x))·up(x))}) with caller-chosen child names;</li>
  *   <li>attention: the fused differentiable core {@link org.peft4j.core.nn.Attention} (rank-4

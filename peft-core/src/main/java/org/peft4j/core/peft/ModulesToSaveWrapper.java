@@ -1,55 +1,90 @@
 package org.peft4j.core.peft;
 
-import org.nd4j.linalg.api.ndarray.INDArray;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.Parameter;
 import org.peft4j.core.nn.UnaryModule;
 import org.peft4j.core.tensor.Tensor;
 
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
 /**
- * PEFT's {@code ModulesToSaveWrapper}: keeps the original module frozen as
- * {@code original_module} and one trainable deep copy per adapter under
- * {@code modules_to_save.<adapter>}; the forward pass uses the active adapter's copy (or the
- * original when adapters are disabled or the active adapter has no copy here).
+ * PEFT's {@code ModulesToSaveWrapper}, one more {@link AdapterLayer}: keeps the original module
+ * frozen as {@code original_module} and one trainable {@link Module#deepCopy() deep copy} per
+ * adapter under {@code modules_to_save.<adapter>}; the forward pass uses the active adapter's copy
+ * (or the original when adapters are disabled or the active adapter has no copy here).
  *
  * <p>The copy's tensors are saved under the module's own path
- * ({@code base_model.model.classifier.weight}), as current PEFT does.
+ * ({@code base_model.model.classifier.weight}), as current PEFT does; the older forms
+ * {@code classifier.modules_to_save.weight} and {@code classifier.modules_to_save.<adapter>.weight}
+ * are read too. Nothing merges: unloading with merge keeps the active copy.
  */
-public final class ModulesToSaveWrapper extends Module implements UnaryModule {
+public final class ModulesToSaveWrapper extends BaseAdapterLayer implements UnaryModule {
     public static final String ORIGINAL = "original_module";
     public static final String COPIES = "modules_to_save";
 
-    private String activeAdapter;
-    private boolean enabled = true;
-
     public ModulesToSaveWrapper(Module original, String path) {
+        super(ORIGINAL, requireUnary(original, path));
+        registerModule(COPIES, new ModuleDict());
+    }
+
+    private static Module requireUnary(Module original, String path) {
         if (!(original instanceof UnaryModule)) {
             throw new IllegalArgumentException("modules_to_save target '" + path + "' is a " + original.getClass().getSimpleName()
                     + ", which has no single-input forward (UnaryModule); only such modules can be wrapped");
         }
-        registerModule(ORIGINAL, original);
-        registerModule(COPIES, new ModuleDict());
+        return original;
+    }
+
+    /**
+     * PEFT's {@code _set_trainable}: every module of {@code model} whose name ends with one of
+     * {@code names} is wrapped (or, already wrapped, gets another copy) for {@code adapter}.
+     * Returns the wrapped paths.
+     *
+     * @throws IllegalArgumentException when no name matches, or a match already is another adapter layer
+     */
+    public static List<String> inject(Module model, List<String> names, String adapter) {
+        Set<String> found = new LinkedHashSet<>();
+        List<String> paths = new java.util.ArrayList<>();
+        for (String key : TargetMatcher.candidateNames(model)) {
+            boolean hit = false;
+            for (String n : names) {
+                if (key.endsWith(n)) {
+                    hit = true;
+                    found.add(n);
+                }
+            }
+            if (!hit) {
+                continue;
+            }
+            Module target = model.get(key);
+            if (target instanceof ModulesToSaveWrapper w) {
+                w.addAdapter(adapter);
+            } else if (target instanceof AdapterLayer) {
+                throw new IllegalArgumentException("modules_to_save entry matches '" + key + "', which already carries an adapter layer");
+            } else {
+                ModulesToSaveWrapper w = new ModulesToSaveWrapper(target, key);
+                model.replace(key, w);
+                w.addAdapter(adapter);
+            }
+            paths.add(key);
+        }
+        if (found.isEmpty()) {
+            throw new IllegalArgumentException("modules_to_save " + names + " matched no module of " + model.getClass().getSimpleName()
+                    + "; module names that exist include " + TargetMatcher.someNames(model));
+        }
+        return paths;
     }
 
     public Module originalModule() {
-        return child(ORIGINAL);
+        return baseLayer();
     }
 
     private ModuleDict copies() {
         return child(COPIES, ModuleDict.class);
-    }
-
-    /** The adapters that own a copy here. */
-    public Set<String> adapterNames() {
-        return copies().children().keySet();
-    }
-
-    public boolean hasAdapter(String name) {
-        return copies().containsKey(name);
     }
 
     /** The copy belonging to an adapter. */
@@ -62,78 +97,92 @@ public final class ModulesToSaveWrapper extends Module implements UnaryModule {
         if (hasAdapter(adapter)) {
             throw new IllegalArgumentException("modules_to_save already has a copy for adapter '" + adapter + "'");
         }
-        Module copy = ModuleCopies.deepCopy(originalModule());
-        if (!isTraining()) {
-            copy.eval();
+        Module original = originalModule();
+        Module copy;
+        try {
+            copy = original.deepCopy();
+        } catch (UnsupportedOperationException e) {
+            throw new IllegalArgumentException("cannot copy a " + original.getClass().getName() + " for modules_to_save: "
+                    + e.getMessage(), e);
+        }
+        if (copy == original) {
+            throw new IllegalStateException(original.getClass().getName() + ".deepCopy() returned the module itself");
+        }
+        for (Parameter p : copy.parameters()) {
+            p.setTrainable(true);
         }
         copies().put(adapter, copy);
-        if (activeAdapter == null) {
-            activeAdapter = adapter;
-        }
+        registerAdapter(adapter);
     }
 
-    public void deleteAdapter(String adapter) {
-        if (!hasAdapter(adapter)) {
-            return;
-        }
+    @Override
+    protected void removeAdapterState(String adapter) {
         replace(COPIES, copies().without(adapter));
-        if (adapter.equals(activeAdapter)) {
-            activeAdapter = null;
-        }
     }
 
-    public void setActiveAdapter(String adapter) {
-        this.activeAdapter = adapter;
-    }
-
-    public String activeAdapter() {
-        return activeAdapter;
-    }
-
-    public void setEnabled(boolean enabled) {
-        this.enabled = enabled;
-    }
-
-    /** The module the next forward pass uses. */
+    /** The module the next (non-mixed) forward pass uses. */
     public Module activeModule() {
-        if (enabled && activeAdapter != null && hasAdapter(activeAdapter)) {
-            return copyFor(activeAdapter);
+        if (adaptersEnabled()) {
+            for (String a : activeAdapters()) {
+                if (hasAdapter(a)) {
+                    return copyFor(a);
+                }
+            }
         }
         return originalModule();
     }
 
-    /** The copy's parameters under names relative to the copy ({@code weight}, {@code bias}). */
+    /** A copy is used as it is: there is nothing to fold into the original. */
+    @Override
+    public void merge(List<String> adapters) {
+    }
+
+    /** With {@code merge} the active copy replaces the wrapper (it is the trained module); otherwise the original. */
+    @Override
+    public Module unwrap(boolean merge) {
+        if (merge) {
+            for (String a : activeAdapters()) {
+                if (hasAdapter(a)) {
+                    return copyFor(a);
+                }
+            }
+        }
+        return originalModule();
+    }
+
+    /** The copy's parameters under {@code modules_to_save.<adapter>.weight}, .... */
+    @Override
     public Map<String, Parameter> adapterParameters(String adapter) {
+        Map<String, Parameter> out = new LinkedHashMap<>();
+        if (hasAdapter(adapter)) {
+            copyFor(adapter).namedParameters().forEach((k, p) -> out.put(COPIES + "." + adapter + "." + k, p));
+        }
+        return out;
+    }
+
+    /** The copy's parameters under names relative to the copy ({@code weight}, {@code bias}). */
+    @Override
+    public Map<String, Parameter> savedTensors(String adapter) {
         return hasAdapter(adapter) ? copyFor(adapter).namedParameters() : Map.of();
     }
 
     @Override
+    public Map<String, String> savedKeyAliases(String adapter) {
+        Map<String, String> out = new LinkedHashMap<>();
+        for (String k : savedTensors(adapter).keySet()) {
+            out.put(COPIES + "." + k, k);
+            out.put(COPIES + "." + adapter + "." + k, k);
+        }
+        return out;
+    }
+
+    @Override
     public Tensor forward(Tensor x) {
-        MixedBatch mb = MixedBatch.current();
-        if (mb == null || !enabled) {
-            return ((UnaryModule) activeModule()).forward(x);
-        }
-        // Mixed batch (inference): each row group goes through its adapter's copy or the original.
-        Map<String, int[]> groups = mb.groups(x.size(0));
-        INDArray out = null;
-        for (Map.Entry<String, int[]> g : groups.entrySet()) {
-            Module m = hasAdapter(g.getKey()) ? copyFor(g.getKey()) : originalModule();
-            INDArray y = ((UnaryModule) m).forward(Tensor.constant(MixedBatch.selectRows(x.value(), g.getValue()))).value();
-            if (out == null) {
-                long[] shape = y.shape().clone();
-                shape[0] = x.size(0);
-                out = org.nd4j.linalg.factory.Nd4j.createUninitialized(y.dataType(), shape, 'c');
-            }
-            MixedBatch.putRows(out, g.getValue(), y);
-        }
-        return Tensor.constant(out);
+        return replacedForward(x, a -> (UnaryModule) copyFor(a));
     }
 
     @Override
     protected String describe() {
-        Map<String, Object> d = new LinkedHashMap<>();
-        d.put("active", activeAdapter);
-        d.put("enabled", enabled);
-        return "ModulesToSaveWrapper" + d;
+        return "ModulesToSaveWrapper(" + describeAdapters() + ", enabled=" + adaptersEnabled() + ")";
     }
 }

@@ -1,6 +1,7 @@
 package org.peft4j.core.peft;
 
-import org.nd4j.linalg.api.ndarray.INDArray;
+import org.peft4j.core.model.Backbone;
+import org.peft4j.core.model.BackboneInputs;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.Parameter;
 
@@ -11,10 +12,16 @@ import java.util.Map;
  * A PEFT method (LoRA, IA3, prompt tuning, ...), discovered with {@link java.util.ServiceLoader}:
  * an implementation lists itself in {@code META-INF/services/org.peft4j.core.peft.PeftMethod}.
  *
+ * <p>A method says only what differs between methods: its config class, how it puts its
+ * {@link AdapterLayer}s into a model ({@link #inject}), how stored keys map to the names its
+ * layers declare ({@link #normalizeKey}), which other parameters train with it, and optionally
+ * merging, weighted combination and input preparation. Everything else — the active adapter,
+ * enable/disable, merge/unmerge, delete, unload, trainable parameters, {@code modules_to_save},
+ * mixed batches, saving and strict loading — {@link PeftModel} does for every method by walking
+ * the adapter layers once ({@link BaseAdapterLayer} keeps each layer's state).
+ *
  * <p>The {@code model} argument is always the user's model (the tree under
- * {@code base_model.model} of a {@link PeftModel}); module paths are relative to it. Trainability
- * is driven by {@link PeftModel}: it freezes the base model once, then makes exactly the
- * {@link #adapterParameters} of the active adapter trainable.
+ * {@code base_model.model} of a {@link PeftModel}); module paths are relative to it.
  */
 public interface PeftMethod {
 
@@ -25,10 +32,11 @@ public interface PeftMethod {
     Class<? extends PeftConfig> configClass();
 
     /**
-     * Adds adapter {@code adapterName} to the model, rewriting the tree in place (e.g. wrapping
-     * target layers). When {@code forLoading} is true the adapter's tensors will be overwritten
-     * right after, so initializations that cost time or change the base weights (PiSSA, OLoRA)
-     * must be skipped. Returns the paths of the modules that now carry the adapter.
+     * Adds adapter {@code adapterName} to the model, rewriting the tree in place (wrapping target
+     * layers in the method's adapter layers, or adding the adapter to layers that already wrap
+     * them). When {@code forLoading} is true the adapter's tensors will be overwritten right after,
+     * so initializations that cost time or change the base weights (PiSSA, OLoRA) must be skipped.
+     * Returns the paths of the modules that now carry the adapter.
      *
      * @throws IllegalArgumentException when the config does not fit the model (no target found,
      *                                  unsupported module type), naming what is wrong
@@ -36,51 +44,34 @@ public interface PeftMethod {
     List<String> inject(Module model, PeftConfig config, String adapterName, boolean forLoading);
 
     /**
-     * The adapter's tensors under the keys PEFT saves (adapter name removed, with the
-     * {@link PeftModel#MODEL_PREFIX} where PEFT uses it), e.g.
-     * {@code base_model.model.encoder.layer.0.attention.self.query.lora_A.weight}. Modules to save
-     * are handled by {@link PeftModel} and must not be included.
+     * The key a stored tensor stands for, as {@link PeftModel} names it from the layers'
+     * {@link AdapterLayer#savedTensors} ({@code base_model.model.<path>.<suffix>}): legacy forms
+     * and keys with an adapter name inside ({@code lora_A.default.weight}) reduced to the saved
+     * form. Unchanged by default.
      */
-    Map<String, INDArray> adapterStateDict(Module model, PeftConfig config, String adapterName);
+    default String normalizeKey(String storedKey) {
+        return storedKey;
+    }
 
     /**
-     * Loads tensors saved in PEFT layout (as {@link #adapterStateDict} produces, or with the
-     * adapter name still inside the key) into adapter {@code adapterName}. Every key must be used
-     * and every adapter tensor must be provided; errors name the key, the expected and the found
-     * shape, and {@code source}.
+     * Whether a stored tensor for (normalized) {@code key} may have another shape with the same
+     * number of elements, and is then reshaped (LoRA: DoRA's magnitude vector). No by default.
      */
-    void loadAdapterStateDict(Module model, PeftConfig config, String adapterName, Map<String, INDArray> tensors,
-                              String source);
-
-    /** The parameters that train with this adapter, under their paths in {@code model}. */
-    Map<String, Parameter> adapterParameters(Module model, PeftConfig config, String adapterName);
-
-    /** Makes {@code adapterName} the adapter used by forward passes. */
-    void setActiveAdapter(Module model, String adapterName);
-
-    /** Removes an adapter's layers and tensors (the wrapped modules stay in place). */
-    void deleteAdapter(Module model, String adapterName);
-
-    /** Turns every adapter of this method off (outputs equal the base model's) or back on. */
-    void setAdaptersEnabled(Module model, boolean enabled);
-
-    /** Whether {@link #merge}, {@link #unmerge} and {@link #unload} with merging are available. */
-    default boolean supportsMerge() {
+    default boolean acceptsReshaped(String key) {
         return false;
     }
 
-    /** Folds the named adapters into the base weights. */
-    default void merge(Module model, List<String> adapterNames) {
-        throw new UnsupportedOperationException(peftType() + " adapters cannot be merged into the base weights");
+    /**
+     * Parameters outside the adapter layers that train (and are saved) with the adapter, under
+     * their paths in {@code model} (LoRA's {@code bias = "all"} / {@code "lora_only"}); saved as
+     * {@code base_model.model.<path>}. None by default.
+     */
+    default Map<String, Parameter> extraParameters(Module model, PeftConfig config, String adapterName) {
+        return Map.of();
     }
 
-    /** Undoes every {@link #merge}, restoring the base weights. */
-    default void unmerge(Module model) {
-        throw new UnsupportedOperationException(peftType() + " adapters cannot be merged into the base weights");
-    }
-
-    /** Whether some adapter is currently merged. */
-    default boolean isMerged(Module model) {
+    /** Whether the method's layers can merge ({@link PeftModel#merge}, {@link PeftModel#mergeAndUnload}). */
+    default boolean supportsMerge() {
         return false;
     }
 
@@ -94,9 +85,18 @@ public interface PeftMethod {
     }
 
     /**
-     * Removes every adapter layer, putting the wrapped modules back; with {@code merge}, the
-     * named adapters are folded into the weights first. Returns the plain model (the same object
-     * as {@code model} unless the root itself was wrapped).
+     * The hook for methods that act on a model's inputs rather than (only) on its layers: prompt
+     * tuning and P-tuning put virtual-token embeddings in front of {@link BackboneInputs#inputEmbeddings()}
+     * (and extend the attention mask), prefix tuning passes per-layer key/value prefixes
+     * ({@link BackboneInputs#withPrefix}) and counts them in the position offset. Called by
+     * {@link PeftModel#prepareInputs} for the active adapter before the backbone runs, never while
+     * adapters are disabled. Methods that only wrap layers keep the default: the inputs unchanged.
+     *
+     * @param model    the user's model (as for {@link #inject})
+     * @param backbone the model's backbone (sizes, {@link Backbone#embed})
      */
-    Module unload(Module model, boolean merge, List<String> adapterNames);
+    default BackboneInputs prepareInputs(Module model, PeftConfig config, String adapterName, Backbone backbone,
+                                         BackboneInputs inputs) {
+        return inputs;
+    }
 }

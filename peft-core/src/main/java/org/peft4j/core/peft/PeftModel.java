@@ -3,8 +3,11 @@ package org.peft4j.core.peft;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.peft4j.core.io.AtomicFiles;
 import org.peft4j.core.io.SafeTensors;
+import org.peft4j.core.model.Backbone;
+import org.peft4j.core.model.BackboneInputs;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.Parameter;
+import org.peft4j.core.nn.StateDictLoader;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -13,11 +16,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -93,8 +94,7 @@ public class PeftModel extends Module {
             throw e;
         }
         activeAdapter = adapterName;
-        method.setActiveAdapter(model, adapterName);
-        setWrappersActive(adapterName);
+        activateLayers(adapterName);
         refreshTrainable();
     }
 
@@ -114,7 +114,7 @@ public class PeftModel extends Module {
             return new TreeState(mods, flags);
         }
 
-        /** Puts back what every new adapter layer or modules-to-save wrapper wraps, then the trainable flags. */
+        /** Puts back what every new adapter layer wraps, then the trainable flags. */
         void restore(Module model) {
             // pre-order: an outer new wrapper is replaced before anything new inside it is visited
             for (Map.Entry<String, Module> e : new ArrayList<>(model.namedModules().entrySet())) {
@@ -125,8 +125,6 @@ public class PeftModel extends Module {
                 }
                 if (m instanceof AdapterLayer a) {
                     model.replace(key, a.baseLayer());
-                } else if (m instanceof ModulesToSaveWrapper w) {
-                    model.replace(key, w.originalModule());
                 }
             }
             trainable.forEach(Parameter::setTrainable);
@@ -155,16 +153,12 @@ public class PeftModel extends Module {
         try {
             change.run();
         } catch (RuntimeException e) {
-            method.deleteAdapter(model, adapterName);    // from layers that already held other adapters
-            for (ModulesToSaveWrapper w : wrappers().values()) {
-                w.deleteAdapter(adapterName);
+            for (AdapterLayer l : layers().values()) {
+                l.deleteAdapter(adapterName);            // from layers that already held other adapters
             }
             before.restore(model);
             configs.remove(adapterName);
-            if (activeAdapter != null) {
-                method.setActiveAdapter(model, activeAdapter);
-            }
-            setWrappersActive(activeAdapter);
+            activateLayers(activeAdapter);
             throw e;
         }
     }
@@ -241,73 +235,76 @@ public class PeftModel extends Module {
         config.validate();
         Module model = baseModel();
         List<String> targets = method.inject(model, config, adapterName, forLoading);
-        addModulesToSave(model, config, adapterName);
+        if (config.modulesToSave() != null && !config.modulesToSave().isEmpty()) {
+            ModulesToSaveWrapper.inject(model, config.modulesToSave(), adapterName);
+        }
         configs.put(adapterName, config);
         LOG.debug("adapter '{}' ({}) added to {} modules: {}", adapterName, config.peftType(), targets.size(), targets);
     }
 
-    /** PEFT's {@code _set_trainable}: every module whose name ends with an entry is wrapped (or gets another copy). */
-    private static void addModulesToSave(Module model, PeftConfig config, String adapterName) {
-        List<String> names = config.modulesToSave();
-        if (names == null || names.isEmpty()) {
-            return;
-        }
-        Set<String> found = new LinkedHashSet<>();
-        for (String key : TargetMatcher.candidateNames(model)) {
-            boolean hit = false;
-            for (String n : names) {
-                if (key.endsWith(n)) {
-                    hit = true;
-                    found.add(n);
-                }
-            }
-            if (!hit) {
-                continue;
-            }
-            Module target = model.get(key);
-            if (target instanceof ModulesToSaveWrapper w) {
-                w.addAdapter(adapterName);
-            } else if (target instanceof AdapterLayer) {
-                throw new IllegalArgumentException("modules_to_save entry matches '" + key + "', which already carries an adapter layer");
-            } else {
-                ModulesToSaveWrapper w = new ModulesToSaveWrapper(target, key);
-                model.replace(key, w);
-                w.addAdapter(adapterName);
-            }
-        }
-        if (found.isEmpty()) {
-            throw new IllegalArgumentException("modules_to_save " + names + " matched no module of " + model.getClass().getSimpleName()
-                    + "; module names that exist include " + TargetMatcher.someNames(model));
-        }
+    /** Path (relative to the user's model) → adapter layer, in tree order: the one walk every operation uses. */
+    private Map<String, AdapterLayer> layers() {
+        return layers(baseModel());
     }
 
-    /** Path (relative to the user's model) → wrapper, for every modules-to-save wrapper. */
-    private Map<String, ModulesToSaveWrapper> wrappers() {
-        Map<String, ModulesToSaveWrapper> out = new LinkedHashMap<>();
-        for (Map.Entry<String, Module> e : baseModel().namedModules().entrySet()) {
-            if (e.getValue() instanceof ModulesToSaveWrapper w) {
-                out.put(e.getKey(), w);
+    private static Map<String, AdapterLayer> layers(Module root) {
+        Map<String, AdapterLayer> out = new LinkedHashMap<>();
+        for (Map.Entry<String, Module> e : root.namedModules().entrySet()) {
+            if (e.getValue() instanceof AdapterLayer l) {
+                out.put(e.getKey(), l);
             }
         }
         return out;
     }
 
-    private void setWrappersActive(String adapterName) {
-        for (ModulesToSaveWrapper w : wrappers().values()) {
-            w.setActiveAdapter(w.hasAdapter(adapterName) ? adapterName : null);
+    private static String join(String path, String suffix) {
+        return path.isEmpty() ? suffix : path + "." + suffix;
+    }
+
+    /** Every layer uses {@code adapterName} (none when null); layers that do not hold it compute their base. */
+    private void activateLayers(String adapterName) {
+        List<String> names = adapterName == null ? List.of() : List.of(adapterName);
+        for (AdapterLayer l : layers().values()) {
+            l.setActiveAdapters(names);
         }
     }
 
-    /** Every parameter that trains with an adapter (its own tensors, bias choices, modules-to-save copies). */
-    private Map<String, Parameter> parametersOf(String adapterName) {
-        Module model = baseModel();
-        Map<String, Parameter> out = new LinkedHashMap<>(method.adapterParameters(model, configs.get(adapterName), adapterName));
-        for (Map.Entry<String, ModulesToSaveWrapper> e : wrappers().entrySet()) {
-            if (e.getValue().hasAdapter(adapterName)) {
-                e.getValue().adapterParameters(adapterName).forEach((k, p) ->
-                        out.put(e.getKey() + "." + ModulesToSaveWrapper.COPIES + "." + adapterName + "." + k, p));
+    private boolean anyMerged() {
+        for (AdapterLayer l : layers().values()) {
+            if (l.isMerged()) {
+                return true;
             }
         }
+        return false;
+    }
+
+    private void unmergeLayers() {
+        for (AdapterLayer l : layers().values()) {
+            l.unmerge();
+        }
+    }
+
+    /** Every parameter that trains with an adapter (its layers' tensors, the method's extra parameters, modules-to-save copies). */
+    private Map<String, Parameter> parametersOf(String adapterName) {
+        Module model = baseModel();
+        Map<String, Parameter> out = new LinkedHashMap<>();
+        for (Map.Entry<String, AdapterLayer> e : layers().entrySet()) {
+            e.getValue().adapterParameters(adapterName).forEach((k, p) -> out.put(join(e.getKey(), k), p));
+        }
+        out.putAll(method.extraParameters(model, configs.get(adapterName), adapterName));
+        return out;
+    }
+
+    /** Saved key → parameter for one adapter: the key set {@link #save} writes and {@link #load} expects. */
+    private Map<String, Parameter> savedParameters(String adapterName) {
+        Module model = baseModel();
+        Map<String, Parameter> out = new LinkedHashMap<>();
+        for (Map.Entry<String, AdapterLayer> e : layers().entrySet()) {
+            if (e.getValue().adapterNames().contains(adapterName)) {
+                e.getValue().savedTensors(adapterName).forEach((k, p) -> out.put(MODEL_PREFIX + join(e.getKey(), k), p));
+            }
+        }
+        method.extraParameters(model, configs.get(adapterName), adapterName).forEach((k, p) -> out.put(MODEL_PREFIX + k, p));
         return out;
     }
 
@@ -331,13 +328,12 @@ public class PeftModel extends Module {
     public void addAdapter(String adapterName, PeftConfig config) {
         checkLive();
         checkAdapterName(adapterName);
-        if (method.isMerged(baseModel())) {
+        if (anyMerged()) {
             throw new IllegalStateException("unmerge before adding adapter '" + adapterName + "'");
         }
         requireNewName(adapterName);
         addingAdapter(adapterName, () -> injectAdapter(config.copy(), adapterName, false));
-        method.setActiveAdapter(baseModel(), activeAdapter);
-        setWrappersActive(activeAdapter);
+        activateLayers(activeAdapter);
         refreshTrainable();
     }
 
@@ -345,12 +341,11 @@ public class PeftModel extends Module {
     public void setAdapter(String adapterName) {
         checkLive();
         config(adapterName);
-        if (method.isMerged(baseModel())) {
+        if (anyMerged()) {
             LOG.warn("adapter cannot be switched while merged; unmerging first");
-            method.unmerge(baseModel());
+            unmergeLayers();
         }
-        method.setActiveAdapter(baseModel(), adapterName);
-        setWrappersActive(adapterName);
+        activateLayers(adapterName);
         activeAdapter = adapterName;
         refreshTrainable();
     }
@@ -359,20 +354,16 @@ public class PeftModel extends Module {
     public void deleteAdapter(String adapterName) {
         checkLive();
         config(adapterName);
-        if (method.isMerged(baseModel())) {
+        if (anyMerged()) {
             throw new IllegalStateException("unmerge before deleting adapter '" + adapterName + "'");
         }
-        method.deleteAdapter(baseModel(), adapterName);
-        for (ModulesToSaveWrapper w : wrappers().values()) {
-            w.deleteAdapter(adapterName);
+        for (AdapterLayer l : layers().values()) {
+            l.deleteAdapter(adapterName);
         }
         configs.remove(adapterName);
         if (adapterName.equals(activeAdapter)) {
             activeAdapter = configs.isEmpty() ? null : configs.keySet().iterator().next();
-            if (activeAdapter != null) {
-                method.setActiveAdapter(baseModel(), activeAdapter);
-            }
-            setWrappersActive(activeAdapter);
+            activateLayers(activeAdapter);
         }
         refreshTrainable();
     }
@@ -389,16 +380,12 @@ public class PeftModel extends Module {
      */
     public Scope disableAdapter() {
         checkLive();
-        Module model = baseModel();
-        if (method.isMerged(model)) {
+        if (anyMerged()) {
             LOG.warn("disabling adapters of a merged model: unmerging first");
-            method.unmerge(model);
+            unmergeLayers();
         }
         disabledDepth++;
-        method.setAdaptersEnabled(model, false);
-        for (ModulesToSaveWrapper w : wrappers().values()) {
-            w.setEnabled(false);
-        }
+        setLayersEnabled(false);
         return new Scope() {
             private boolean closed;
 
@@ -409,13 +396,29 @@ public class PeftModel extends Module {
                 }
                 closed = true;
                 if (--disabledDepth == 0) {
-                    method.setAdaptersEnabled(model, true);
-                    for (ModulesToSaveWrapper w : wrappers().values()) {
-                        w.setEnabled(true);
-                    }
+                    setLayersEnabled(true);
                 }
             }
         };
+    }
+
+    private void setLayersEnabled(boolean enabled) {
+        for (AdapterLayer l : layers().values()) {
+            l.setAdaptersEnabled(enabled);
+        }
+    }
+
+    /**
+     * The active adapter's {@link PeftMethod#prepareInputs} (virtual tokens, key/value prefixes)
+     * applied to inputs of {@code backbone}, the user's model's backbone; unchanged while adapters
+     * are disabled or none is active. Methods that only wrap layers leave the inputs as they are.
+     */
+    public BackboneInputs prepareInputs(Backbone backbone, BackboneInputs inputs) {
+        checkLive();
+        if (disabledDepth > 0 || activeAdapter == null) {
+            return inputs;
+        }
+        return method.prepareInputs(baseModel(), configs.get(activeAdapter), activeAdapter, backbone, inputs);
     }
 
     /**
@@ -424,7 +427,7 @@ public class PeftModel extends Module {
      */
     public MixedBatch mixedBatch(List<String> adapterNamesPerRow) {
         checkLive();
-        if (method.isMerged(baseModel())) {
+        if (anyMerged()) {
             throw new IllegalStateException("mixed batches need unmerged adapters; call unmerge() first");
         }
         for (String n : adapterNamesPerRow) {
@@ -457,17 +460,10 @@ public class PeftModel extends Module {
         for (String a : adapters) {
             config(a);
         }
-        for (ModulesToSaveWrapper w : wrappers().values()) {
-            long n = adapters.stream().filter(w::hasAdapter).count();
-            if (n > 1) {
-                throw new IllegalArgumentException("cannot combine adapters " + adapters
-                        + " that each have their own copy of a module to save");
-            }
-        }
         PeftConfig c = method.addWeightedAdapter(baseModel(), Collections.unmodifiableMap(configs), adapters, weights, newName,
                 combinationType, svdRank);
         configs.put(newName, c);
-        method.setActiveAdapter(baseModel(), activeAdapter);
+        activateLayers(activeAdapter);
         refreshTrainable();
     }
 
@@ -477,18 +473,20 @@ public class PeftModel extends Module {
     public void merge() {
         checkLive();
         requireMerge();
-        method.merge(baseModel(), List.of(activeAdapter));
+        for (AdapterLayer l : layers().values()) {
+            l.merge(List.of(activeAdapter));
+        }
     }
 
     /** Restores the base weights saved before {@link #merge()}. */
     public void unmerge() {
         checkLive();
         requireMerge();
-        method.unmerge(baseModel());
+        unmergeLayers();
     }
 
     public boolean isMerged() {
-        return !unloaded && method.isMerged(baseModel());
+        return !unloaded && anyMerged();
     }
 
     private void requireMerge() {
@@ -515,32 +513,20 @@ public class PeftModel extends Module {
     }
 
     private Module unloadInternal(boolean merge) {
-        Module model = baseModel();
-        List<String> toMerge = activeAdapter == null ? List.of() : List.of(activeAdapter);
-        Module plain = method.unload(model, merge, toMerge);
-        for (Map.Entry<String, ModulesToSaveWrapper> e : wrappers(plain).entrySet()) {
-            ModulesToSaveWrapper w = e.getValue();
-            Module keep = merge && activeAdapter != null && w.hasAdapter(activeAdapter) ? w.copyFor(activeAdapter) : w.originalModule();
+        Module root = baseModel();
+        // pre-order: an outer layer is replaced before anything inside it would be visited
+        for (Map.Entry<String, AdapterLayer> e : layers(root).entrySet()) {
+            Module keep = e.getValue().unwrap(merge);
             if (e.getKey().isEmpty()) {
-                plain = keep;
+                root = keep;
             } else {
-                plain.replace(e.getKey(), keep);
+                baseModel().replace(e.getKey(), keep);
             }
         }
         unloaded = true;
         configs.clear();
         activeAdapter = null;
-        return plain;
-    }
-
-    private static Map<String, ModulesToSaveWrapper> wrappers(Module root) {
-        Map<String, ModulesToSaveWrapper> out = new LinkedHashMap<>();
-        for (Map.Entry<String, Module> e : root.namedModules().entrySet()) {
-            if (e.getValue() instanceof ModulesToSaveWrapper w) {
-                out.put(e.getKey(), w);
-            }
-        }
-        return out;
+        return root;
     }
 
     // ---- parameters ----------------------------------------------------------------------------
@@ -608,15 +594,9 @@ public class PeftModel extends Module {
     /** One adapter's tensors exactly as {@link #save} writes them (PEFT keys, adapter name removed). */
     public Map<String, INDArray> adapterStateDict(String adapterName) {
         checkLive();
-        PeftConfig config = config(adapterName);
-        Module model = baseModel();
-        Map<String, INDArray> out = new LinkedHashMap<>(method.adapterStateDict(model, config, adapterName));
-        for (Map.Entry<String, ModulesToSaveWrapper> e : wrappers().entrySet()) {
-            if (e.getValue().hasAdapter(adapterName)) {
-                String path = e.getKey().isEmpty() ? "" : e.getKey() + ".";
-                e.getValue().adapterParameters(adapterName).forEach((k, p) -> out.put(MODEL_PREFIX + path + k, p.value()));
-            }
-        }
+        config(adapterName);
+        Map<String, INDArray> out = new LinkedHashMap<>();
+        savedParameters(adapterName).forEach((k, p) -> out.put(k, p.value()));
         return out;
     }
 
@@ -663,8 +643,7 @@ public class PeftModel extends Module {
             injectAdapter(config, adapterName, true);
             loadWeights(dir, adapterName);
         });
-        method.setActiveAdapter(baseModel(), activeAdapter);
-        setWrappersActive(activeAdapter);
+        activateLayers(activeAdapter);
         refreshTrainable();
     }
 
@@ -683,42 +662,38 @@ public class PeftModel extends Module {
         } catch (IOException e) {
             throw new IllegalArgumentException("cannot read " + file + ": " + e.getMessage(), e);
         }
-        loadModulesToSave(tensors, adapterName, file.toString());
-        method.loadAdapterStateDict(baseModel(), configs.get(adapterName), adapterName, tensors, file.toString());
+        loadAdapterState(adapterName, tensors, file.toString());
     }
 
-    /** Takes the modules-to-save tensors out of {@code tensors} and copies them into this adapter's copies. */
-    private void loadModulesToSave(Map<String, INDArray> tensors, String adapterName, String source) {
-        for (Map.Entry<String, ModulesToSaveWrapper> e : wrappers().entrySet()) {
-            ModulesToSaveWrapper w = e.getValue();
-            if (!w.hasAdapter(adapterName)) {
-                continue;
-            }
-            String path = MODEL_PREFIX + (e.getKey().isEmpty() ? "" : e.getKey() + ".");
-            for (Map.Entry<String, Parameter> p : w.adapterParameters(adapterName).entrySet()) {
-                String[] candidates = {
-                        path + p.getKey(),
-                        path + ModulesToSaveWrapper.COPIES + "." + p.getKey(),
-                        path + ModulesToSaveWrapper.COPIES + "." + adapterName + "." + p.getKey()};
-                String used = null;
-                for (String c : candidates) {
-                    if (tensors.containsKey(c)) {
-                        used = c;
-                        break;
-                    }
-                }
-                if (used == null) {
-                    throw new IllegalArgumentException(source + " has no tensor for module to save '" + e.getKey() + "."
-                            + p.getKey() + "' (expected key '" + candidates[0] + "')");
-                }
-                INDArray v = tensors.remove(used);
-                Parameter param = p.getValue();
-                if (!Arrays.equals(v.shape(), param.shape())) {
-                    throw new IllegalArgumentException(source + ": tensor '" + used + "' has shape " + Arrays.toString(v.shape())
-                            + ", expected " + Arrays.toString(param.shape()));
-                }
-                param.setValue(v.dup('c'));
+    /**
+     * Loads one adapter's tensors (keys as {@link #save} writes them, or any form the method's
+     * {@link PeftMethod#normalizeKey} and the layers' {@link AdapterLayer#savedKeyAliases} accept)
+     * with {@link StateDictLoader}: every missing, unexpected or mis-shaped key is an error naming
+     * it, both shapes and {@code source}; nothing changes unless all fit.
+     */
+    public void loadAdapterState(String adapterName, Map<String, INDArray> tensors, String source) {
+        checkLive();
+        config(adapterName);
+        Map<String, Parameter> expected = savedParameters(adapterName);
+        Map<String, String> aliases = new LinkedHashMap<>();
+        Map<String, AdapterLayer> layers = layers();
+        for (Map.Entry<String, AdapterLayer> e : layers.entrySet()) {
+            if (e.getValue().adapterNames().contains(adapterName)) {
+                e.getValue().savedKeyAliases(adapterName).forEach((alias, k) ->
+                        aliases.put(MODEL_PREFIX + join(e.getKey(), alias), MODEL_PREFIX + join(e.getKey(), k)));
             }
         }
+        Module model = baseModel();
+        List<String> paths = new ArrayList<>(layers.keySet());
+        String hint = "the adapter targets modules that do not exist in this base model (its adapter layers are "
+                + (paths.size() > 5 ? paths.subList(0, 5) + " and " + (paths.size() - 5) + " more" : paths) + ")";
+        StateDictLoader.into(expected, "adapter '" + adapterName + "' (" + method.peftType() + ") of " + model.getClass().getSimpleName())
+                .keys(key -> {
+                    String k = method.normalizeKey(key);
+                    return !expected.containsKey(k) && aliases.containsKey(k) ? aliases.get(k) : k;
+                })
+                .reshapable(method::acceptsReshaped)
+                .unexpectedHint(hint)
+                .load(tensors, source, true);
     }
 }

@@ -1,6 +1,6 @@
 package org.peft4j.core.peft;
 
-import org.peft4j.core.nn.Linear;
+import org.peft4j.core.nn.LinearLayer;
 import org.peft4j.core.nn.Module;
 
 import java.util.ArrayList;
@@ -158,7 +158,7 @@ public final class TargetMatcher {
                 continue;
             }
             out.add(key);
-            if (e.getValue() instanceof AdapterLayer || e.getValue() instanceof ModulesToSaveWrapper) {
+            if (e.getValue() instanceof AdapterLayer) {
                 sealed.add(key);
             }
         }
@@ -174,12 +174,16 @@ public final class TargetMatcher {
         return false;
     }
 
-    /** True for layers "all-linear" counts as linear. */
+    /**
+     * True for layers "all-linear" counts as linear: every {@link LinearLayer} (fp32, GPT-2 Conv1D,
+     * quantized), and an adapter layer around one (a second adapter then targets it again). A
+     * modules-to-save wrapper is not counted: it replaces its module rather than adapting it.
+     */
     public static boolean isLinear(Module m) {
-        if (m instanceof Linear || m instanceof LinearLike) {
+        if (m instanceof LinearLayer) {
             return true;
         }
-        return m instanceof AdapterLayer && m.getClass().getSimpleName().contains("Linear");
+        return m instanceof AdapterLayer a && !(m instanceof ModulesToSaveWrapper) && a.baseLayer() instanceof LinearLayer;
     }
 
     /** PEFT's {@code _maybe_include_all_linear_layers}: full names of the linear layers, minus the head. */

@@ -6,9 +6,18 @@
  * deletes adapters, routes mixed-adapter batches ({@link org.peft4j.core.peft.MixedBatch}), and
  * saves/loads PEFT adapter folders atomically.
  *
+ * <p>What a method writes and what it gets: a method module implements
+ * {@link org.peft4j.core.peft.PeftMethod} (config class, {@code inject}, key normalisation, extra
+ * trained parameters, optional merge / weighted combination / input preparation) and layers that
+ * extend {@link org.peft4j.core.peft.BaseAdapterLayer} (its tensors, their saved names, its forward
+ * math through {@code adaptedForward}, optionally merge). The base class keeps active adapters,
+ * enable/disable, merge records, deletion and the mixed-batch dispatch; {@code PeftModel} walks the
+ * {@link org.peft4j.core.peft.AdapterLayer}s once for every operation and loads adapter folders
+ * strictly with {@link org.peft4j.core.nn.StateDictLoader}.
+ *
  * <p>Shared pieces: {@link org.peft4j.core.peft.PeftConfig} (Jackson, polymorphic on
  * {@code peft_type}; unknown keys warned about and ignored), {@link org.peft4j.core.peft.TargetMatcher}
  * (PEFT's {@code target_modules} rules), {@link org.peft4j.core.peft.ModulesToSaveWrapper}
- * ({@code modules_to_save}), {@link org.peft4j.core.peft.PythonJson} (the JSON PEFT writes).
+ * ({@code modules_to_save}, one more adapter layer), {@link org.peft4j.core.peft.PythonJson} (the JSON PEFT writes).
  */
 package org.peft4j.core.peft;

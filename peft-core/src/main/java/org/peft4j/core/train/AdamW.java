@@ -146,19 +146,12 @@ public final class AdamW extends BaseOptimizer {
 
     @Override
     public void loadState(OptimizerState saved) {
-        if (!TYPE.equals(saved.type())) {
-            throw new IllegalArgumentException("optimizer state is of type '" + saved.type() + "', expected '" + TYPE + "'");
-        }
         Map<String, Slot> restored = new LinkedHashMap<>();
-        for (Map.Entry<String, INDArray> e : saved.tensors().entrySet()) {
-            String[] ns = splitKey(e.getKey(), SLOTS);
-            Slot s = restored.computeIfAbsent(ns[0], k -> new Slot());
-            INDArray t = restoreTensor(e.getKey(), ns[0], e.getValue());
-            if (ns[1].equals("exp_avg")) {
-                s.expAvg = t;
-            } else {
-                s.expAvgSq = t;
-            }
+        for (Map.Entry<String, Map<String, INDArray>> e : restoreSlots(saved, TYPE, SLOTS).entrySet()) {
+            Slot s = new Slot();
+            s.expAvg = e.getValue().get("exp_avg");
+            s.expAvgSq = e.getValue().get("exp_avg_sq");
+            restored.put(e.getKey(), s);
         }
         for (Map.Entry<String, Slot> e : restored.entrySet()) {
             Slot s = e.getValue();

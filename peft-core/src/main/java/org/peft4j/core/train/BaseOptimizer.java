@@ -11,6 +11,7 @@ import java.util.Collections;
 import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Set;
 import java.util.regex.Pattern;
 
 /**
@@ -161,8 +162,27 @@ abstract class BaseOptimizer implements Optimizer {
         return Nd4j.zeros(p.value().dataType(), p.shape());
     }
 
+    /**
+     * The tensors of a saved state by parameter name, then slot (in the saved order), after
+     * checking that the state is of this optimizer's {@code type} and that every key is
+     * {@code <parameter>.<slot>} with a known parameter, one of {@code slots} and the parameter's
+     * shape. Each tensor is a c-order copy widened to its parameter's type. Whether a parameter
+     * has all the slots it needs is the caller's check.
+     */
+    final Map<String, Map<String, INDArray>> restoreSlots(OptimizerState saved, String type, Set<String> slots) {
+        if (!type.equals(saved.type())) {
+            throw new IllegalArgumentException("optimizer state is of type '" + saved.type() + "', expected '" + type + "'");
+        }
+        Map<String, Map<String, INDArray>> restored = new LinkedHashMap<>();
+        for (Map.Entry<String, INDArray> e : saved.tensors().entrySet()) {
+            String[] ns = splitKey(e.getKey(), slots);
+            restored.computeIfAbsent(ns[0], k -> new LinkedHashMap<>()).put(ns[1], restoreTensor(e.getKey(), ns[0], e.getValue()));
+        }
+        return restored;
+    }
+
     /** Splits {@code <param>.<slot>} into the parameter name and the slot, checking both. */
-    final String[] splitKey(String key, java.util.Set<String> slots) {
+    private String[] splitKey(String key, Set<String> slots) {
         int dot = key.lastIndexOf('.');
         if (dot <= 0) {
             throw new IllegalArgumentException("optimizer state key '" + key + "' is not <parameter>.<slot>");
@@ -180,7 +200,7 @@ abstract class BaseOptimizer implements Optimizer {
     }
 
     /** A c-order copy of a saved state tensor, checked against the parameter's shape and widened to its type. */
-    final INDArray restoreTensor(String key, String name, INDArray saved) {
+    private INDArray restoreTensor(String key, String name, INDArray saved) {
         Parameter p = params.get(name);
         if (!Arrays.equals(saved.shape(), p.shape())) {
             throw new IllegalArgumentException("optimizer state '" + key + "' has shape " + Arrays.toString(saved.shape())

@@ -110,14 +110,8 @@ public final class Sgd extends BaseOptimizer {
 
     @Override
     public void loadState(OptimizerState saved) {
-        if (!TYPE.equals(saved.type())) {
-            throw new IllegalArgumentException("optimizer state is of type '" + saved.type() + "', expected '" + TYPE + "'");
-        }
         Map<String, INDArray> restored = new LinkedHashMap<>();
-        for (Map.Entry<String, INDArray> e : saved.tensors().entrySet()) {
-            String[] ns = splitKey(e.getKey(), SLOTS);
-            restored.put(ns[0], restoreTensor(e.getKey(), ns[0], e.getValue()));
-        }
+        restoreSlots(saved, TYPE, SLOTS).forEach((name, slots) -> restored.put(name, slots.get("momentum_buffer")));
         for (Map.Entry<String, Long> e : saved.steps().entrySet()) {
             if (!parameters().containsKey(e.getKey())) {
                 throw new IllegalArgumentException("optimizer state has a step count for unknown parameter '" + e.getKey() + "'");

@@ -3,7 +3,6 @@ package org.peft4j.core.nn;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.peft4j.core.tensor.GradCheck;
-import org.peft4j.core.tensor.NoGrad;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tensor.Tensor;
 
@@ -131,22 +130,10 @@ final class NnTestSupport {
                 }
                 INDArray x = values.get(e.getKey());
                 long[] shape = x.shape();
+                String what = name + ": " + e.getKey();
                 for (long idx : pick(x.length(), rng)) {
-                    long[] sub = unravel(idx, shape);
-                    double orig = x.getDouble(sub);
-                    x.putScalar(sub, orig + h);
-                    double lp = loss(r);
-                    x.putScalar(sub, orig - h);
-                    double lm = loss(r);
-                    x.putScalar(sub, orig);
-                    double numeric = (lp - lm) / (2 * h);
-                    double analytic = grad.getDouble(sub);
-                    double err = Math.abs(analytic - numeric);
-                    double allowed = absTol + relTol * Math.max(Math.abs(analytic), Math.abs(numeric));
-                    if (!(err <= allowed)) {
-                        throw new AssertionError(String.format("%s: %s element %s: analytic %.10g numeric %.10g (|diff| %.3g > %.3g)",
-                                name, e.getKey(), Arrays.toString(sub), analytic, numeric, err, allowed));
-                    }
+                    GradCheck.checkElement(what, x, grad, GradCheck.unravel(idx, shape), h, absTol, relTol,
+                            () -> GradCheck.projectedLoss(fn, inputs, r));
                     compared++;
                 }
             }
@@ -156,16 +143,7 @@ final class NnTestSupport {
             return compared;
         }
 
-        private double loss(INDArray r) {
-            try (NoGrad ignored = NoGrad.enter()) {
-                Tensor[] ts = new Tensor[inputs.length];
-                for (int i = 0; i < inputs.length; i++) {
-                    ts[i] = Tensor.constant(inputs[i]);
-                }
-                return fn.apply(ts).value().castTo(DataType.DOUBLE).mul(r).sumNumber().doubleValue();
-            }
-        }
-
+        /** Its own fixed-seed subset (not GradCheck's), so the elements these checks compare stay the ones they always were. */
         private long[] pick(long n, Rng rng) {
             if (n <= maxElements) {
                 long[] all = new long[(int) n];
@@ -179,15 +157,6 @@ final class NnTestSupport {
                 chosen.add((long) (rng.nextDouble() * n));
             }
             return chosen.stream().mapToLong(Long::longValue).toArray();
-        }
-
-        private static long[] unravel(long index, long[] shape) {
-            long[] sub = new long[shape.length];
-            for (int d = shape.length - 1; d >= 0; d--) {
-                sub[d] = index % shape[d];
-                index /= shape[d];
-            }
-            return sub;
         }
     }
 

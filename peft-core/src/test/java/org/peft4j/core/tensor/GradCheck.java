@@ -5,6 +5,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.Arrays;
+import java.util.function.DoubleSupplier;
 import java.util.function.Function;
 
 /**
@@ -132,31 +133,46 @@ public final class GradCheck {
             long n = x.length();
             long[] elements = pick(n, rng);
             long[] shape = x.shape();
+            String what = "GradCheck " + name + ": input " + i;
             for (long e : elements) {
-                long[] sub = unravel(e, shape);
-                double orig = x.getDouble(sub);
-                x.putScalar(sub, orig + h);
-                double lp = loss(r);
-                x.putScalar(sub, orig - h);
-                double lm = loss(r);
-                x.putScalar(sub, orig);
-                double numeric = (lp - lm) / (2 * h);
-                double analytic = grad.getDouble(sub);
-                double err = Math.abs(analytic - numeric);
-                double allowed = absTol + relTol * Math.max(Math.abs(analytic), Math.abs(numeric));
-                if (!(err <= allowed)) {
-                    throw new AssertionError(String.format(
-                            "GradCheck %s: input %d element %s: analytic %.10g numeric %.10g (|diff| %.3g > %.3g)",
-                            name, i, Arrays.toString(sub), analytic, numeric, err, allowed));
-                }
-                worst = Math.max(worst, err / allowed);
+                double scaledErr = checkElement(what, x, grad, unravel(e, shape), h, absTol, relTol,
+                        () -> projectedLoss(fn, inputs, r));
+                worst = Math.max(worst, scaledErr);
             }
         }
         return worst;
     }
 
-    /** L = Σ f(inputs)·R evaluated without recording a graph. */
-    private double loss(INDArray r) {
+    /**
+     * Compares one analytic gradient element {@code grad[sub]} with the central difference
+     * {@code (L(x+h) − L(x−h)) / 2h}, perturbing {@code x[sub]} in place (through a view too) and
+     * restoring it. Fails with an {@link AssertionError} {@code "<what> element [..]: analytic ..
+     * numeric .. (|diff| .. > ..)"} unless {@code |analytic − numeric| ≤ absTol + relTol·max(|analytic|, |numeric|)}.
+     *
+     * @param loss L at the current value of {@code x}
+     * @return the error divided by the allowed error (≤ 1 passes)
+     */
+    public static double checkElement(String what, INDArray x, INDArray grad, long[] sub, double h, double absTol,
+                                      double relTol, DoubleSupplier loss) {
+        double orig = x.getDouble(sub);
+        x.putScalar(sub, orig + h);
+        double lp = loss.getAsDouble();
+        x.putScalar(sub, orig - h);
+        double lm = loss.getAsDouble();
+        x.putScalar(sub, orig);
+        double numeric = (lp - lm) / (2 * h);
+        double analytic = grad.getDouble(sub);
+        double err = Math.abs(analytic - numeric);
+        double allowed = absTol + relTol * Math.max(Math.abs(analytic), Math.abs(numeric));
+        if (!(err <= allowed)) {
+            throw new AssertionError(String.format("%s element %s: analytic %.10g numeric %.10g (|diff| %.3g > %.3g)",
+                    what, Arrays.toString(sub), analytic, numeric, err, allowed));
+        }
+        return err / allowed;
+    }
+
+    /** {@code L = Σ fn(inputs)·R} evaluated on constant inputs without recording a graph. */
+    public static double projectedLoss(Function<Tensor[], Tensor> fn, INDArray[] inputs, INDArray r) {
         try (NoGrad ignored = NoGrad.enter()) {
             Tensor[] ts = new Tensor[inputs.length];
             for (int i = 0; i < inputs.length; i++) {
@@ -200,7 +216,8 @@ public final class GradCheck {
         return Nd4j.createFromArray(v).reshape('c', shape);
     }
 
-    static long[] unravel(long index, long[] shape) {
+    /** The c-order subscripts of flat {@code index} in {@code shape}. */
+    public static long[] unravel(long index, long[] shape) {
         long[] sub = new long[shape.length];
         for (int d = shape.length - 1; d >= 0; d--) {
             sub[d] = index % shape[d];

@@ -3,8 +3,10 @@ package org.peft4j.core.model.bert;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.peft4j.core.model.WeightSource;
 import org.peft4j.core.nn.Dropout;
 import org.peft4j.core.nn.Embedding;
+import org.peft4j.core.nn.EmbeddingLayer;
 import org.peft4j.core.nn.LayerNorm;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.UnaryModule;
@@ -26,19 +28,22 @@ public class BertEmbeddings extends Module {
         this.config = c;
         long h = c.hiddenSize();
         registerModule("word_embeddings", new Embedding(
-                w.get("embeddings.word_embeddings.weight", new long[]{c.vocabSize(), h}, WeightSource.Init.NORMAL, c.padTokenId()),
+                w.get("embeddings.word_embeddings.weight", new long[]{c.vocabSize(), h}, WeightSource.Init.NORMAL,
+                        BertLayer.INIT_STD, c.padTokenId()),
                 c.padTokenId()));
         registerModule("position_embeddings", new Embedding(
-                w.get("embeddings.position_embeddings.weight", new long[]{c.maxPositionEmbeddings(), h}, WeightSource.Init.NORMAL), -1));
+                w.get("embeddings.position_embeddings.weight", new long[]{c.maxPositionEmbeddings(), h}, WeightSource.Init.NORMAL,
+                        BertLayer.INIT_STD), -1));
         registerModule("token_type_embeddings", new Embedding(
-                w.get("embeddings.token_type_embeddings.weight", new long[]{c.typeVocabSize(), h}, WeightSource.Init.NORMAL), -1));
+                w.get("embeddings.token_type_embeddings.weight", new long[]{c.typeVocabSize(), h}, WeightSource.Init.NORMAL,
+                        BertLayer.INIT_STD), -1));
         registerModule("LayerNorm", BertLayer.layerNorm(w, "embeddings.LayerNorm", c));
         registerModule("dropout", new Dropout(c.hiddenDropoutProb(), dropoutRng));
     }
 
     /** Word embeddings of integer ids {@code [B, T]} → {@code [B, T, hidden]} (what prompt methods prepend to). */
     public Tensor wordEmbeddings(INDArray inputIds) {
-        return child("word_embeddings", Embedding.class).forward(inputIds);
+        return child("word_embeddings", EmbeddingLayer.class).forward(inputIds);
     }
 
     /**
@@ -67,8 +72,8 @@ public class BertEmbeddings extends Module {
             types = tokenTypeIds;
         }
         INDArray positions = Nd4j.arange(positionOffset, positionOffset + t).castTo(DataType.INT64);   // [T]
-        Tensor e = Ops.add(inputsEmbeds, child("token_type_embeddings", Embedding.class).forward(types));
-        e = Ops.add(e, child("position_embeddings", Embedding.class).forward(positions));            // [T, H] broadcasts
+        Tensor e = Ops.add(inputsEmbeds, child("token_type_embeddings", EmbeddingLayer.class).forward(types));
+        e = Ops.add(e, child("position_embeddings", EmbeddingLayer.class).forward(positions));            // [T, H] broadcasts
         e = child("LayerNorm", UnaryModule.class).forward(e);
         return child("dropout", UnaryModule.class).forward(e);
     }

@@ -67,10 +67,8 @@ public class BertForSequenceClassification extends Module {
      */
     public static BertForSequenceClassification fromWeights(BertConfig config, Map<String, INDArray> weights,
                                                             String source, Rng rng) {
-        boolean pooler = BertHeads.check(config, weights, config.classifierPooling() == BertConfig.Pooling.POOLER, source);
-        BertHeads.Split s = BertHeads.split(weights);
-        BertModel bert = new BertModel(config, pooler, new WeightSource.FromMap(s.encoder(), false), rng);
-        return new BertForSequenceClassification(config, bert, BertHeads.classifierFrom(config, s.head()), rng);
+        return BertHeads.fromWeights(config, weights, config.classifierPooling() == BertConfig.Pooling.POOLER, source, rng,
+                BertForSequenceClassification::new);
     }
 
     /** Loads a folder written by {@link #save} or by {@code transformers} (strict), in eval mode; dropout seeded with 0. */

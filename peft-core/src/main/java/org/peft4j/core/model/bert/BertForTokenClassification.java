@@ -41,10 +41,7 @@ public class BertForTokenClassification extends Module {
 
     /** A model holding a task checkpoint's weights, checked strictly. */
     public static BertForTokenClassification fromWeights(BertConfig config, Map<String, INDArray> weights, String source, Rng rng) {
-        boolean pooler = BertHeads.check(config, weights, false, source);
-        BertHeads.Split s = BertHeads.split(weights);
-        BertModel bert = new BertModel(config, pooler, new WeightSource.FromMap(s.encoder(), false), rng);
-        return new BertForTokenClassification(config, bert, BertHeads.classifierFrom(config, s.head()), rng);
+        return BertHeads.fromWeights(config, weights, false, source, rng, BertForTokenClassification::new);
     }
 
     /** Loads a folder written by {@link #save} or by {@code transformers} (strict), in eval mode; dropout seeded with 0. */

@@ -1,7 +1,9 @@
 package org.peft4j.core.model.bert;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.peft4j.core.model.WeightSource;
 import org.peft4j.core.nn.Linear;
+import org.peft4j.core.nn.Module;
 import org.peft4j.core.tensor.Rng;
 
 import java.util.LinkedHashMap;
@@ -47,10 +49,26 @@ final class BertHeads {
 
     /** Hugging Face's head initialisation: weight N(0, 0.02), bias 0. */
     static Linear newClassifier(BertConfig c, Rng rng) {
-        return BertLayer.linear(WeightSource.random(rng, 0.02), "classifier", c.hiddenSize(), c.numLabels());
+        return BertLayer.linear(WeightSource.random(rng), "classifier", c.hiddenSize(), c.numLabels());
     }
 
-    static Linear classifierFrom(BertConfig c, Map<String, INDArray> head) {
-        return BertLayer.linear(new WeightSource.FromMap(head, false), "classifier", c.hiddenSize(), c.numLabels());
+    /** A task model's constructor. */
+    @FunctionalInterface
+    interface TaskFactory<M> {
+        M create(BertConfig config, BertModel bert, Module classifier, Rng rng);
+    }
+
+    /**
+     * A task model holding a task checkpoint's weights, checked strictly ({@link #check}): the
+     * encoder from the {@code bert.*} tensors (with a pooler when {@code needPooler} or when the
+     * checkpoint has one), the classifier from {@code classifier.*}; {@code rng} drives dropout.
+     */
+    static <M> M fromWeights(BertConfig c, Map<String, INDArray> weights, boolean needPooler, String source, Rng rng,
+                             TaskFactory<M> factory) {
+        boolean pooler = check(c, weights, needPooler, source);
+        Split s = split(weights);
+        BertModel bert = new BertModel(c, pooler, new MapSource(s.encoder(), false), rng);
+        Linear classifier = BertLayer.linear(new MapSource(s.head(), false), "classifier", c.hiddenSize(), c.numLabels());
+        return factory.create(c, bert, classifier, rng);
     }
 }

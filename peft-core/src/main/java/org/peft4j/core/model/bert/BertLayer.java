@@ -1,5 +1,6 @@
 package org.peft4j.core.model.bert;
 
+import org.peft4j.core.model.WeightSource;
 import org.peft4j.core.nn.Activation;
 import org.peft4j.core.nn.AttentionContext;
 import org.peft4j.core.nn.Dropout;
@@ -41,15 +42,21 @@ public class BertLayer extends Module {
         return child("output", Output.class).forward(i, a);
     }
 
+    /**
+     * Std of Hugging Face BERT's normal initialisation of fresh weights and embeddings (its
+     * {@code initializer_range} default; the bundled configs do not change it).
+     */
+    static final double INIT_STD = 0.02;
+
     static Linear linear(WeightSource w, String key, int in, int out) {
-        return new Linear(w.get(key + ".weight", new long[]{out, in}, WeightSource.Init.NORMAL),
-                w.get(key + ".bias", new long[]{out}, WeightSource.Init.ZEROS), false);
+        return new Linear(w.get(key + ".weight", new long[]{out, in}, WeightSource.Init.NORMAL, INIT_STD),
+                w.get(key + ".bias", new long[]{out}, WeightSource.Init.ZEROS, INIT_STD), false);
     }
 
     static LayerNorm layerNorm(WeightSource w, String key, BertConfig c) {
         LayerNorm ln = new LayerNorm(c.hiddenSize(), c.layerNormEps());
-        ln.weight().setValue(w.get(key + ".weight", new long[]{c.hiddenSize()}, WeightSource.Init.ONES));
-        ln.bias().setValue(w.get(key + ".bias", new long[]{c.hiddenSize()}, WeightSource.Init.ZEROS));
+        ln.weight().setValue(w.get(key + ".weight", new long[]{c.hiddenSize()}, WeightSource.Init.ONES, INIT_STD));
+        ln.bias().setValue(w.get(key + ".bias", new long[]{c.hiddenSize()}, WeightSource.Init.ZEROS, INIT_STD));
         return ln;
     }
 

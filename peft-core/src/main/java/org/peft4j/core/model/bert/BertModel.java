@@ -2,6 +2,7 @@ package org.peft4j.core.model.bert;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.peft4j.core.model.Pooling;
+import org.peft4j.core.model.WeightSource;
 import org.peft4j.core.nn.AttentionContext;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.ModuleList;
@@ -44,7 +45,7 @@ public class BertModel extends Module {
      * @param rng             initial weights, then dropout masks (kept and used by every dropout)
      */
     public BertModel(BertConfig config, boolean addPoolingLayer, Rng rng) {
-        this(config, addPoolingLayer, WeightSource.random(rng, 0.02), rng);
+        this(config, addPoolingLayer, WeightSource.random(rng), rng);
     }
 
     BertModel(BertConfig config, boolean addPoolingLayer, WeightSource w, Rng dropoutRng) {
@@ -87,7 +88,7 @@ public class BertModel extends Module {
         Map<String, INDArray> keyed = BertCheckpoint.normalizeKeys(weights, source);
         boolean pooler = keyed.containsKey("pooler.dense.weight") || keyed.containsKey("pooler.dense.bias");
         BertCheckpoint.checkKeys(BertKeys.expectedShapes(config, pooler), keyed, source);
-        return new BertModel(config, pooler, new WeightSource.FromMap(keyed, copy), rng);
+        return new BertModel(config, pooler, new MapSource(keyed, copy), rng);
     }
 
     /**

@@ -2,34 +2,37 @@ package org.peft4j.core.model.decoder;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import org.peft4j.core.io.HfFolder;
-import org.peft4j.core.model.gpt2.Gpt2LMHeadModel;
-import org.peft4j.core.model.llama.LlamaForCausalLM;
+import org.peft4j.core.model.ModelFamilies;
+import org.peft4j.core.model.ModelFamily;
 
 import java.io.IOException;
 import java.nio.file.Path;
 
-/** Loads any supported decoder checkpoint folder by its {@code model_type}. */
+/** Loads any registered decoder checkpoint folder by its {@code model_type} ({@link ModelFamilies}). */
 public final class CausalLMs {
     private CausalLMs() {
     }
 
-    /**
-     * {@code gpt2} → {@link Gpt2LMHeadModel}; {@code llama}, {@code mistral}, {@code qwen2} →
-     * {@link LlamaForCausalLM}. Any other (or a missing) {@code model_type} is an error naming the folder.
-     */
+    /** As {@link #load(Path, long)} with dropout seed 0. */
     public static DecoderLM load(Path dir) throws IOException {
-        JsonNode cfg = HfFolder.readConfig(dir);
-        String type = cfg.path("model_type").asText("");
-        switch (type) {
-            case "gpt2":
-                return Gpt2LMHeadModel.load(dir);
-            case "llama":
-            case "mistral":
-            case "qwen2":
-                return LlamaForCausalLM.load(dir);
-            default:
-                throw new IllegalArgumentException(dir.resolve(HfFolder.CONFIG_FILE) + ": model_type '" + type
-                        + "' is not a supported decoder (gpt2, llama, mistral, qwen2)");
+        return load(dir, 0L);
+    }
+
+    /**
+     * The decoder family of {@code model_type} loads the folder: {@code gpt2} →
+     * {@link org.peft4j.core.model.gpt2.Gpt2LMHeadModel}; {@code llama}, {@code mistral},
+     * {@code qwen2} → {@link org.peft4j.core.model.llama.LlamaForCausalLM}. An unknown (or missing)
+     * {@code model_type}, or one that is not a decoder, is an error naming the config file.
+     */
+    public static DecoderLM load(Path dir, long dropoutSeed) throws IOException {
+        String file = dir.resolve(HfFolder.CONFIG_FILE).toString();
+        JsonNode config = HfFolder.readConfig(dir);
+        ModelFamily<?> family = ModelFamilies.forConfig(config, file);
+        if (family.kind() != ModelFamily.Kind.DECODER) {
+            throw new IllegalArgumentException(file + ": model_type '" + config.path("model_type").asText()
+                    + "' is not a decoder (" + family.kind().name().toLowerCase(java.util.Locale.ROOT) + ")"
+                    + " (decoders: " + String.join(", ", ModelFamilies.modelTypes(ModelFamily.Kind.DECODER)) + ")");
         }
+        return (DecoderLM) family.load(dir, dropoutSeed);
     }
 }

@@ -150,6 +150,22 @@ public final class ConfigFields {
         return out;
     }
 
+    /**
+     * Writes {@code bos_token_id} (when set) and {@code eos_token_id} (an integer for one id, a
+     * list for several, absent for none) into {@code n}, the forms {@link #optInteger} and
+     * {@link #optIntList} read back.
+     */
+    public static void putTokenIds(ObjectNode n, Integer bosTokenId, List<Integer> eosTokenIds) {
+        if (bosTokenId != null) {
+            n.put("bos_token_id", bosTokenId);
+        }
+        if (eosTokenIds.size() == 1) {
+            n.put("eos_token_id", eosTokenIds.get(0));
+        } else if (!eosTokenIds.isEmpty()) {
+            eosTokenIds.forEach(n.putArray("eos_token_id")::add);
+        }
+    }
+
     /** The raw node of a key (null when absent or JSON null). */
     public JsonNode raw(String key) {
         return find(key);

@@ -3,6 +3,7 @@ package org.peft4j.core.model.decoder;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.peft4j.core.io.HfFolder;
+import org.peft4j.core.model.WeightSource;
 import org.peft4j.core.nn.KVCache;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.Parameter;

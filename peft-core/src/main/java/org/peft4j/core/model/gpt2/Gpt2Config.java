@@ -124,14 +124,7 @@ public record Gpt2Config(int vocabSize, int nPositions, int nEmbd, int nLayer, i
         n.put("embd_pdrop", embdPdrop);
         n.put("attn_pdrop", attnPdrop);
         n.put("initializer_range", initializerRange);
-        if (bosTokenId != null) {
-            n.put("bos_token_id", bosTokenId);
-        }
-        if (eosTokenIds.size() == 1) {
-            n.put("eos_token_id", eosTokenIds.get(0));
-        } else if (!eosTokenIds.isEmpty()) {
-            eosTokenIds.forEach(n.putArray("eos_token_id")::add);
-        }
+        ConfigFields.putTokenIds(n, bosTokenId, eosTokenIds);
         return n;
     }
 }

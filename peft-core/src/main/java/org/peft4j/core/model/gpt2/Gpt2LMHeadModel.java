@@ -2,14 +2,10 @@ package org.peft4j.core.model.gpt2;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.peft4j.core.io.CheckpointWeights;
-import org.peft4j.core.io.HfFolder;
-import org.peft4j.core.model.decoder.CheckpointSource;
-import org.peft4j.core.model.decoder.ConfigFields;
+import org.peft4j.core.model.WeightSource;
 import org.peft4j.core.model.decoder.DecoderInputs;
 import org.peft4j.core.model.decoder.DecoderLM;
 import org.peft4j.core.model.decoder.DecoderOutput;
-import org.peft4j.core.model.decoder.WeightSource;
 import org.peft4j.core.nn.KVCache;
 import org.peft4j.core.nn.Linear;
 import org.peft4j.core.nn.Parameter;
@@ -22,7 +18,6 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.function.Predicate;
 
 /**
  * GPT-2 with a language-modelling head (HF {@code GPT2LMHeadModel}). Parameter names are the HF
@@ -35,17 +30,13 @@ import java.util.function.Predicate;
  * as after HF's {@code from_pretrained}; call {@code train()} to enable dropout.
  */
 public final class Gpt2LMHeadModel extends DecoderLM {
-    /**
-     * Checkpoint keys known to carry no weights: the causal-mask buffers older GPT-2 files store
-     * ({@code h.N.attn.bias}, {@code h.N.attn.masked_bias}), with or without the {@code transformer.} prefix.
-     */
-    static final Predicate<String> IGNORABLE = CheckpointSource.keysMatching(
-            "(transformer\\.)?h\\.\\d+\\.attn\\.(bias|masked_bias)");
+    /** How GPT-2 is made fresh and loaded (the instance {@link #random} and {@link #load} use). */
+    static final Gpt2Family FAMILY = new Gpt2Family();
 
     private final Gpt2Config config;
     private final ObjectNode sourceConfig;
 
-    private Gpt2LMHeadModel(Gpt2Config c, ObjectNode sourceConfig, WeightSource weights, Rng dropout) {
+    Gpt2LMHeadModel(Gpt2Config c, ObjectNode sourceConfig, WeightSource weights, Rng dropout) {
         this.config = c;
         this.sourceConfig = sourceConfig;
         // the constructors' own initial values are immediately replaced by the source's
@@ -64,10 +55,7 @@ public final class Gpt2LMHeadModel extends DecoderLM {
 
     /** A freshly initialised model (HF's initialisation, seeded), in training mode. */
     public static Gpt2LMHeadModel random(Gpt2Config config, long seed) {
-        Rng rng = new Rng(seed);
-        Gpt2LMHeadModel m = new Gpt2LMHeadModel(config, null, WeightSource.random(rng), rng.fork());
-        m.train();
-        return m;
+        return FAMILY.random(config, seed);
     }
 
     /** Loads {@code config.json} and the safetensors weights of a Hugging Face folder (dropout seed 0). */
@@ -84,15 +72,7 @@ public final class Gpt2LMHeadModel extends DecoderLM {
      *         shape mismatch, or the config file and its missing keys
      */
     public static Gpt2LMHeadModel load(Path dir, long dropoutSeed) throws IOException {
-        ObjectNode raw = (ObjectNode) HfFolder.readConfig(dir);
-        Gpt2Config c = Gpt2Config.fromFields(ConfigFields.of(raw, dir.resolve(HfFolder.CONFIG_FILE).toString()));
-        Predicate<String> ignorable = c.tieWordEmbeddings() ? IGNORABLE.or("lm_head.weight"::equals) : IGNORABLE;
-        try (CheckpointSource src = new CheckpointSource(CheckpointWeights.open(dir), dir.toString(), "transformer.", ignorable)) {
-            Gpt2LMHeadModel m = new Gpt2LMHeadModel(c, raw, src, new Rng(dropoutSeed));
-            src.finish();
-            m.eval();
-            return m;
-        }
+        return FAMILY.load(dir, dropoutSeed);
     }
 
     public Gpt2Config config() {

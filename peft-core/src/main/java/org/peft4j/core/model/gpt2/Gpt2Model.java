@@ -6,6 +6,7 @@ import org.peft4j.core.model.decoder.ModuleList;
 import org.peft4j.core.nn.AttentionContext;
 import org.peft4j.core.nn.Dropout;
 import org.peft4j.core.nn.Embedding;
+import org.peft4j.core.nn.EmbeddingLayer;
 import org.peft4j.core.nn.KVCache;
 import org.peft4j.core.nn.LayerNorm;
 import org.peft4j.core.nn.Module;
@@ -45,8 +46,8 @@ public final class Gpt2Model extends Module {
         return config;
     }
 
-    public Embedding wte() {
-        return child("wte", Embedding.class);
+    public EmbeddingLayer wte() {
+        return child("wte", EmbeddingLayer.class);
     }
 
     @SuppressWarnings("unchecked")
@@ -66,7 +67,7 @@ public final class Gpt2Model extends Module {
     Tensor forward(INDArray ids, INDArray mask, int past, KVCache[] caches, List<Tensor> hidden) {
         int t = (int) ids.size(1);
         INDArray pos = DecoderInputs.toArray(DecoderInputs.positions(mask, past, t));
-        Tensor x = Ops.add(wte().forward(ids), child("wpe", Embedding.class).forward(pos));
+        Tensor x = Ops.add(wte().forward(ids), child("wpe", EmbeddingLayer.class).forward(pos));
         x = child("drop", UnaryModule.class).forward(x);
         AttentionContext ctx = AttentionContext.of(mask).withPositionOffset(past).withCaches(caches);
         ModuleList<Gpt2Block> blocks = blocks();

@@ -183,14 +183,7 @@ public record LlamaConfig(String modelType, int vocabSize, int hiddenSize, int i
                 n.put("sliding_window", slidingWindow);
             }
         }
-        if (bosTokenId != null) {
-            n.put("bos_token_id", bosTokenId);
-        }
-        if (eosTokenIds.size() == 1) {
-            n.put("eos_token_id", eosTokenIds.get(0));
-        } else if (!eosTokenIds.isEmpty()) {
-            eosTokenIds.forEach(n.putArray("eos_token_id")::add);
-        }
+        ConfigFields.putTokenIds(n, bosTokenId, eosTokenIds);
         return n;
     }
 }

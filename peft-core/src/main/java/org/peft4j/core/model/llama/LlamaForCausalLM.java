@@ -2,17 +2,14 @@ package org.peft4j.core.model.llama;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.peft4j.core.io.CheckpointWeights;
-import org.peft4j.core.io.HfFolder;
-import org.peft4j.core.model.decoder.CheckpointSource;
-import org.peft4j.core.model.decoder.ConfigFields;
+import org.peft4j.core.model.LayerLoader;
+import org.peft4j.core.model.WeightSource;
 import org.peft4j.core.model.decoder.DecoderInputs;
 import org.peft4j.core.model.decoder.DecoderLM;
 import org.peft4j.core.model.decoder.DecoderOutput;
-import org.peft4j.core.model.decoder.LayerLoader;
-import org.peft4j.core.model.decoder.WeightSource;
 import org.peft4j.core.nn.KVCache;
 import org.peft4j.core.nn.Linear;
+import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.UnaryModule;
 import org.peft4j.core.tensor.Ops;
 import org.peft4j.core.tensor.Rng;
@@ -22,7 +19,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.function.Predicate;
+import java.util.function.BiConsumer;
 
 /**
  * A LLaMA-family causal LM (HF {@code LlamaForCausalLM}, {@code MistralForCausalLM},
@@ -34,31 +31,25 @@ import java.util.function.Predicate;
  * {@code sliding_window} are rejected (within the window the attention is identical).
  */
 public final class LlamaForCausalLM extends DecoderLM {
-    /** Keys known to carry no weights: rotary inverse-frequency buffers of older checkpoints. */
-    static final Predicate<String> IGNORABLE = CheckpointSource.keysMatching(
-            "(model\\.)?layers\\.\\d+\\.self_attn\\.rotary_emb\\.inv_freq");
+    /** How LLaMA is made fresh and loaded (the instance {@link #random} and {@link #load} use). */
+    static final LlamaFamily FAMILY = new LlamaFamily();
 
     private final LlamaConfig config;
     private final ObjectNode sourceConfig;
 
-    private LlamaForCausalLM(LlamaConfig c, ObjectNode sourceConfig, WeightSource weights, Rng dropout) {
-        this(c, sourceConfig, weights, dropout, null, null);
-    }
-
-    private LlamaForCausalLM(LlamaConfig c, ObjectNode sourceConfig, WeightSource weights, Rng dropout,
-                             LayerLoader loader, CheckpointSource loaderSource) {
+    /**
+     * @param afterLayer when non-null, sees each decoder layer (with its prefix {@code model.layers.N.})
+     *                   right after it is built; the placeholders are then zeros (no random draws
+     *                   for weights it replaces)
+     */
+    LlamaForCausalLM(LlamaConfig c, ObjectNode sourceConfig, WeightSource weights, Rng dropout,
+                     BiConsumer<String, Module> afterLayer) {
         this.config = c;
         this.sourceConfig = sourceConfig;
-        // the constructors' own initial values are immediately replaced by the source's; with a
-        // layer loader the placeholders are zeros (no random draws for weights it replaces)
-        Rng scratch = loader == null ? new Rng(0) : null;
-        registerModule("model", new LlamaModel(c, scratch, dropout, loader == null ? null
-                : (layer, i) -> {
-                    java.util.Set<String> consumed = loader.load("model.layers." + i + ".", layer, loaderSource);
-                    if (consumed != null) {
-                        loaderSource.markUsed(consumed);
-                    }
-                }));
+        // the constructors' own initial values are immediately replaced by the source's
+        Rng scratch = afterLayer == null ? new Rng(0) : null;
+        registerModule("model", new LlamaModel(c, scratch, dropout, afterLayer == null ? null
+                : (layer, i) -> afterLayer.accept("model.layers." + i + ".", layer)));
         if (!c.tieWordEmbeddings()) {
             registerModule("lm_head", new Linear(c.hiddenSize(), c.vocabSize(), false, scratch));
         }
@@ -70,10 +61,7 @@ public final class LlamaForCausalLM extends DecoderLM {
 
     /** A freshly initialised model (HF's initialisation, seeded), in training mode. */
     public static LlamaForCausalLM random(LlamaConfig config, long seed) {
-        Rng rng = new Rng(seed);
-        LlamaForCausalLM m = new LlamaForCausalLM(config, null, WeightSource.random(rng), rng.fork());
-        m.train();
-        return m;
+        return FAMILY.random(config, seed);
     }
 
     public static LlamaForCausalLM load(Path dir) throws IOException {
@@ -89,15 +77,7 @@ public final class LlamaForCausalLM extends DecoderLM {
      *         shape mismatch, or the config file and its missing keys
      */
     public static LlamaForCausalLM load(Path dir, long dropoutSeed) throws IOException {
-        ObjectNode raw = (ObjectNode) HfFolder.readConfig(dir);
-        LlamaConfig c = LlamaConfig.fromFields(ConfigFields.of(raw, dir.resolve(HfFolder.CONFIG_FILE).toString()));
-        Predicate<String> ignorable = c.tieWordEmbeddings() ? IGNORABLE.or("lm_head.weight"::equals) : IGNORABLE;
-        try (CheckpointSource src = new CheckpointSource(CheckpointWeights.open(dir), dir.toString(), "model.", ignorable)) {
-            LlamaForCausalLM m = new LlamaForCausalLM(c, raw, src, new Rng(dropoutSeed));
-            src.finish();
-            m.eval();
-            return m;
-        }
+        return FAMILY.load(dir, dropoutSeed);
     }
 
     /**
@@ -106,15 +86,7 @@ public final class LlamaForCausalLM extends DecoderLM {
      * from the checkpoint, so the full fp32 model is never in memory).
      */
     public static LlamaForCausalLM load(Path dir, long dropoutSeed, LayerLoader loader) throws IOException {
-        ObjectNode raw = (ObjectNode) HfFolder.readConfig(dir);
-        LlamaConfig c = LlamaConfig.fromFields(ConfigFields.of(raw, dir.resolve(HfFolder.CONFIG_FILE).toString()));
-        Predicate<String> ignorable = c.tieWordEmbeddings() ? IGNORABLE.or("lm_head.weight"::equals) : IGNORABLE;
-        try (CheckpointSource src = new CheckpointSource(CheckpointWeights.open(dir), dir.toString(), "model.", ignorable)) {
-            LlamaForCausalLM m = new LlamaForCausalLM(c, raw, src, new Rng(dropoutSeed), loader, src);
-            src.finish();
-            m.eval();
-            return m;
-        }
+        return FAMILY.load(dir, dropoutSeed, loader);
     }
 
     public LlamaConfig config() {

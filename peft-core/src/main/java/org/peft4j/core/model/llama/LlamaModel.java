@@ -4,6 +4,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.peft4j.core.model.decoder.ModuleList;
 import org.peft4j.core.nn.AttentionContext;
 import org.peft4j.core.nn.Embedding;
+import org.peft4j.core.nn.EmbeddingLayer;
 import org.peft4j.core.nn.KVCache;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.RMSNorm;
@@ -53,8 +54,8 @@ public final class LlamaModel extends Module {
         return config;
     }
 
-    public Embedding embedTokens() {
-        return child("embed_tokens", Embedding.class);
+    public EmbeddingLayer embedTokens() {
+        return child("embed_tokens", EmbeddingLayer.class);
     }
 
     @SuppressWarnings("unchecked")
