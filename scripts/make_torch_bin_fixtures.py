@@ -20,6 +20,8 @@ Files written (all by torch.save itself, the zip format of torch >= 1.6):
   evil_eval.bin         the same with builtins.eval.
   bert-tiny-bin/        the bert-tiny test checkpoint (fixtures/bert-tiny) as pytorch_model.bin
   bert-tiny-sharded/    ... and as two shards + pytorch_model.bin.index.json
+  peft-lora/src/test/resources/fixtures/lora/bert-qv-bin/adapter/
+                        the bert-qv LoRA adapter (PEFT layout) as PEFT's legacy adapter_model.bin
 The safetensors of bert-tiny is parsed here with struct/json/numpy (not by peft4j).
 """
 import collections
@@ -111,7 +113,7 @@ def read_safetensors(path):
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8:8 + n])
     header.pop("__metadata__", None)
-    np_type = {"F32": "<f4", "I64": "<i8", "F16": "<f2"}
+    np_type = {"F32": "<f4", "I64": "<i8", "F16": "<f2"}  # the dtypes of the fixtures converted here
     out = collections.OrderedDict()
     for key in sorted(header):
         info = header[key]
@@ -147,9 +149,18 @@ def bert_tiny_fixtures():
         f.write("\n")
 
 
+def lora_bin_fixture():
+    src = ROOT / "peft-lora/src/test/resources/fixtures/lora/bert-qv/adapter"
+    dst = ROOT / "peft-lora/src/test/resources/fixtures/lora/bert-qv-bin/adapter"
+    dst.mkdir(parents=True, exist_ok=True)
+    (dst / "adapter_config.json").write_text((src / "adapter_config.json").read_text())
+    torch.save(read_safetensors(src / "adapter_model.safetensors"), dst / "adapter_model.bin")
+
+
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
     state_dict_fixture()
     evil_fixtures()
     bert_tiny_fixtures()
+    lora_bin_fixture()
     print("wrote", OUT, "with torch", torch.__version__)

@@ -43,7 +43,7 @@ import java.util.zip.ZipFile;
  * <p>Storages are read through the zip (they are stored uncompressed by torch); a storage over
  * 2 GB is refused with a message saying so (convert such a checkpoint to safetensors).
  */
-public final class TorchBinFile implements AutoCloseable {
+public final class TorchBinFile implements WeightFile {
     /** Largest pickle accepted: a state dict's pickle is a few hundred bytes per tensor. */
     public static final long MAX_PICKLE_BYTES = 100_000_000L;
     /** Largest single storage read into memory (a Java array). */
@@ -305,6 +305,11 @@ public final class TorchBinFile implements AutoCloseable {
             throw new TorchBinException(file, key, "no such tensor in this file (" + tensors.size() + " tensors)");
         }
         return t;
+    }
+
+    /** No free-form metadata: a state dict has none ({@code _metadata} holds module versions only). */
+    public Map<String, String> metadata() {
+        return Map.of();
     }
 
     /** Every tensor's header information, in {@link #keys()} order. */
