@@ -9,6 +9,7 @@ import org.peft4j.core.train.EvalFunction;
 import org.peft4j.core.train.LossFunction;
 import org.peft4j.core.train.TrainResult;
 import org.peft4j.core.train.Trainer;
+import org.peft4j.core.train.TrainerCheckpoint;
 import org.peft4j.core.train.TrainingConfig;
 
 import java.io.IOException;
@@ -64,11 +65,31 @@ interface TrainTask {
     /** Trains {@code pm} on {@code train} (evaluating on {@code eval} if given) and leaves it in eval mode. */
     static TrainResult train(PeftModel pm, Rng dropout, LossFunction loss, EvalFunction evalFn,
                              DataLoader<?> train, DataLoader<?> eval, TrainingConfig cfg, PrintStream out) {
+        return train(pm, dropout, loss, evalFn, train, eval, cfg, out, false);
+    }
+
+    /**
+     * As above; with {@code resume}, continues from the newest complete checkpoint in the output
+     * folder (the trainer restores parameters, optimizer, schedule, data order and the dropout
+     * generator, so the result is bit-identical to an uninterrupted run), or starts afresh if none.
+     */
+    static TrainResult train(PeftModel pm, Rng dropout, LossFunction loss, EvalFunction evalFn,
+                             DataLoader<?> train, DataLoader<?> eval, TrainingConfig cfg, PrintStream out, boolean resume) {
         Trainer.Builder b = Trainer.builder(pm, pm.trainableParameters(), loss, cfg).evalFunction(evalFn).progressStream(out);
         if (dropout != null) {
             b.rng(dropout);
         }
-        TrainResult r = b.build().fit(train, eval);
+        Trainer trainer = b.build();
+        if (resume && cfg.outputDir() != null) {
+            java.util.Optional<java.nio.file.Path> latest = TrainerCheckpoint.latest(cfg.outputDir());
+            if (latest.isPresent()) {
+                out.println("resuming from " + latest.get());
+                trainer.resume(latest.get());
+            } else {
+                out.println("no checkpoint in " + cfg.outputDir() + " yet: starting from the beginning");
+            }
+        }
+        TrainResult r = trainer.fit(train, eval);
         pm.eval();
         return r;
     }
