@@ -619,6 +619,11 @@ public class PeftModel extends Module {
      */
     public static PeftModel load(Module baseModel, Path dir, String adapterName, boolean trainable) {
         checkAdapterName(adapterName);
+        try {
+            AtomicFiles.recover(dir); // a save killed between its two renames left the previous folder aside
+        } catch (IOException e) {
+            throw new PeftException("cannot recover the interrupted save of " + dir + ": " + e.getMessage(), e);
+        }
         PeftConfig config = PeftConfig.load(dir);
         config.setInferenceMode(!trainable);
         TreeState before = TreeState.of(baseModel);
