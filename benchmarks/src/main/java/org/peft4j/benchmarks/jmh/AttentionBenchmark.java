@@ -14,8 +14,8 @@ import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.Warmup;
-import org.peft4j.core.nn.Attention;
-import org.peft4j.core.nn.AttentionMask;
+import org.peft4j.core.tensor.ScaledDotProductAttention;
+import org.peft4j.core.tensor.AttentionMask;
 import org.peft4j.core.tensor.NoGrad;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tensor.Tensor;
@@ -61,8 +61,8 @@ public class AttentionBenchmark {
     }
 
     private Tensor attend(Tensor qt, Tensor kt, Tensor vt, boolean training) {
-        return Attention.attend(Attention.Heads.merged(qt, Shapes.HEADS), Attention.Heads.merged(kt, Shapes.HEADS),
-                Attention.Heads.merged(vt, Shapes.HEADS), mask, 1.0 / Math.sqrt(Shapes.HEAD_DIM), dropout, rng, training, true);
+        return ScaledDotProductAttention.attend(ScaledDotProductAttention.Heads.merged(qt, Shapes.HEADS), ScaledDotProductAttention.Heads.merged(kt, Shapes.HEADS),
+                ScaledDotProductAttention.Heads.merged(vt, Shapes.HEADS), mask, 1.0 / Math.sqrt(Shapes.HEAD_DIM), dropout, rng, training, true);
     }
 
     @Benchmark

@@ -12,6 +12,10 @@ import org.peft4j.core.tensor.Tensor;
  * layer (learned positions, token types, the embedding layer norm, dropout) is added by
  * {@link #forward}, over the whole input including any virtual tokens a prompt method put in
  * front, exactly as Hugging Face models treat {@code inputs_embeds}.
+ *
+ * <p>Implemented by {@code BertModel} (BERT, MiniLM, BGE), {@code Gpt2Model} and {@code LlamaModel}
+ * (LLaMA, Mistral, Qwen2). Task heads implement {@link HeadModel}: {@code backbone()} plus
+ * {@code forward(BackboneInputs)} → {@link HeadOutput} (logits and this backbone's output).
  */
 public interface Backbone {
 

@@ -12,7 +12,10 @@ import org.peft4j.core.tensor.Tensor;
  *                        (the embedding output, then each layer's output; decoders replace the
  *                        last by the final-norm output, as Hugging Face does); otherwise empty
  * @param attentions      when asked: each layer's attention probabilities
- *                        {@code [batch, heads, seq, keys]}; otherwise empty
+ *                        {@code [batch, heads, seq, keys]} with keys = prefix + cached + seq, the
+ *                        softmax rows before attention dropout (each sums to 1; Hugging Face returns
+ *                        them after dropout, which differs only in training), differentiable;
+ *                        otherwise empty
  */
 public record BackboneOutput(Tensor lastHiddenState, List<Tensor> hiddenStates, List<Tensor> attentions) {
     public BackboneOutput {

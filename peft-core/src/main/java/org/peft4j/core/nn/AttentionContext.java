@@ -1,6 +1,7 @@
 package org.peft4j.core.nn;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.peft4j.core.tensor.AttentionMask;
 import org.peft4j.core.tensor.Tensor;
 
 import java.util.Arrays;
@@ -27,23 +28,26 @@ import java.util.Arrays;
  * </ul>
  */
 public final class AttentionContext {
-    private static final AttentionContext EMPTY = new AttentionContext(null, 0, null, null, null);
+    private static final AttentionContext EMPTY = new AttentionContext(null, 0, null, null, null, null);
 
     private final INDArray keyPaddingMask;
     private final long positionOffset;
     private final Tensor[] prefixKeys;
     private final Tensor[] prefixValues;
     private final KVCache[] caches;
+    /** When non-null, each layer stores its attention probabilities here (see {@link #withAttentionRecording}). */
+    private final Tensor[] attentions;
     /** Masks shared by the layers of one forward pass (same rule, same shapes → built once). */
     private final java.util.concurrent.ConcurrentHashMap<String, AttentionMask> masks = new java.util.concurrent.ConcurrentHashMap<>();
 
     private AttentionContext(INDArray keyPaddingMask, long positionOffset, Tensor[] prefixKeys, Tensor[] prefixValues,
-                             KVCache[] caches) {
+                             KVCache[] caches, Tensor[] attentions) {
         this.keyPaddingMask = keyPaddingMask;
         this.positionOffset = positionOffset;
         this.prefixKeys = prefixKeys;
         this.prefixValues = prefixValues;
         this.caches = caches;
+        this.attentions = attentions;
     }
 
     /** No padding, position 0, no prefix, no cache. */
@@ -60,14 +64,14 @@ public final class AttentionContext {
         if (mask != null && mask.rank() != 2) {
             throw new IllegalArgumentException("attention mask must be [batch, keys], got " + Arrays.toString(mask.shape()));
         }
-        return new AttentionContext(mask, positionOffset, prefixKeys, prefixValues, caches);
+        return new AttentionContext(mask, positionOffset, prefixKeys, prefixValues, caches, attentions);
     }
 
     public AttentionContext withPositionOffset(long offset) {
         if (offset < 0) {
             throw new IllegalArgumentException("position offset must be >= 0, got " + offset);
         }
-        return new AttentionContext(keyPaddingMask, offset, prefixKeys, prefixValues, caches);
+        return new AttentionContext(keyPaddingMask, offset, prefixKeys, prefixValues, caches, attentions);
     }
 
     /**
@@ -90,13 +94,47 @@ public final class AttentionContext {
             }
         }
         return new AttentionContext(keyPaddingMask, positionOffset,
-                keys == null ? null : keys.clone(), values == null ? null : values.clone(), caches);
+                keys == null ? null : keys.clone(), values == null ? null : values.clone(), caches, attentions);
     }
 
     /** Per-layer caches, indexed by layer (entries may be null). */
     public AttentionContext withCaches(KVCache[] caches) {
         return new AttentionContext(keyPaddingMask, positionOffset, prefixKeys, prefixValues,
-                caches == null ? null : caches.clone());
+                caches == null ? null : caches.clone(), attentions);
+    }
+
+    /**
+     * A copy that asks every attention layer {@code 0..numLayers-1} to record its attention
+     * probabilities {@code [batch, heads, T, keys]} (through the slower composed attention path,
+     * differentiable); read them with {@link #recordedAttentions()} after the forward pass. Use a
+     * fresh context per forward pass.
+     */
+    public AttentionContext withAttentionRecording(int numLayers) {
+        if (numLayers < 0) {
+            throw new IllegalArgumentException("number of layers must be >= 0, got " + numLayers);
+        }
+        return new AttentionContext(keyPaddingMask, positionOffset, prefixKeys, prefixValues, caches, new Tensor[numLayers]);
+    }
+
+    /** True when attention layers should hand their probabilities to {@link #recordAttention}. */
+    public boolean recordsAttentions() {
+        return attentions != null;
+    }
+
+    /** Called by attention layer {@code layer} with its probabilities {@code [batch, heads, T, keys]}. */
+    public void recordAttention(int layer, Tensor probabilities) {
+        if (attentions == null) {
+            throw new IllegalStateException("this attention context does not record attentions");
+        }
+        if (layer < 0 || layer >= attentions.length) {
+            throw new IllegalArgumentException("attention layer index " + layer + " outside [0, " + attentions.length + ")");
+        }
+        attentions[layer] = probabilities;
+    }
+
+    /** The recorded probabilities by layer (entries null for layers that did not run); empty when not recording. */
+    public java.util.List<Tensor> recordedAttentions() {
+        return attentions == null ? java.util.List.of() : java.util.Collections.unmodifiableList(Arrays.asList(attentions.clone()));
     }
 
     /** {@code n} fresh, empty caches (one per layer). */

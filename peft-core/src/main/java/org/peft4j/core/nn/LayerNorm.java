@@ -1,6 +1,7 @@
 package org.peft4j.core.nn;
 
 import org.nd4j.linalg.factory.Nd4j;
+import org.peft4j.core.tensor.FusedOps;
 import org.peft4j.core.tensor.Ops;
 import org.peft4j.core.tensor.Tensor;
 
@@ -58,12 +59,37 @@ public class LayerNorm extends Module implements UnaryModule {
         return withTrainingModeOf(c);
     }
 
+    /**
+     * Final, like {@link #forwardResidual}: the two must compute the same function, so a variant
+     * with other math is a different module (or a wrapper), not a subclass.
+     */
     @Override
-    public Tensor forward(Tensor x) {
-        if (x.rank() < 1 || x.size(-1) != dim) {
-            throw new IllegalArgumentException("LayerNorm(" + dim + ") got input " + Arrays.toString(x.shape()));
-        }
+    public final Tensor forward(Tensor x) {
+        check(x, "input");
         return Ops.layerNorm(x, weight(), bias(), eps);
+    }
+
+    /**
+     * {@code forward(x + residual)} for a post-LayerNorm residual block (BERT's
+     * {@code LayerNorm(dense(h) + input)}), {@code x} and {@code residual} of one shape
+     * {@code [..., dim]}. The FLOAT path is one fused kernel that never materialises the sum
+     * (it is recomputed row by row in backward); other types and layouts fall back to the
+     * composition. Both inputs receive the gradient of the sum.
+     */
+    public final Tensor forwardResidual(Tensor x, Tensor residual) {
+        check(x, "input");
+        if (residual == null || !Arrays.equals(x.shape(), residual.shape())) {
+            throw new IllegalArgumentException("LayerNorm(" + dim + ") residual " + (residual == null ? "null"
+                    : Arrays.toString(residual.shape())) + " must match the input " + Arrays.toString(x.shape()));
+        }
+        return FusedOps.addLayerNorm(x, residual, weight(), bias(), eps);
+    }
+
+    private void check(Tensor x, String what) {
+        if (x == null || x.rank() < 1 || x.size(-1) != dim) {
+            throw new IllegalArgumentException("LayerNorm(" + dim + ") got " + what + " "
+                    + (x == null ? "null" : Arrays.toString(x.shape())));
+        }
     }
 
     @Override

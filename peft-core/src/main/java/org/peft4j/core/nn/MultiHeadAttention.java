@@ -1,6 +1,8 @@
 package org.peft4j.core.nn;
 
+import org.peft4j.core.tensor.AttentionMask;
 import org.peft4j.core.tensor.Ops;
+import org.peft4j.core.tensor.ScaledDotProductAttention;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tensor.Tensor;
 
@@ -17,7 +19,7 @@ import java.util.Arrays;
  *       both {@code fanInFanOut} (Conv1D), causal.</li>
  * </ul>
  * Projections are looked up by name at every forward ({@link #child(String, Class)}), so LoRA
- * can replace them. The attention itself is the fused {@link Attention} core, reading the
+ * can replace them. The attention itself is the fused {@link ScaledDotProductAttention} core, reading the
  * projection outputs in place.
  */
 public class MultiHeadAttention extends Module {
@@ -90,22 +92,21 @@ public class MultiHeadAttention extends Module {
                     + "], got " + Arrays.toString(x.shape()));
         }
         final long b = x.size(0);
-        final long t = x.size(1);
         final long qCols = (long) numHeads * headDim;
         final long kvCols = (long) numKvHeads * headDim;
 
-        Attention.Heads qh;
-        Attention.Heads kh;
-        Attention.Heads vh;
+        ScaledDotProductAttention.Heads qh;
+        ScaledDotProductAttention.Heads kh;
+        ScaledDotProductAttention.Heads vh;
         if (fusedName != null) {
             Tensor qkv = project(fusedName, x, qCols + 2 * kvCols);
-            qh = Attention.Heads.merged(qkv, 0, numHeads, headDim);
-            kh = Attention.Heads.merged(qkv, qCols, numKvHeads, headDim);
-            vh = Attention.Heads.merged(qkv, qCols + kvCols, numKvHeads, headDim);
+            qh = ScaledDotProductAttention.Heads.merged(qkv, 0, numHeads, headDim);
+            kh = ScaledDotProductAttention.Heads.merged(qkv, qCols, numKvHeads, headDim);
+            vh = ScaledDotProductAttention.Heads.merged(qkv, qCols + kvCols, numKvHeads, headDim);
         } else {
-            qh = Attention.Heads.merged(project(qName, x, qCols), 0, numHeads, headDim);
-            kh = Attention.Heads.merged(project(kName, x, kvCols), 0, numKvHeads, headDim);
-            vh = Attention.Heads.merged(project(vName, x, kvCols), 0, numKvHeads, headDim);
+            qh = ScaledDotProductAttention.Heads.merged(project(qName, x, qCols), 0, numHeads, headDim);
+            kh = ScaledDotProductAttention.Heads.merged(project(kName, x, kvCols), 0, numKvHeads, headDim);
+            vh = ScaledDotProductAttention.Heads.merged(project(vName, x, kvCols), 0, numKvHeads, headDim);
         }
 
         KVCache cache = ctx.cache(layerIndex);
@@ -114,12 +115,12 @@ public class MultiHeadAttention extends Module {
         long past = 0;
         long prefixLen = 0;
         if (rotary != null) {
-            qh = Attention.Heads.split(rotary.apply(split(qh, b, t), ctx.positionOffset()));
+            qh = ScaledDotProductAttention.Heads.split(rotary.apply(qh.asSplit(), ctx.positionOffset()));
         }
         if (rotary != null || cache != null || prefixK != null) {
             // keys/values as [B, Hkv, len, D] tensors: rotated, cached, prefixed
-            Tensor k4 = split(kh, b, t);
-            Tensor v4 = split(vh, b, t);
+            Tensor k4 = kh.asSplit();
+            Tensor v4 = vh.asSplit();
             if (rotary != null) {
                 k4 = rotary.apply(k4, ctx.positionOffset());
             }
@@ -136,12 +137,21 @@ public class MultiHeadAttention extends Module {
                 k4 = Ops.concat(2, prefixK, k4);
                 v4 = Ops.concat(2, prefixV, v4);
             }
-            kh = Attention.Heads.split(k4);
-            vh = Attention.Heads.split(v4);
+            kh = ScaledDotProductAttention.Heads.split(k4);
+            vh = ScaledDotProductAttention.Heads.split(v4);
         }
 
         AttentionMask mask = ctx.mask(causal, past, prefixLen);
-        Tensor out = Attention.attend(qh, kh, vh, mask, scale, attnDropout, dropoutRng, isTraining(), true);
+        Tensor out;
+        if (ctx.recordsAttentions()) {
+            // the slower composed path that also yields the probabilities [B, H, T, P + past + T]
+            ScaledDotProductAttention.WithProbabilities r = ScaledDotProductAttention.attendWithProbabilities(
+                    qh, kh, vh, mask, scale, attnDropout, dropoutRng, isTraining(), true);
+            ctx.recordAttention(layerIndex, r.probabilities());
+            out = r.context();
+        } else {
+            out = ScaledDotProductAttention.attend(qh, kh, vh, mask, scale, attnDropout, dropoutRng, isTraining(), true);
+        }
         if (outName != null) {
             out = child(outName, UnaryModule.class).forward(out);
         }
@@ -158,19 +168,6 @@ public class MultiHeadAttention extends Module {
                     + Arrays.toString(y.shape()) + ", expected [batch, seq, " + expectedCols + "]");
         }
         return y;
-    }
-
-    /** {@code [B, n, T, D]} tensor from a merged column block (slice, reshape, permute). */
-    private static Tensor split(Attention.Heads h, long b, long t) {
-        if (!h.merged) {
-            return h.tensor;
-        }
-        Tensor m = h.tensor;
-        long cols = h.columns();
-        if (h.colOffset != 0 || cols != m.size(2)) {
-            m = Ops.slice(m, 2, h.colOffset, h.colOffset + cols);
-        }
-        return Ops.permute(Ops.reshape(m, b, t, h.numHeads, h.headDim), 0, 2, 1, 3);
     }
 
     private void checkPrefix(Tensor p, long b, String what) {

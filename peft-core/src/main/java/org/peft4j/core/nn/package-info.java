@@ -18,10 +18,9 @@
  *       (missing, unexpected and mis-shaped keys named with both shapes and the file);</li>
  *   <li>feed-forward blocks {@link org.peft4j.core.nn.Mlp} ({@code down(act(up(x)))}) and
  *       {@link org.peft4j.core.nn.SwiGluMlp} ({@code down(act(gate(x))·up(x))}) with caller-chosen child names;</li>
- *   <li>attention: the fused differentiable core {@link org.peft4j.core.nn.Attention} (rank-4
- *       products on views, in-place softmax, hand-written backward, grouped-query heads),
- *       {@link org.peft4j.core.nn.AttentionMask} (causal with offset, key padding, prefix),
- *       {@link org.peft4j.core.nn.RotaryEmbedding}, {@link org.peft4j.core.nn.KVCache},
+ *   <li>attention: the layer around the fused core
+ *       {@link org.peft4j.core.tensor.ScaledDotProductAttention} (an op in {@code tensor}, with its
+ *       {@link org.peft4j.core.tensor.AttentionMask}): {@link org.peft4j.core.nn.RotaryEmbedding}, {@link org.peft4j.core.nn.KVCache},
  *       {@link org.peft4j.core.nn.AttentionContext} (per-forward padding mask, position offset,
  *       per-layer prefixes and caches) and {@link org.peft4j.core.nn.MultiHeadAttention}
  *       (BERT / LLaMA / GPT-2 layouts).</li>

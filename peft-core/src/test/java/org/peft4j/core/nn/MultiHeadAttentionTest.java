@@ -55,7 +55,7 @@ class MultiHeadAttentionTest {
 
     /**
      * Reference built from generic ops: projections, slice/reshape/permute into heads, rotary with
-     * the module's tables, prefix concat, the naive attention of {@link AttentionCoreTest}, merge
+     * the module's tables, prefix concat, the naive attention of {@link org.peft4j.core.tensor.ScaledDotProductAttentionTest}, merge
      * heads, output projection.
      */
     static Tensor reference(MultiHeadAttention m, Tensor x, INDArray keep, long positionOffset, Tensor prefixK, Tensor prefixV) {
@@ -90,14 +90,14 @@ class MultiHeadAttentionTest {
             k4 = Ops.concat(2, prefixK, k4);
             v4 = Ops.concat(2, prefixV, v4);
         }
-        Tensor ctx = AttentionCoreTest.reference(q4, k4, v4, keep, m.scale());
+        Tensor ctx = org.peft4j.core.tensor.ScaledDotProductAttentionTest.reference(q4, k4, v4, keep, m.scale());
         Tensor merged = Ops.reshape(Ops.permute(ctx, 0, 2, 1, 3), b, t, (long) h * d);
         return names[4] == null ? merged : m.child(names[4], UnaryModule.class).forward(merged);
     }
 
     /** keep[b, 0, q, s] for prefix P, causal (no cache) and per-row count of leading padded tokens. */
     static INDArray keep(int b, int t, int p, boolean causal, int[] leftPad) {
-        return AttentionCoreTest.referenceKeep(new AttentionCoreTest.Case("ref", b, 1, 1, t, p + t, 1, causal, 0, p, leftPad));
+        return org.peft4j.core.tensor.ScaledDotProductAttentionTest.referenceKeep(new org.peft4j.core.tensor.ScaledDotProductAttentionTest.Case("ref", b, 1, 1, t, p + t, 1, causal, 0, p, leftPad));
     }
 
     static INDArray paddingMask(int b, int len, int[] leftPad) {

@@ -46,6 +46,31 @@ class NormTest {
     }
 
     @Test
+    void forwardResidualIsForwardOfTheSum() {
+        // FLOAT: the fused kernel against forward(x + r) (the composed ops), to float rounding
+        LayerNorm f = new LayerNorm(16, 1e-12);
+        randomizeParams(f, 7);
+        Rng rng = new Rng(8);
+        INDArray xf = NnTestSupport.randn(rng, 3, 5, 16).castTo(org.nd4j.linalg.api.buffer.DataType.FLOAT);
+        INDArray rf = NnTestSupport.randn(rng, 3, 5, 16).castTo(org.nd4j.linalg.api.buffer.DataType.FLOAT);
+        INDArray fused = f.forwardResidual(Tensor.constant(xf), Tensor.constant(rf)).value();
+        INDArray composed = f.forward(Tensor.constant(xf.add(rf))).value();
+        assertEquals(0.0, NnTestSupport.maxAbsDiff(fused, composed), 2e-5);
+        // DOUBLE (the composition): equal to forward of the sum, and both inputs get the gradient
+        LayerNorm ln = NnTestSupport.toDouble(new LayerNorm(6, 1e-5));
+        randomizeParams(ln, 9);
+        INDArray x = NnTestSupport.randn(new Rng(10), 2, 3, 6);
+        INDArray r = NnTestSupport.randn(new Rng(11), 2, 3, 6);
+        assertEquals(0.0, NnTestSupport.maxAbsDiff(ln.forwardResidual(Tensor.constant(x), Tensor.constant(r)).value(),
+                ln.forward(Tensor.constant(x.add(r))).value()), 1e-12);
+        NnTestSupport.gradCheck("layer norm residual", ln, t -> ln.forwardResidual(t[0], t[1]), x, r).maxElements(36).run();
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> ln.forwardResidual(Tensor.constant(x), Tensor.constant(NnTestSupport.randn(new Rng(12), 2, 2, 6))));
+        org.junit.jupiter.api.Assertions.assertTrue(e.getMessage().contains("[2, 2, 6]") && e.getMessage().contains("[2, 3, 6]"),
+                e.getMessage());
+    }
+
+    @Test
     void layerNormWithoutBias() {
         LayerNorm ln = NnTestSupport.toDouble(new LayerNorm(4, 1e-12, false));
         assertNull(ln.bias());

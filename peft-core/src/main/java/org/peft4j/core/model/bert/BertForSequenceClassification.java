@@ -1,6 +1,10 @@
 package org.peft4j.core.model.bert;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.peft4j.core.model.BackboneInputs;
+import org.peft4j.core.model.BackboneOutput;
+import org.peft4j.core.model.HeadModel;
+import org.peft4j.core.model.HeadOutput;
 import org.peft4j.core.model.Pooling;
 import org.peft4j.core.nn.AttentionContext;
 import org.peft4j.core.nn.Dropout;
@@ -25,7 +29,7 @@ import java.util.Map;
  * last hidden states (for checkpoints without a pooler, such as the bundled MiniLM and BGE), or
  * the {@code [CLS]} state as is.
  */
-public class BertForSequenceClassification extends Module {
+public class BertForSequenceClassification extends Module implements HeadModel {
     private final BertConfig config;
 
     private BertForSequenceClassification(BertConfig config, BertModel bert, Module classifier, Rng rng) {
@@ -113,13 +117,34 @@ public class BertForSequenceClassification extends Module {
      */
     public Tensor forwardEmbeds(Tensor inputsEmbeds, INDArray tokenTypeIds, AttentionContext ctx) {
         BertModel.Output out = bert().forwardEmbeds(inputsEmbeds, tokenTypeIds, ctx);
-        INDArray mask = ctx == null ? null : ctx.keyPaddingMask();
-        long t = inputsEmbeds.size(1);
+        return head(out, lastColumns(ctx == null ? null : ctx.keyPaddingMask(), inputsEmbeds.size(1)));
+    }
+
+    @Override
+    public BertModel backbone() {
+        return bert();
+    }
+
+    /**
+     * Logits {@code [B, numLabels]} through the {@link org.peft4j.core.model.Backbone} interface,
+     * with whatever hidden states and attentions the inputs ask for. Mean pooling uses the last
+     * T columns of the mask (prefix columns are not hidden states).
+     */
+    @Override
+    public HeadOutput forward(BackboneInputs inputs) {
+        BackboneOutput o = bert().forward(inputs);
+        Tensor h = o.lastHiddenState();
+        BertModel.Output out = new BertModel.Output(h, bert().pooledOutput(h));
+        return new HeadOutput(head(out, lastColumns(inputs.attentionMask(), h.size(1))), o);
+    }
+
+    /** The last {@code t} columns of a padding mask {@code [B, P + t]} (null stays null). */
+    private static INDArray lastColumns(INDArray mask, long t) {
         if (mask != null && mask.size(1) != t) {
-            mask = mask.get(org.nd4j.linalg.indexing.NDArrayIndex.all(),
+            return mask.get(org.nd4j.linalg.indexing.NDArrayIndex.all(),
                     org.nd4j.linalg.indexing.NDArrayIndex.interval(mask.size(1) - t, mask.size(1)));
         }
-        return head(out, mask);
+        return mask;
     }
 
     /** The sequence vector {@code [B, hidden]} chosen by the config's pooling. */

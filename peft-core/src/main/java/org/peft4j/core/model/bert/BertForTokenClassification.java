@@ -1,6 +1,10 @@
 package org.peft4j.core.model.bert;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.peft4j.core.model.BackboneInputs;
+import org.peft4j.core.model.BackboneOutput;
+import org.peft4j.core.model.HeadModel;
+import org.peft4j.core.model.HeadOutput;
 import org.peft4j.core.nn.AttentionContext;
 import org.peft4j.core.nn.Dropout;
 import org.peft4j.core.nn.Module;
@@ -18,7 +22,7 @@ import java.util.Map;
  * {@code add_pooling_layer=False}; a checkpoint's pooler weights are kept if present),
  * {@code dropout} and {@code classifier}; logits {@code [B, T, numLabels]}.
  */
-public class BertForTokenClassification extends Module {
+public class BertForTokenClassification extends Module implements HeadModel {
     private final BertConfig config;
 
     private BertForTokenClassification(BertConfig config, BertModel bert, Module classifier, Rng rng) {
@@ -80,6 +84,18 @@ public class BertForTokenClassification extends Module {
     /** Logits {@code [B, T, numLabels]} from input embeddings (prompt methods). */
     public Tensor forwardEmbeds(Tensor inputsEmbeds, INDArray tokenTypeIds, AttentionContext ctx) {
         return head(bert().forwardEmbeds(inputsEmbeds, tokenTypeIds, ctx).lastHiddenState());
+    }
+
+    @Override
+    public BertModel backbone() {
+        return bert();
+    }
+
+    /** Logits {@code [B, T, numLabels]} through the backbone interface (hidden states / attentions on request). */
+    @Override
+    public HeadOutput forward(BackboneInputs inputs) {
+        BackboneOutput o = bert().forward(inputs);
+        return new HeadOutput(head(o.lastHiddenState()), o);
     }
 
     private Tensor head(Tensor h) {

@@ -9,7 +9,6 @@ import org.peft4j.core.nn.Linear;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.MultiHeadAttention;
 import org.peft4j.core.nn.UnaryModule;
-import org.peft4j.core.tensor.FusedOps;
 import org.peft4j.core.tensor.Ops;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tensor.Tensor;
@@ -120,13 +119,11 @@ public class BertLayer extends Module {
             Tensor h = child("dense", UnaryModule.class).forward(x);
             h = child("dropout", UnaryModule.class).forward(h);
             Module ln = child("LayerNorm");
-            if (ln != null && ln.getClass() == LayerNorm.class) {
+            if (ln instanceof LayerNorm l) {
                 // the residual sum and the norm in one fused op (the sum is never materialised)
-                LayerNorm l = (LayerNorm) ln;
-                if (h.rank() >= 1 && h.size(-1) == l.dim()) {
-                    return FusedOps.addLayerNorm(h, residual, l.weight(), l.bias(), l.eps());
-                }
+                return l.forwardResidual(h, residual);
             }
+            // a replaced norm (e.g. wrapped by modules_to_save) sees the sum like any input
             return child("LayerNorm", UnaryModule.class).forward(Ops.add(h, residual));
         }
     }

@@ -1,6 +1,9 @@
 package org.peft4j.core.model.bert;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.peft4j.core.model.Backbone;
+import org.peft4j.core.model.BackboneInputs;
+import org.peft4j.core.model.BackboneOutput;
 import org.peft4j.core.model.Pooling;
 import org.peft4j.core.model.WeightSource;
 import org.peft4j.core.nn.AttentionContext;
@@ -15,7 +18,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -27,7 +32,7 @@ import java.util.Map;
  * <p>Children: {@code embeddings} ({@link BertEmbeddings}), {@code encoder} (whose child
  * {@code layer} is a {@link ModuleList} of {@link BertLayer}) and, when present, {@code pooler}.
  */
-public class BertModel extends Module {
+public class BertModel extends Module implements Backbone {
     private static final Logger LOG = LoggerFactory.getLogger(BertModel.class);
 
     private final BertConfig config;
@@ -157,13 +162,41 @@ public class BertModel extends Module {
                     + (inputIds == null ? "null" : Arrays.toString(inputIds.shape())));
         }
         BertEmbeddings.checkLength(inputIds.size(1), 0, config);
-        Tensor embeds = embeddings().wordEmbeddings(inputIds);
-        return forwardEmbeds(embeds, tokenTypeIds, AttentionContext.of(checkMask(attentionMask, inputIds.size(0), inputIds.size(1))));
+        INDArray mask = checkMask(attentionMask, inputIds.size(0), inputIds.size(1));
+        Tensor h = forward(BackboneInputs.of(embed(inputIds), mask).withTokenTypeIds(tokenTypeIds)).lastHiddenState();
+        return new Output(h, pooledOutput(h));
     }
 
     /** A tokenized, padded batch. */
     public Output forward(BatchEncoding batch) {
         return forward(batch.inputIdsArray(), batch.attentionMaskArray(), batch.typeIdsArray());
+    }
+
+    /** Word embeddings {@code [B, T, hidden]} of ids {@code [B, T]} (no positions, token types or LayerNorm). */
+    @Override
+    public Tensor embed(INDArray ids) {
+        if (ids == null || ids.rank() != 2) {
+            throw new IllegalArgumentException("input ids must be [batch, seq], got "
+                    + (ids == null ? "null" : Arrays.toString(ids.shape())));
+        }
+        return embeddings().wordEmbeddings(ids);
+    }
+
+    /**
+     * The encoder on {@link BackboneInputs}: positions {@code offset..offset+T−1} (offset
+     * {@link BackboneInputs#resolvedPositionOffset}), token types and the embedding LayerNorm
+     * over the whole input, then every layer with the padding mask and any per-layer prefix.
+     * Hidden states on request: the embedding output and each layer's output ({@code L + 1});
+     * attentions: each layer's probabilities {@code [B, heads, T, P + T]}. The pooler is not
+     * applied ({@link #pooledOutput}).
+     */
+    @Override
+    public BackboneOutput forward(BackboneInputs inputs) {
+        inputs.check(this);
+        AttentionContext ctx = inputs.attentionContext(numLayers());
+        List<Tensor> hidden = inputs.outputHiddenStates() ? new ArrayList<>() : null;
+        Tensor h = encode(inputs.inputEmbeddings(), inputs.tokenTypeIds(), ctx, hidden);
+        return new BackboneOutput(h, hidden, ctx.recordedAttentions());
     }
 
     /**
@@ -173,20 +206,71 @@ public class BertModel extends Module {
      * start at {@code ctx.positionOffset()}.
      */
     public Output forwardEmbeds(Tensor inputsEmbeds, INDArray tokenTypeIds, AttentionContext ctx) {
-        if (ctx == null) {
-            ctx = AttentionContext.empty();
-        }
+        Tensor h = encode(inputsEmbeds, tokenTypeIds, ctx == null ? AttentionContext.empty() : ctx, null);
+        return new Output(h, pooledOutput(h));
+    }
+
+    /** Embeddings then the layers; {@code hidden}, when given, receives the embedding output and each layer's output. */
+    private Tensor encode(Tensor inputsEmbeds, INDArray tokenTypeIds, AttentionContext ctx, List<Tensor> hidden) {
         Tensor h = embeddings().forward(inputsEmbeds, tokenTypeIds, ctx.positionOffset());
+        if (hidden != null) {
+            hidden.add(h);
+        }
         ModuleList layers = layers();
         for (int i = 0; i < layers.size(); i++) {
             h = layers.get(i, BertLayer.class).forward(h, ctx);
+            if (hidden != null) {
+                hidden.add(h);
+            }
         }
-        Tensor pooled = null;
+        return h;
+    }
+
+    /** {@code tanh(pooler.dense(h[:, 0]))} {@code [B, hidden]} of a last hidden state, or null without a pooler. */
+    public Tensor pooledOutput(Tensor lastHiddenState) {
         Module pooler = child("pooler");
-        if (pooler != null) {
-            pooled = ((UnaryModule) pooler).forward(h);
-        }
-        return new Output(h, pooled);
+        return pooler == null ? null : ((UnaryModule) pooler).forward(lastHiddenState);
+    }
+
+    @Override
+    public int hiddenSize() {
+        return config.hiddenSize();
+    }
+
+    @Override
+    public int numLayers() {
+        return config.numHiddenLayers();
+    }
+
+    @Override
+    public int numAttentionHeads() {
+        return config.numAttentionHeads();
+    }
+
+    /** BERT has no grouped-query attention: as many key/value heads as query heads. */
+    @Override
+    public int numKeyValueHeads() {
+        return config.numAttentionHeads();
+    }
+
+    @Override
+    public int headDim() {
+        return config.hiddenSize() / config.numAttentionHeads();
+    }
+
+    @Override
+    public int maxPositions() {
+        return config.maxPositionEmbeddings();
+    }
+
+    @Override
+    public int vocabSize() {
+        return config.vocabSize();
+    }
+
+    @Override
+    public boolean isCausal() {
+        return false;
     }
 
     /**

@@ -7,12 +7,9 @@ import org.nd4j.linalg.factory.Nd4j;
 import java.util.Arrays;
 
 /**
- * Validation of decoder inputs and the position ids that go with a padding mask.
- *
- * <p>Positions follow Hugging Face {@code generate()}: a token's position is the number of real
- * (mask = 1) tokens before it. For unpadded or right-padded input this is {@code arange(T)}
- * (HF forward's default); for left-padded input each row starts at 0 at its first real token.
- * Pad positions get 0 (their outputs are never meaningful).
+ * Validation of the decoders' id inputs. The position ids that go with a padding mask are
+ * {@link org.peft4j.core.model.BackboneInputs#positions()}: as Hugging Face {@code generate()},
+ * a token's position is the number of real (mask = 1) tokens before it, plus any prefix.
  */
 public final class DecoderInputs {
     private DecoderInputs() {
@@ -56,38 +53,6 @@ public final class DecoderInputs {
         long mx = m.maxNumber().longValue();
         if (mn < 0 || mx > 1) {
             throw new IllegalArgumentException("attention mask must hold only 0 and 1, found range [" + mn + ", " + mx + "]");
-        }
-        return m;
-    }
-
-    /** Position ids {@code [B, T]} of the last {@code T} columns of {@code mask [B, past + T]}. */
-    public static long[][] positions(INDArray mask, int past, int t) {
-        int b = (int) mask.size(0);
-        long[][] pos = new long[b][t];
-        for (int i = 0; i < b; i++) {
-            long count = 0;
-            for (int j = 0; j < past + t; j++) {
-                long m = mask.getLong(i, j);
-                count += m;
-                if (j >= past) {
-                    pos[i][j - past] = m == 1 ? count - 1 : Math.max(0, count - 1);
-                }
-            }
-        }
-        return pos;
-    }
-
-    public static INDArray toArray(long[][] pos) {
-        return Nd4j.createFromArray(pos);
-    }
-
-    /** The largest value in {@code pos}. */
-    public static long max(long[][] pos) {
-        long m = 0;
-        for (long[] r : pos) {
-            for (long v : r) {
-                m = Math.max(m, v);
-            }
         }
         return m;
     }

@@ -3,6 +3,11 @@ package org.peft4j.core.model.decoder;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.peft4j.core.io.HfFolder;
+import org.peft4j.core.model.Backbone;
+import org.peft4j.core.model.BackboneInputs;
+import org.peft4j.core.model.BackboneOutput;
+import org.peft4j.core.model.HeadModel;
+import org.peft4j.core.model.HeadOutput;
 import org.peft4j.core.model.WeightSource;
 import org.peft4j.core.nn.KVCache;
 import org.peft4j.core.nn.Module;
@@ -15,10 +20,10 @@ import java.util.Map;
 import java.util.function.Function;
 
 /**
- * Shared plumbing of the decoder families: logits-only forwards, filling parameters from a
- * {@link WeightSource}, and saving to a Hugging Face folder.
+ * Shared plumbing of the decoder families: the forwards (a {@link Backbone} plus the LM head
+ * {@link #logits}), filling parameters from a {@link WeightSource}, and saving to a Hugging Face folder.
  */
-public abstract class DecoderLM extends Module implements CausalLM {
+public abstract class DecoderLM extends Module implements CausalLM, HeadModel {
 
     /**
      * The full forward.
@@ -28,7 +33,37 @@ public abstract class DecoderLM extends Module implements CausalLM {
      * @param caches        per-layer caches to append to (null = none)
      * @param hiddenStates  also return every layer's hidden states
      */
-    public abstract DecoderOutput forward(INDArray inputIds, INDArray attentionMask, KVCache[] caches, boolean hiddenStates);
+    public DecoderOutput forward(INDArray inputIds, INDArray attentionMask, KVCache[] caches, boolean hiddenStates) {
+        if (caches != null && caches.length != numLayers()) {
+            throw new IllegalArgumentException("expected " + numLayers() + " layer caches, got " + caches.length);
+        }
+        int past = caches == null ? 0 : (int) caches[0].length();
+        INDArray mask = DecoderInputs.check(inputIds, attentionMask, past, vocabSize(), maxPositions(), positionLimitName());
+        Backbone b = backbone();
+        BackboneOutput o = b.forward(BackboneInputs.of(b.embed(inputIds), mask).withCaches(caches).withHiddenStates(hiddenStates));
+        return new DecoderOutput(logits(o.lastHiddenState()), o.hiddenStates());
+    }
+
+    /**
+     * Logits {@code [B, T, vocab]} through the backbone interface: input embeddings (possibly
+     * with virtual tokens), a per-layer key/value prefix, caches, and hidden states / attentions
+     * on request (see {@link BackboneInputs}).
+     */
+    @Override
+    public HeadOutput forward(BackboneInputs inputs) {
+        BackboneOutput o = backbone().forward(inputs);
+        return new HeadOutput(logits(o.lastHiddenState()), o);
+    }
+
+    /** The decoder stack under the LM head. */
+    @Override
+    public abstract Backbone backbone();
+
+    /** The LM head: {@code [B, T, hidden]} final hidden states → logits {@code [B, T, vocab]}. */
+    protected abstract Tensor logits(Tensor hidden);
+
+    /** The config field {@link #maxPositions()} comes from, for error messages. */
+    protected abstract String positionLimitName();
 
     @Override
     public Tensor forward(INDArray inputIds, INDArray attentionMask, KVCache[] caches) {

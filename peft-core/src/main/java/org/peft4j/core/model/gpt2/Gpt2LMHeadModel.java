@@ -3,10 +3,7 @@ package org.peft4j.core.model.gpt2;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.peft4j.core.model.WeightSource;
-import org.peft4j.core.model.decoder.DecoderInputs;
 import org.peft4j.core.model.decoder.DecoderLM;
-import org.peft4j.core.model.decoder.DecoderOutput;
-import org.peft4j.core.nn.KVCache;
 import org.peft4j.core.nn.Linear;
 import org.peft4j.core.nn.Parameter;
 import org.peft4j.core.nn.UnaryModule;
@@ -16,8 +13,6 @@ import org.peft4j.core.tensor.Tensor;
 
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 
 /**
  * GPT-2 with a language-modelling head (HF {@code GPT2LMHeadModel}). Parameter names are the HF
@@ -99,22 +94,22 @@ public final class Gpt2LMHeadModel extends DecoderLM {
     }
 
     @Override
-    public DecoderOutput forward(INDArray inputIds, INDArray attentionMask, KVCache[] caches, boolean hiddenStates) {
-        int past = caches == null ? 0 : (int) caches[0].length();
-        if (caches != null && caches.length != config.nLayer()) {
-            throw new IllegalArgumentException("expected " + config.nLayer() + " layer caches, got " + caches.length);
-        }
-        INDArray mask = DecoderInputs.check(inputIds, attentionMask, past, config.vocabSize(), config.nPositions(), "n_positions");
-        List<Tensor> hidden = hiddenStates ? new ArrayList<>() : null;
-        Tensor h = transformer().forward(inputIds, mask, past, caches, hidden);
-        Tensor logits;
+    public Gpt2Model backbone() {
+        return transformer();
+    }
+
+    @Override
+    protected Tensor logits(Tensor h) {
         if (config.tieWordEmbeddings()) {
             Parameter wte = transformer().wte().weight();
-            logits = Ops.linear(h, wte, null);  // [B, T, H] · [V, H]ᵀ
-        } else {
-            logits = child("lm_head", UnaryModule.class).forward(h);
+            return Ops.linear(h, wte, null);  // [B, T, H] · [V, H]ᵀ
         }
-        return new DecoderOutput(logits, hidden == null ? List.of() : hidden);
+        return child("lm_head", UnaryModule.class).forward(h);
+    }
+
+    @Override
+    protected String positionLimitName() {
+        return "n_positions";
     }
 
     @Override

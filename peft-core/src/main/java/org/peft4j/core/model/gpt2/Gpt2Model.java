@@ -1,13 +1,15 @@
 package org.peft4j.core.model.gpt2;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.peft4j.core.model.decoder.DecoderInputs;
+import org.nd4j.linalg.factory.Nd4j;
+import org.peft4j.core.model.Backbone;
+import org.peft4j.core.model.BackboneInputs;
+import org.peft4j.core.model.BackboneOutput;
 import org.peft4j.core.model.decoder.ModuleList;
 import org.peft4j.core.nn.AttentionContext;
 import org.peft4j.core.nn.Dropout;
 import org.peft4j.core.nn.Embedding;
 import org.peft4j.core.nn.EmbeddingLayer;
-import org.peft4j.core.nn.KVCache;
 import org.peft4j.core.nn.LayerNorm;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.UnaryModule;
@@ -26,7 +28,7 @@ import java.util.List;
  * which is HF's default {@code arange} for unpadded or right-padded input and what HF's
  * {@code generate()} uses for left-padded prompts.
  */
-public final class Gpt2Model extends Module {
+public final class Gpt2Model extends Module implements Backbone {
     private final Gpt2Config config;
 
     Gpt2Model(Gpt2Config c, Rng init, Rng dropout) {
@@ -55,21 +57,27 @@ public final class Gpt2Model extends Module {
         return (ModuleList<Gpt2Block>) child("h", ModuleList.class);
     }
 
+    /** Token embeddings {@code wte} {@code [B, T, hidden]} of ids {@code [B, T]} (no positions). */
+    @Override
+    public Tensor embed(INDArray ids) {
+        return wte().forward(ids);
+    }
+
     /**
-     * @param ids     {@code [B, T]}
-     * @param mask    {@code [B, past + T]} INT64 0/1, already validated
-     * @param past    cached positions
-     * @param caches  per-layer caches or null
-     * @param hidden  when non-null, receives HF's {@code hidden_states} (embeddings, each block's
-     *                output, the last replaced by the {@code ln_f} output)
-     * @return the final hidden state {@code [B, T, hidden]} after {@code ln_f}
+     * {@code wpe} positions added to the input embeddings (positions from
+     * {@link BackboneInputs#positions}: offset + index minus the padding before each token, the
+     * offset counting any prefix and cached tokens), dropout, the blocks with the context's mask,
+     * prefixes and caches, and {@code ln_f}. Hidden states on request: HF's {@code hidden_states}
+     * (the embeddings, each block's output, the last replaced by the {@code ln_f} output).
      */
-    Tensor forward(INDArray ids, INDArray mask, int past, KVCache[] caches, List<Tensor> hidden) {
-        int t = (int) ids.size(1);
-        INDArray pos = DecoderInputs.toArray(DecoderInputs.positions(mask, past, t));
-        Tensor x = Ops.add(wte().forward(ids), child("wpe", EmbeddingLayer.class).forward(pos));
+    @Override
+    public BackboneOutput forward(BackboneInputs inputs) {
+        inputs.check(this);
+        INDArray pos = Nd4j.createFromArray(inputs.positions());                        // [B, T]
+        Tensor x = Ops.add(inputs.inputEmbeddings(), child("wpe", EmbeddingLayer.class).forward(pos));
         x = child("drop", UnaryModule.class).forward(x);
-        AttentionContext ctx = AttentionContext.of(mask).withPositionOffset(past).withCaches(caches);
+        AttentionContext ctx = inputs.attentionContext(numLayers());
+        List<Tensor> hidden = inputs.outputHiddenStates() ? new ArrayList<>() : null;
         ModuleList<Gpt2Block> blocks = blocks();
         for (int i = 0; i < blocks.size(); i++) {
             if (hidden != null) {
@@ -81,6 +89,46 @@ public final class Gpt2Model extends Module {
         if (hidden != null) {
             hidden.add(x);
         }
-        return x;
+        return new BackboneOutput(x, hidden, ctx.recordedAttentions());
+    }
+
+    @Override
+    public int hiddenSize() {
+        return config.nEmbd();
+    }
+
+    @Override
+    public int numLayers() {
+        return config.nLayer();
+    }
+
+    @Override
+    public int numAttentionHeads() {
+        return config.nHead();
+    }
+
+    @Override
+    public int numKeyValueHeads() {
+        return config.nHead();
+    }
+
+    @Override
+    public int headDim() {
+        return config.headDim();
+    }
+
+    @Override
+    public int maxPositions() {
+        return config.nPositions();
+    }
+
+    @Override
+    public int vocabSize() {
+        return config.vocabSize();
+    }
+
+    @Override
+    public boolean isCausal() {
+        return true;
     }
 }

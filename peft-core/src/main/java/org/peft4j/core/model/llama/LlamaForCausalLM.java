@@ -4,10 +4,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.peft4j.core.model.LayerLoader;
 import org.peft4j.core.model.WeightSource;
-import org.peft4j.core.model.decoder.DecoderInputs;
 import org.peft4j.core.model.decoder.DecoderLM;
-import org.peft4j.core.model.decoder.DecoderOutput;
-import org.peft4j.core.nn.KVCache;
 import org.peft4j.core.nn.Linear;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.UnaryModule;
@@ -17,8 +14,6 @@ import org.peft4j.core.tensor.Tensor;
 
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.function.BiConsumer;
 
 /**
@@ -104,8 +99,7 @@ public final class LlamaForCausalLM extends DecoderLM {
 
     @Override
     public int maxPositions() {
-        return config.slidingWindow() == null ? config.maxPositionEmbeddings()
-                : Math.min(config.maxPositionEmbeddings(), config.slidingWindow());
+        return model().maxPositions();
     }
 
     @Override
@@ -114,20 +108,21 @@ public final class LlamaForCausalLM extends DecoderLM {
     }
 
     @Override
-    public DecoderOutput forward(INDArray inputIds, INDArray attentionMask, KVCache[] caches, boolean hiddenStates) {
-        if (caches != null && caches.length != config.numHiddenLayers()) {
-            throw new IllegalArgumentException("expected " + config.numHiddenLayers() + " layer caches, got " + caches.length);
-        }
-        int past = caches == null ? 0 : (int) caches[0].length();
-        String limitName = config.slidingWindow() != null && config.slidingWindow() < config.maxPositionEmbeddings()
-                ? "sliding_window; sliding-window attention is not implemented" : "max_position_embeddings";
-        INDArray mask = DecoderInputs.check(inputIds, attentionMask, past, config.vocabSize(), maxPositions(), limitName);
-        List<Tensor> hidden = hiddenStates ? new ArrayList<>() : null;
-        Tensor h = model().forward(inputIds, mask, past, caches, hidden);
-        Tensor logits = config.tieWordEmbeddings()
+    public LlamaModel backbone() {
+        return model();
+    }
+
+    @Override
+    protected Tensor logits(Tensor h) {
+        return config.tieWordEmbeddings()
                 ? Ops.linear(h, model().embedTokens().weight(), null)   // [B, T, H] · [V, H]ᵀ
                 : child("lm_head", UnaryModule.class).forward(h);
-        return new DecoderOutput(logits, hidden == null ? List.of() : hidden);
+    }
+
+    @Override
+    protected String positionLimitName() {
+        return config.slidingWindow() != null && config.slidingWindow() < config.maxPositionEmbeddings()
+                ? "sliding_window; sliding-window attention is not implemented" : "max_position_embeddings";
     }
 
     @Override

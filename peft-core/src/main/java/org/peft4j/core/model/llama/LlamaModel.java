@@ -1,11 +1,13 @@
 package org.peft4j.core.model.llama;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.peft4j.core.model.Backbone;
+import org.peft4j.core.model.BackboneInputs;
+import org.peft4j.core.model.BackboneOutput;
 import org.peft4j.core.model.decoder.ModuleList;
 import org.peft4j.core.nn.AttentionContext;
 import org.peft4j.core.nn.Embedding;
 import org.peft4j.core.nn.EmbeddingLayer;
-import org.peft4j.core.nn.KVCache;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.RMSNorm;
 import org.peft4j.core.nn.RotaryEmbedding;
@@ -26,7 +28,7 @@ import java.util.List;
  * scores depend only on the distance between query and key, both give the same attention
  * (up to float rounding of the angle tables), and pads are masked out anyway.
  */
-public final class LlamaModel extends Module {
+public final class LlamaModel extends Module implements Backbone {
     private final LlamaConfig config;
 
     LlamaModel(LlamaConfig c, Rng init, Rng dropout) {
@@ -63,18 +65,25 @@ public final class LlamaModel extends Module {
         return (ModuleList<LlamaDecoderLayer>) child("layers", ModuleList.class);
     }
 
+    /** Token embeddings {@code embed_tokens} {@code [B, T, hidden]} of ids {@code [B, T]}. */
+    @Override
+    public Tensor embed(INDArray ids) {
+        return embedTokens().forward(ids);
+    }
+
     /**
-     * @param ids    {@code [B, T]}
-     * @param mask   {@code [B, past + T]} INT64 0/1, already validated
-     * @param past   cached positions
-     * @param caches per-layer caches or null
-     * @param hidden when non-null, receives HF's {@code hidden_states} (embeddings, each layer's
-     *               output, the last replaced by the {@code norm} output)
-     * @return the final hidden state {@code [B, T, hidden]} after {@code norm}
+     * The layers on the input embeddings with rotary positions
+     * {@code offset..offset+T−1} for every row (offset {@link BackboneInputs#resolvedPositionOffset}:
+     * prefix + cached tokens by default; prefix keys are not rotated), then {@code norm}. Hidden
+     * states on request: HF's {@code hidden_states} (the embeddings, each layer's output, the last
+     * replaced by the {@code norm} output).
      */
-    Tensor forward(INDArray ids, INDArray mask, int past, KVCache[] caches, List<Tensor> hidden) {
-        Tensor x = embedTokens().forward(ids);
-        AttentionContext ctx = AttentionContext.of(mask).withPositionOffset(past).withCaches(caches);
+    @Override
+    public BackboneOutput forward(BackboneInputs inputs) {
+        inputs.check(this);
+        Tensor x = inputs.inputEmbeddings();
+        AttentionContext ctx = inputs.attentionContext(numLayers());
+        List<Tensor> hidden = inputs.outputHiddenStates() ? new ArrayList<>() : null;
         ModuleList<LlamaDecoderLayer> layers = layers();
         for (int i = 0; i < layers.size(); i++) {
             if (hidden != null) {
@@ -86,6 +95,51 @@ public final class LlamaModel extends Module {
         if (hidden != null) {
             hidden.add(x);
         }
-        return x;
+        return new BackboneOutput(x, hidden, ctx.recordedAttentions());
+    }
+
+    @Override
+    public int hiddenSize() {
+        return config.hiddenSize();
+    }
+
+    @Override
+    public int numLayers() {
+        return config.numHiddenLayers();
+    }
+
+    @Override
+    public int numAttentionHeads() {
+        return config.numAttentionHeads();
+    }
+
+    @Override
+    public int numKeyValueHeads() {
+        return config.numKeyValueHeads();
+    }
+
+    @Override
+    public int headDim() {
+        return config.headDim();
+    }
+
+    /**
+     * {@code max_position_embeddings}, or {@code sliding_window} when smaller (sliding-window
+     * attention is not implemented, so longer sequences are refused).
+     */
+    @Override
+    public int maxPositions() {
+        return config.slidingWindow() == null ? config.maxPositionEmbeddings()
+                : Math.min(config.maxPositionEmbeddings(), config.slidingWindow());
+    }
+
+    @Override
+    public int vocabSize() {
+        return config.vocabSize();
+    }
+
+    @Override
+    public boolean isCausal() {
+        return true;
     }
 }

@@ -1,4 +1,4 @@
-package org.peft4j.core.nn;
+package org.peft4j.core.tensor;
 
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;

@@ -1,4 +1,4 @@
-package org.peft4j.core.nn;
+package org.peft4j.core.tensor;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -27,10 +27,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * explicit loops), and numerical gradient checks in DOUBLE for every mask kind, grouped-query
  * heads, prefix keys and the merged / fused operand layouts.
  */
-class AttentionCoreTest {
+public class ScaledDotProductAttentionTest {
 
     /** One attention configuration. padKeys: per batch row, how many leading non-prefix keys are padding. */
-    record Case(String name, int b, int h, int hkv, int t, int s, int d, boolean causal, int offset, int prefix, int[] padKeys) {
+    public record Case(String name, int b, int h, int hkv, int t, int s, int d, boolean causal, int offset, int prefix, int[] padKeys) {
         @Override
         public String toString() {
             return name;
@@ -52,7 +52,7 @@ class AttentionCoreTest {
     }
 
     /** 1 where query t may see key s: built independently of {@link AttentionMask}. [B, 1, T, S] DOUBLE. */
-    static INDArray referenceKeep(Case c) {
+    public static INDArray referenceKeep(Case c) {
         INDArray keep = Nd4j.zeros(DataType.DOUBLE, c.b, 1, c.t, c.s);
         for (int b = 0; b < c.b; b++) {
             for (int q = 0; q < c.t; q++) {
@@ -90,7 +90,7 @@ class AttentionCoreTest {
     }
 
     /** The naive composition: repeat kv heads, scale·q·kᵀ, maskedFill(-1e9), softmax, ·v. */
-    static Tensor reference(Tensor q, Tensor k, Tensor v, INDArray keep, double scale) {
+    public static Tensor reference(Tensor q, Tensor k, Tensor v, INDArray keep, double scale) {
         long h = q.size(1);
         long hkv = k.size(1);
         if (h != hkv) {
@@ -134,12 +134,12 @@ class AttentionCoreTest {
     void forwardMatchesNaiveReference(Case c) {
         INDArray[] in = qkv(c, 11);
         double scale = 1.0 / Math.sqrt(c.d);
-        Tensor got = Attention.scaledDotProduct(Tensor.constant(in[0]), Tensor.constant(in[1]), Tensor.constant(in[2]),
+        Tensor got = ScaledDotProductAttention.scaledDotProduct(Tensor.constant(in[0]), Tensor.constant(in[1]), Tensor.constant(in[2]),
                 mask(c), scale, 0.0, null, false);
         Tensor ref = reference(Tensor.constant(in[0]), Tensor.constant(in[1]), Tensor.constant(in[2]), referenceKeep(c), scale);
         assertEquals(DataType.DOUBLE, got.value().dataType());
-        assertTrue(NnTestSupport.maxAbsDiff(got.value(), ref.value()) <= 1e-6,
-                c + ": max diff " + NnTestSupport.maxAbsDiff(got.value(), ref.value()));
+        assertTrue(maxAbsDiff(got.value(), ref.value()) <= 1e-6,
+                c + ": max diff " + maxAbsDiff(got.value(), ref.value()));
         assertFalse(got.value().isNaN().any() || got.value().isInfinite().any(), c + ": non-finite output");
     }
 
@@ -151,10 +151,10 @@ class AttentionCoreTest {
         INDArray q = in[0].castTo(DataType.FLOAT);
         INDArray k = in[1].castTo(DataType.FLOAT);
         INDArray v = in[2].castTo(DataType.FLOAT);
-        Tensor got = Attention.scaledDotProduct(Tensor.constant(q), Tensor.constant(k), Tensor.constant(v), mask(c), scale, 0.0, null, false);
+        Tensor got = ScaledDotProductAttention.scaledDotProduct(Tensor.constant(q), Tensor.constant(k), Tensor.constant(v), mask(c), scale, 0.0, null, false);
         Tensor ref = reference(Tensor.constant(in[0]), Tensor.constant(in[1]), Tensor.constant(in[2]), referenceKeep(c), scale);
         assertEquals(DataType.FLOAT, got.value().dataType());
-        assertTrue(NnTestSupport.maxAbsDiff(got.value(), ref.value()) <= 1e-5, c + ": float diff");
+        assertTrue(maxAbsDiff(got.value(), ref.value()) <= 1e-5, c + ": float diff");
     }
 
     @ParameterizedTest(name = "{0}")
@@ -163,7 +163,7 @@ class AttentionCoreTest {
         INDArray[] in = qkv(c, 13);
         AttentionMask m = mask(c);
         double scale = 0.7;
-        GradCheck.of("attention " + c, t -> Attention.scaledDotProduct(t[0], t[1], t[2], m, scale, 0.0, null, false),
+        GradCheck.of("attention " + c, t -> ScaledDotProductAttention.scaledDotProduct(t[0], t[1], t[2], m, scale, 0.0, null, false),
                 in[0], in[1], in[2]).check();
     }
 
@@ -172,9 +172,9 @@ class AttentionCoreTest {
         Case c = cases().filter(x -> x.name.startsWith("grouped")).findFirst().orElseThrow();
         INDArray[] in = qkv(c, 14);
         // only v trainable, then only k: the others stay without gradient
-        GradCheck.of("attention v only", t -> Attention.scaledDotProduct(t[0], t[1], t[2], mask(c), 0.5, 0.0, null, false),
+        GradCheck.of("attention v only", t -> ScaledDotProductAttention.scaledDotProduct(t[0], t[1], t[2], mask(c), 0.5, 0.0, null, false),
                 in[0], in[1], in[2]).requiresGrad(false, false, true).check();
-        GradCheck.of("attention k only", t -> Attention.scaledDotProduct(t[0], t[1], t[2], mask(c), 0.5, 0.0, null, false),
+        GradCheck.of("attention k only", t -> ScaledDotProductAttention.scaledDotProduct(t[0], t[1], t[2], mask(c), 0.5, 0.0, null, false),
                 in[0], in[1], in[2]).requiresGrad(false, true, false).check();
     }
 
@@ -183,7 +183,7 @@ class AttentionCoreTest {
         Case c = cases().filter(x -> x.name.startsWith("causal left padding")).findFirst().orElseThrow();
         INDArray[] in = qkv(c, 15);
         Tensor q = Tensor.variable(in[0]);
-        Tensor out = Attention.scaledDotProduct(q, Tensor.constant(in[1]), Tensor.constant(in[2]), mask(c), 0.5, 0.0, null, false);
+        Tensor out = ScaledDotProductAttention.scaledDotProduct(q, Tensor.constant(in[1]), Tensor.constant(in[2]), mask(c), 0.5, 0.0, null, false);
         // batch 1 has keys 0,1 padded: queries 0 and 1 see nothing -> uniform weights over all keys
         INDArray meanV = in[2].get(org.nd4j.linalg.indexing.NDArrayIndex.point(1)).mean(1);  // [H, D]
         for (int h = 0; h < c.h; h++) {
@@ -210,10 +210,10 @@ class AttentionCoreTest {
         long cols = (long) (h + 2 * hkv) * d;
         INDArray fused = GradCheck.random(new Rng(21), b, t, cols);
         AttentionMask m = AttentionMask.causal(0).withKeyPadding(Nd4j.createFromArray(new long[][]{{1, 1, 1, 1}, {0, 1, 1, 1}}));
-        Tensor merged = Attention.attend(
-                Attention.Heads.merged(Tensor.constant(fused), 0, h, d),
-                Attention.Heads.merged(Tensor.constant(fused), (long) h * d, hkv, d),
-                Attention.Heads.merged(Tensor.constant(fused), (long) (h + hkv) * d, hkv, d),
+        Tensor merged = ScaledDotProductAttention.attend(
+                ScaledDotProductAttention.Heads.merged(Tensor.constant(fused), 0, h, d),
+                ScaledDotProductAttention.Heads.merged(Tensor.constant(fused), (long) h * d, hkv, d),
+                ScaledDotProductAttention.Heads.merged(Tensor.constant(fused), (long) (h + hkv) * d, hkv, d),
                 m, 0.6, 0.0, null, false, true);
         assertEquals(java.util.List.of((long) b, (long) t, (long) h * d),
                 java.util.Arrays.stream(merged.shape()).boxed().toList());
@@ -221,14 +221,14 @@ class AttentionCoreTest {
         INDArray q = fused.get(all(), all(), org.nd4j.linalg.indexing.NDArrayIndex.interval(0, h * d)).dup().reshape(b, t, h, d).permute(0, 2, 1, 3).dup();
         INDArray k = fused.get(all(), all(), org.nd4j.linalg.indexing.NDArrayIndex.interval(h * d, (h + hkv) * d)).dup().reshape(b, t, hkv, d).permute(0, 2, 1, 3).dup();
         INDArray v = fused.get(all(), all(), org.nd4j.linalg.indexing.NDArrayIndex.interval((h + hkv) * d, cols)).dup().reshape(b, t, hkv, d).permute(0, 2, 1, 3).dup();
-        Tensor split = Attention.scaledDotProduct(Tensor.constant(q), Tensor.constant(k), Tensor.constant(v), m, 0.6, 0.0, null, false);
+        Tensor split = ScaledDotProductAttention.scaledDotProduct(Tensor.constant(q), Tensor.constant(k), Tensor.constant(v), m, 0.6, 0.0, null, false);
         INDArray splitMerged = split.value().permute(0, 2, 1, 3).dup().reshape(b, t, h * d);
-        assertTrue(NnTestSupport.maxAbsDiff(merged.value(), splitMerged) <= 1e-12);
+        assertTrue(maxAbsDiff(merged.value(), splitMerged) <= 1e-12);
 
-        GradCheck.of("fused merged attention", in -> Attention.attend(
-                        Attention.Heads.merged(in[0], 0, h, d),
-                        Attention.Heads.merged(in[0], (long) h * d, hkv, d),
-                        Attention.Heads.merged(in[0], (long) (h + hkv) * d, hkv, d),
+        GradCheck.of("fused merged attention", in -> ScaledDotProductAttention.attend(
+                        ScaledDotProductAttention.Heads.merged(in[0], 0, h, d),
+                        ScaledDotProductAttention.Heads.merged(in[0], (long) h * d, hkv, d),
+                        ScaledDotProductAttention.Heads.merged(in[0], (long) (h + hkv) * d, hkv, d),
                         m, 0.6, 0.0, null, false, true),
                 fused).check();
     }
@@ -238,15 +238,15 @@ class AttentionCoreTest {
     void partiallyCoveredAndSharedOperandsGetCorrectGradients() {
         int b = 1, t = 3, h = 2, d = 2;
         INDArray wide = GradCheck.random(new Rng(22), b, t, 3L * h * d + 2);   // 2 spare columns
-        GradCheck.of("q,k from one wide tensor, v = k columns", in -> Attention.attend(
-                        Attention.Heads.merged(in[0], 2, h, d),
-                        Attention.Heads.merged(in[0], 2 + (long) h * d, h, d),
-                        Attention.Heads.merged(in[0], 2 + (long) h * d, h, d),
+        GradCheck.of("q,k from one wide tensor, v = k columns", in -> ScaledDotProductAttention.attend(
+                        ScaledDotProductAttention.Heads.merged(in[0], 2, h, d),
+                        ScaledDotProductAttention.Heads.merged(in[0], 2 + (long) h * d, h, d),
+                        ScaledDotProductAttention.Heads.merged(in[0], 2 + (long) h * d, h, d),
                         AttentionMask.causal(0), 0.9, 0.0, null, false, true),
                 wide).check();
         INDArray kv = GradCheck.random(new Rng(23), b, h, t, d);
         INDArray q = GradCheck.random(new Rng(24), b, h, t, d);
-        GradCheck.of("k and v are the same tensor", in -> Attention.scaledDotProduct(in[0], in[1], in[1],
+        GradCheck.of("k and v are the same tensor", in -> ScaledDotProductAttention.scaledDotProduct(in[0], in[1], in[1],
                 AttentionMask.bidirectional(), 0.9, 0.0, null, false), q, kv).check();
     }
 
@@ -258,17 +258,17 @@ class AttentionCoreTest {
         INDArray qBase = GradCheck.random(rng, b, t, h, d);       // [B,T,H,D] -> permuted view [B,H,T,D]
         INDArray kBase = GradCheck.random(rng, b, h, t + 2, d);   // sliced along S
         INDArray v = GradCheck.random(rng, b, h, t, d);
-        GradCheck.of("views", in -> Attention.scaledDotProduct(
+        GradCheck.of("views", in -> ScaledDotProductAttention.scaledDotProduct(
                         Ops.permute(in[0], 0, 2, 1, 3), Ops.slice(in[1], 2, 1, 1 + t), in[2],
                         AttentionMask.causal(0), 0.5, 0.0, null, false),
                 qBase, kBase, v).check();
-        Tensor got = Attention.scaledDotProduct(Tensor.constant(qBase.permute(0, 2, 1, 3)),
+        Tensor got = ScaledDotProductAttention.scaledDotProduct(Tensor.constant(qBase.permute(0, 2, 1, 3)),
                 Tensor.constant(kBase.get(all(), all(), org.nd4j.linalg.indexing.NDArrayIndex.interval(1, 1 + t), all())),
                 Tensor.constant(v), AttentionMask.causal(0), 0.5, 0.0, null, false);
         Tensor ref = reference(Tensor.constant(qBase.permute(0, 2, 1, 3).dup()),
                 Tensor.constant(kBase.get(all(), all(), org.nd4j.linalg.indexing.NDArrayIndex.interval(1, 1 + t), all()).dup()),
                 Tensor.constant(v), causalKeep(b, t), 0.5);
-        assertTrue(NnTestSupport.maxAbsDiff(got.value(), ref.value()) <= 1e-12);
+        assertTrue(maxAbsDiff(got.value(), ref.value()) <= 1e-12);
     }
 
     /** Merged operands that are offset views (a batch slice, a transposed [B, C, T] array). */
@@ -281,22 +281,22 @@ class AttentionCoreTest {
         GradCheck.of("offset merged views", in -> {
             Tensor qk = Ops.slice(in[0], 0, 1, 3);
             Tensor v = Ops.permute(in[1], 0, 2, 1);
-            return Ops.permute(Attention.attend(
-                    Attention.Heads.merged(qk, 0, h, d), Attention.Heads.merged(qk, (long) h * d, h, d),
-                    Attention.Heads.merged(v, h), AttentionMask.causal(0), 0.8, 0.0, null, false, true), 0, 2, 1);
+            return Ops.permute(ScaledDotProductAttention.attend(
+                    ScaledDotProductAttention.Heads.merged(qk, 0, h, d), ScaledDotProductAttention.Heads.merged(qk, (long) h * d, h, d),
+                    ScaledDotProductAttention.Heads.merged(v, h), AttentionMask.causal(0), 0.8, 0.0, null, false, true), 0, 2, 1);
         }, big, vt).check();
         // values against the split entry point on copies
         INDArray qk = big.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(1, 3), all(), all()).dup();
-        Tensor merged = Attention.attend(
-                Attention.Heads.merged(Tensor.constant(big.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(1, 3), all(), all())), 0, h, d),
-                Attention.Heads.merged(Tensor.constant(big.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(1, 3), all(), all())), (long) h * d, h, d),
-                Attention.Heads.merged(Tensor.constant(vt.permute(0, 2, 1)), h), AttentionMask.causal(0), 0.8, 0.0, null, false, false);
+        Tensor merged = ScaledDotProductAttention.attend(
+                ScaledDotProductAttention.Heads.merged(Tensor.constant(big.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(1, 3), all(), all())), 0, h, d),
+                ScaledDotProductAttention.Heads.merged(Tensor.constant(big.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(1, 3), all(), all())), (long) h * d, h, d),
+                ScaledDotProductAttention.Heads.merged(Tensor.constant(vt.permute(0, 2, 1)), h), AttentionMask.causal(0), 0.8, 0.0, null, false, false);
         Tensor ref = reference(
                 Tensor.constant(qk.get(all(), all(), org.nd4j.linalg.indexing.NDArrayIndex.interval(0, h * d)).dup().reshape(2, t, h, d).permute(0, 2, 1, 3).dup()),
                 Tensor.constant(qk.get(all(), all(), org.nd4j.linalg.indexing.NDArrayIndex.interval(h * d, 2 * h * d)).dup().reshape(2, t, h, d).permute(0, 2, 1, 3).dup()),
                 Tensor.constant(vt.permute(0, 2, 1).dup().reshape(2, t, h, d).permute(0, 2, 1, 3).dup()),
                 causalKeep(2, t), 0.8);
-        assertTrue(NnTestSupport.maxAbsDiff(merged.value(), ref.value()) <= 1e-12);
+        assertTrue(maxAbsDiff(merged.value(), ref.value()) <= 1e-12);
     }
 
     private static INDArray causalKeep(int b, int t) {
@@ -322,22 +322,22 @@ class AttentionCoreTest {
         Tensor q = Tensor.constant(in[0]);
         Tensor k = Tensor.constant(in[1]);
         Tensor v = Tensor.constant(in[2]);
-        INDArray plain = Attention.scaledDotProduct(q, k, v, mask(c), 0.5, 0.0, null, false).value();
-        INDArray a = Attention.scaledDotProduct(q, k, v, mask(c), 0.5, 0.4, new Rng(77), true).value();
+        INDArray plain = ScaledDotProductAttention.scaledDotProduct(q, k, v, mask(c), 0.5, 0.0, null, false).value();
+        INDArray a = ScaledDotProductAttention.scaledDotProduct(q, k, v, mask(c), 0.5, 0.4, new Rng(77), true).value();
         // interleave another draw so a shared generator would show up
-        Attention.scaledDotProduct(q, k, v, mask(c), 0.5, 0.4, new Rng(78), true);
-        INDArray b = Attention.scaledDotProduct(q, k, v, mask(c), 0.5, 0.4, new Rng(77), true).value();
-        INDArray evalOut = Attention.scaledDotProduct(q, k, v, mask(c), 0.5, 0.4, new Rng(77), false).value();
-        assertEquals(0.0, NnTestSupport.maxAbsDiff(a, b), 0.0, "same seed, same mask");
-        assertTrue(NnTestSupport.maxAbsDiff(a, plain) > 1e-3, "dropout changes the output in training");
-        assertEquals(0.0, NnTestSupport.maxAbsDiff(evalOut, plain), 0.0, "no dropout in eval");
-        GradCheck.of("attention with dropout", t -> Attention.scaledDotProduct(t[0], t[1], t[2], mask(c), 0.5, 0.4, new Rng(5), true),
+        ScaledDotProductAttention.scaledDotProduct(q, k, v, mask(c), 0.5, 0.4, new Rng(78), true);
+        INDArray b = ScaledDotProductAttention.scaledDotProduct(q, k, v, mask(c), 0.5, 0.4, new Rng(77), true).value();
+        INDArray evalOut = ScaledDotProductAttention.scaledDotProduct(q, k, v, mask(c), 0.5, 0.4, new Rng(77), false).value();
+        assertEquals(0.0, maxAbsDiff(a, b), 0.0, "same seed, same mask");
+        assertTrue(maxAbsDiff(a, plain) > 1e-3, "dropout changes the output in training");
+        assertEquals(0.0, maxAbsDiff(evalOut, plain), 0.0, "no dropout in eval");
+        GradCheck.of("attention with dropout", t -> ScaledDotProductAttention.scaledDotProduct(t[0], t[1], t[2], mask(c), 0.5, 0.4, new Rng(5), true),
                 in[0], in[1], in[2]).check();
     }
 
     @Test
     void dropoutMaskStatistics() {
-        INDArray m = Attention.dropoutMask(DataType.FLOAT, new long[]{200, 1000}, 0.25, new Rng(3));
+        INDArray m = ScaledDotProductAttention.dropoutMask(DataType.FLOAT, new long[]{200, 1000}, 0.25, new Rng(3));
         double zeros = m.eq(0.0).castTo(DataType.DOUBLE).meanNumber().doubleValue();
         assertEquals(0.25, zeros, 0.01, "fraction dropped");
         assertEquals(1.0, m.meanNumber().doubleValue(), 0.01, "inverted dropout keeps the mean");
@@ -349,11 +349,11 @@ class AttentionCoreTest {
         Case c = cases().findFirst().orElseThrow();
         INDArray[] in = qkv(c, 41);
         try (NoGrad ignored = NoGrad.enter()) {
-            Tensor out = Attention.scaledDotProduct(Tensor.variable(in[0]), Tensor.variable(in[1]), Tensor.variable(in[2]),
+            Tensor out = ScaledDotProductAttention.scaledDotProduct(Tensor.variable(in[0]), Tensor.variable(in[1]), Tensor.variable(in[2]),
                     mask(c), 0.5, 0.0, null, false);
             assertFalse(out.requiresGrad());
         }
-        Tensor out = Attention.scaledDotProduct(Tensor.constant(in[0]), Tensor.constant(in[1]), Tensor.constant(in[2]),
+        Tensor out = ScaledDotProductAttention.scaledDotProduct(Tensor.constant(in[0]), Tensor.constant(in[1]), Tensor.constant(in[2]),
                 mask(c), 0.5, 0.0, null, false);
         assertFalse(out.requiresGrad());
         assertNull(out.grad());
@@ -364,16 +364,27 @@ class AttentionCoreTest {
         Tensor q = Tensor.constant(Nd4j.zeros(DataType.DOUBLE, 1, 3, 2, 4));
         Tensor k = Tensor.constant(Nd4j.zeros(DataType.DOUBLE, 1, 2, 2, 4));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> Attention.scaledDotProduct(q, k, k, null, 1.0, 0.0, null, false));
+                () -> ScaledDotProductAttention.scaledDotProduct(q, k, k, null, 1.0, 0.0, null, false));
         assertTrue(e.getMessage().contains("multiple"), e.getMessage());
         Tensor k5 = Tensor.constant(Nd4j.zeros(DataType.DOUBLE, 1, 3, 2, 5));
-        e = assertThrows(IllegalArgumentException.class, () -> Attention.scaledDotProduct(q, k5, k5, null, 1.0, 0.0, null, false));
+        e = assertThrows(IllegalArgumentException.class, () -> ScaledDotProductAttention.scaledDotProduct(q, k5, k5, null, 1.0, 0.0, null, false));
         assertTrue(e.getMessage().contains("[1, 3, 2, 5]"), e.getMessage());
         Tensor k3 = Tensor.constant(Nd4j.zeros(DataType.DOUBLE, 1, 3, 2, 4));
-        e = assertThrows(IllegalArgumentException.class, () -> Attention.scaledDotProduct(q, k3, k3,
+        e = assertThrows(IllegalArgumentException.class, () -> ScaledDotProductAttention.scaledDotProduct(q, k3, k3,
                 AttentionMask.bidirectional().withKeyPadding(Nd4j.ones(DataType.INT64, 1, 3)), 1.0, 0.0, null, false));
         assertTrue(e.getMessage().contains("[1, 3]"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> Attention.scaledDotProduct(q, k3, k3, null, 1.0, 1.0, new Rng(1), true));
+        e = assertThrows(IllegalArgumentException.class, () -> ScaledDotProductAttention.scaledDotProduct(q, k3, k3, null, 1.0, 1.0, new Rng(1), true));
         assertTrue(e.getMessage().contains("dropout"), e.getMessage());
+    }
+
+    /** Largest absolute difference; NaN (failing every {@code <= tol}) when either holds NaN or infinity. */
+    static double maxAbsDiff(INDArray a, INDArray b) {
+        if (!java.util.Arrays.equals(a.shape(), b.shape())) {
+            throw new AssertionError("shapes differ: " + java.util.Arrays.toString(a.shape()) + " vs " + java.util.Arrays.toString(b.shape()));
+        }
+        if (a.isNaN().any() || b.isNaN().any() || a.isInfinite().any() || b.isInfinite().any()) {
+            return Double.NaN;
+        }
+        return a.castTo(DataType.DOUBLE).sub(b.castTo(DataType.DOUBLE)).amaxNumber().doubleValue();
     }
 }

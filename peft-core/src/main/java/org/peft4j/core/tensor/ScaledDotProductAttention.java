@@ -1,4 +1,4 @@
-package org.peft4j.core.nn;
+package org.peft4j.core.tensor;
 
 import org.nd4j.linalg.api.blas.params.MMulTranspose;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -10,10 +10,6 @@ import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
 import org.nd4j.linalg.api.ops.random.impl.BernoulliDistribution;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
-import org.peft4j.core.tensor.GradMode;
-import org.peft4j.core.tensor.Kernels;
-import org.peft4j.core.tensor.Rng;
-import org.peft4j.core.tensor.Tensor;
 
 import java.nio.FloatBuffer;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -40,7 +36,7 @@ import java.util.Map;
  * members is one strided view over the query heads ({@code j, j+g, …}), so key/value heads are
  * never repeated in memory and their gradients sum over the group via {@code beta = 1}.
  */
-public final class Attention {
+public final class ScaledDotProductAttention {
     private static final MMulTranspose NONE = MMulTranspose.builder().build();
     private static final MMulTranspose TRANS_A = MMulTranspose.builder().transposeA(true).build();
     private static final MMulTranspose TRANS_B = MMulTranspose.builder().transposeB(true).build();
@@ -53,14 +49,14 @@ public final class Attention {
                 }
             });
 
-    private Attention() {
+    private ScaledDotProductAttention() {
     }
 
     /**
      * Where one operand's heads live: either a tensor already shaped {@code [batch, heads, len, headDim]}
      * (any strides), or a merged projection {@code [batch, len, C]} whose columns
      * {@code [colOffset, colOffset + heads·headDim)} hold the heads side by side (the layout a
-     * {@link Linear} produces, and GPT-2's fused {@code c_attn} with its q/k/v column blocks).
+     * {@code Linear} produces, and GPT-2's fused {@code c_attn} with its q/k/v column blocks).
      */
     public static final class Heads {
         final Tensor tensor;
@@ -108,12 +104,51 @@ public final class Attention {
             return merged(t, 0, numHeads, t.size(2) / numHeads);
         }
 
+        /**
+         * The operand as a differentiable {@code [batch, heads, len, headDim]} tensor: itself when
+         * split, else slice (when the block is not the whole tensor), reshape and permute.
+         */
+        public Tensor asSplit() {
+            if (!merged) {
+                return tensor;
+            }
+            Tensor m = tensor;
+            if (colOffset != 0 || columns() != m.size(2)) {
+                m = Ops.slice(m, 2, colOffset, colOffset + columns());
+            }
+            return Ops.permute(Ops.reshape(m, m.size(0), m.size(1), numHeads, headDim), 0, 2, 1, 3);
+        }
+
         /** {@code [batch, heads, len, headDim]} view of {@code base} (this operand's value or a gradient buffer of its shape). */
         INDArray view(INDArray base) {
             return merged ? headsView(base, colOffset, numHeads, headDim) : base;
         }
 
-        long columns() {
+        /** The tensor the heads are read from. */
+        public Tensor tensor() {
+            return tensor;
+        }
+
+        /** True for a column block of a merged {@code [batch, len, C]} tensor. */
+        public boolean isMerged() {
+            return merged;
+        }
+
+        /** First column of the block (0 for a split operand). */
+        public long columnOffset() {
+            return colOffset;
+        }
+
+        public long numHeads() {
+            return numHeads;
+        }
+
+        public long headDim() {
+            return headDim;
+        }
+
+        /** Columns of the block ({@code numHeads·headDim}; 0 for a split operand). */
+        public long columns() {
             return merged ? numHeads * headDim : 0;
         }
 
@@ -247,6 +282,74 @@ public final class Attention {
             }
             grads.flush();
         }, parents);
+    }
+
+    /** What {@link #attendWithProbabilities} returns. */
+    public record WithProbabilities(Tensor context, Tensor probabilities) {
+    }
+
+    /**
+     * {@link #attend} that also returns the attention probabilities {@code [B, H, T, S]} (the
+     * softmax rows, before any attention dropout, so each row sums to 1) as a differentiable
+     * tensor, for attention distillation and inspection. Composed from generic {@link Ops}
+     * (key/value heads repeated, scores materialised, max-shifted softmax), so it is slower than
+     * {@link #attend} and agrees with it to float rounding; the context has the same layout as
+     * {@link #attend}'s. Masked scores are replaced (not added to) as there; a row whose keys are
+     * all masked gets uniform weights and no gradient. Dropout draws its mask from {@code rng}
+     * through {@link Ops#dropout}, a different stream than the fused path's.
+     */
+    public static WithProbabilities attendWithProbabilities(Heads q, Heads k, Heads v, AttentionMask mask, double scale,
+                                                            double dropoutP, Rng rng, boolean training, boolean mergedOutput) {
+        if (!(dropoutP >= 0.0 && dropoutP < 1.0)) {
+            throw new IllegalArgumentException("attention dropout must be in [0, 1), got " + dropoutP);
+        }
+        Tensor q4 = q.asSplit();
+        Tensor k4 = k.asSplit();
+        Tensor v4 = v.asSplit();
+        final long b = q4.size(0);
+        final long h = q4.size(1);
+        final long t = q4.size(2);
+        final long hkv = k4.size(1);
+        final long s = k4.size(2);
+        if (k4.size(0) != b || v4.size(0) != b || k4.size(3) != q4.size(3) || v4.size(1) != hkv || v4.size(2) != s) {
+            throw new IllegalArgumentException("attention shapes do not agree: q " + Arrays.toString(q4.shape())
+                    + " [B,H,T,D], k " + Arrays.toString(k4.shape()) + " [B,Hkv,S,D], v " + Arrays.toString(v4.shape()) + " [B,Hkv,S,Dv]");
+        }
+        if (hkv <= 0 || h % hkv != 0) {
+            throw new IllegalArgumentException("query heads " + h + " must be a multiple of key/value heads " + hkv);
+        }
+        final boolean drop = training && dropoutP > 0.0;
+        if (drop && rng == null) {
+            throw new IllegalArgumentException("attention dropout " + dropoutP + " in training needs an Rng");
+        }
+        if (h != hkv) {
+            // query head i reads key/value head i / g (Hugging Face's repeat_kv order)
+            long g = h / hkv;
+            long[] idx = new long[(int) h];
+            for (int i = 0; i < h; i++) {
+                idx[i] = i / g;
+            }
+            INDArray ids = Nd4j.createFromArray(idx);
+            k4 = Ops.indexSelect(k4, 1, ids);
+            v4 = Ops.indexSelect(v4, 1, ids);
+        }
+        DataType dt = q4.value().dataType();
+        Tensor scores = Ops.mul(Ops.matmul(q4, k4, false, true), scale);                 // [B, H, T, S]
+        AttentionMask.Built built = mask == null ? null : mask.build(b, t, s, dt);
+        if (built != null) {
+            scores = Ops.maskedFill(scores, built.fill(), AttentionMask.MASKED_SCORE);
+        }
+        // exp(s − max) / Σ: the row max is a constant shift (same value and gradient); ND4J's
+        // native softmax gives NaN on DOUBLE rows of large negative scores (a fully masked row)
+        Tensor shifted = Ops.sub(scores, Tensor.constant(scores.value().max(true, 3)));
+        Tensor e = Ops.exp(shifted);
+        Tensor probs = Ops.div(e, Ops.sum(e, true, 3));
+        Tensor attn = drop ? Ops.dropout(probs, dropoutP, true, rng) : probs;
+        Tensor ctx = Ops.matmul(attn, v4);                                                // [B, H, T, Dv]
+        if (mergedOutput) {
+            ctx = Ops.reshape(Ops.permute(ctx, 0, 2, 1, 3), b, t, h * v4.size(3));
+        }
+        return new WithProbabilities(ctx, probs);
     }
 
     /**

@@ -1,4 +1,4 @@
-package org.peft4j.core.nn;
+package org.peft4j.core.tensor;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -18,18 +18,18 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The FLOAT path of the attention core (fused Java softmax kernels, recycled buffers, hashed
- * dropout mask) against the DOUBLE path, which {@link AttentionCoreTest} checks against a naive
+ * dropout mask) against the DOUBLE path, which {@link ScaledDotProductAttentionTest} checks against a naive
  * composition and numerical gradients: values and all input gradients must agree to fp32
- * accuracy (1e-5 absolute) for every mask kind of {@link AttentionCoreTest#cases()}.
+ * accuracy (1e-5 absolute) for every mask kind of {@link ScaledDotProductAttentionTest#cases()}.
  */
-class AttentionFloatPathTest {
+class ScaledDotProductAttentionFloatPathTest {
 
     private static double maxAbs(INDArray a, INDArray b) {
         return org.nd4j.linalg.ops.transforms.Transforms.abs(a.castTo(DataType.DOUBLE).sub(b.castTo(DataType.DOUBLE)), false)
                 .maxNumber().doubleValue();
     }
 
-    private static INDArray[] qkv(AttentionCoreTest.Case c, long seed) {
+    private static INDArray[] qkv(ScaledDotProductAttentionTest.Case c, long seed) {
         Rng rng = new Rng(seed);
         return new INDArray[]{
                 GradCheck.random(rng, c.b(), c.h(), c.t(), c.d()),
@@ -38,8 +38,8 @@ class AttentionFloatPathTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("org.peft4j.core.nn.AttentionCoreTest#cases")
-    void floatPathMatchesDoublePath(AttentionCoreTest.Case c) {
+    @MethodSource("org.peft4j.core.tensor.ScaledDotProductAttentionTest#cases")
+    void floatPathMatchesDoublePath(ScaledDotProductAttentionTest.Case c) {
         INDArray[] in = qkv(c, 21);
         double scale = 1.0 / Math.sqrt(c.d());
         Tensor[] d = new Tensor[3];
@@ -48,8 +48,8 @@ class AttentionFloatPathTest {
             d[i] = Tensor.variable(in[i].dup());
             f[i] = Tensor.variable(in[i].castTo(DataType.FLOAT));
         }
-        Tensor yd = Attention.scaledDotProduct(d[0], d[1], d[2], AttentionCoreTest.mask(c), scale, 0.0, null, false);
-        Tensor yf = Attention.scaledDotProduct(f[0], f[1], f[2], AttentionCoreTest.mask(c), scale, 0.0, null, false);
+        Tensor yd = ScaledDotProductAttention.scaledDotProduct(d[0], d[1], d[2], ScaledDotProductAttentionTest.mask(c), scale, 0.0, null, false);
+        Tensor yf = ScaledDotProductAttention.scaledDotProduct(f[0], f[1], f[2], ScaledDotProductAttentionTest.mask(c), scale, 0.0, null, false);
         assertEquals(DataType.FLOAT, yf.value().dataType());
         assertTrue(maxAbs(yf.value(), yd.value()) < 1e-5, c + ": values");
         INDArray seed = GradCheck.random(new Rng(5), yd.shape());
@@ -74,8 +74,8 @@ class AttentionFloatPathTest {
         Tensor[] ys = new Tensor[2];
         Tensor[] xs = {xd, xf};
         for (int i = 0; i < 2; i++) {
-            ys[i] = Attention.attend(Attention.Heads.merged(xs[i], 0, heads, hd), Attention.Heads.merged(xs[i], cols, heads, hd),
-                    Attention.Heads.merged(xs[i], 2 * cols, heads, hd), AttentionMask.causal(0), 0.5, 0.0, null, false, true);
+            ys[i] = ScaledDotProductAttention.attend(ScaledDotProductAttention.Heads.merged(xs[i], 0, heads, hd), ScaledDotProductAttention.Heads.merged(xs[i], cols, heads, hd),
+                    ScaledDotProductAttention.Heads.merged(xs[i], 2 * cols, heads, hd), AttentionMask.causal(0), 0.5, 0.0, null, false, true);
         }
         assertTrue(maxAbs(ys[1].value(), ys[0].value()) < 1e-5);
         INDArray seed = GradCheck.random(new Rng(9), ys[0].shape());
@@ -98,13 +98,13 @@ class AttentionFloatPathTest {
         for (int i = 0; i < 3; i++) {
             f[i] = Tensor.variable(in[i].castTo(DataType.FLOAT));
         }
-        Tensor yf = Attention.scaledDotProduct(f[0], f[1], f[2], null, scale, p, new Rng(77), true);
+        Tensor yf = ScaledDotProductAttention.scaledDotProduct(f[0], f[1], f[2], null, scale, p, new Rng(77), true);
         // the mask the FLOAT path used: the first nextLong of the same generator seeds the hash
-        Attention.AttnDropout drop = new Attention.AttnDropout(p, new Rng(77).nextLong());
+        ScaledDotProductAttention.AttnDropout drop = new ScaledDotProductAttention.AttnDropout(p, new Rng(77).nextLong());
         double[] m = new double[(int) (b * h * t * t)];
         int kept = 0;
         for (int i = 0; i < m.length; i++) {
-            m[i] = Attention.dropFactor(i, drop.seedLo(), drop.seedHi(), drop.threshold(), drop.scale());
+            m[i] = ScaledDotProductAttention.dropFactor(i, drop.seedLo(), drop.seedHi(), drop.threshold(), drop.scale());
             kept += m[i] != 0 ? 1 : 0;
         }
         assertTrue(kept > 0 && kept < m.length, "some weights kept, some dropped");
@@ -113,7 +113,7 @@ class AttentionFloatPathTest {
         for (int i = 0; i < 3; i++) {
             dd[i] = Tensor.variable(in[i].dup());
         }
-        Tensor probs = AttentionCoreTest.stableSoftmax(Ops.mul(Ops.matmul(dd[0], dd[1], false, true), scale));
+        Tensor probs = ScaledDotProductAttentionTest.stableSoftmax(Ops.mul(Ops.matmul(dd[0], dd[1], false, true), scale));
         Tensor yd = Ops.matmul(Ops.mul(probs, Tensor.constant(mask)), dd[2]);
         assertTrue(maxAbs(yf.value(), yd.value()) < 1e-5, "values with dropout");
         INDArray seed = GradCheck.random(new Rng(4), yd.shape());
@@ -126,21 +126,21 @@ class AttentionFloatPathTest {
 
     @Test
     void hashedDropoutKeepsTheRequestedFractionAndIsSeeded() {
-        Attention.AttnDropout a = new Attention.AttnDropout(0.1, 12345L);
-        Attention.AttnDropout b = new Attention.AttnDropout(0.1, 12346L);
+        ScaledDotProductAttention.AttnDropout a = new ScaledDotProductAttention.AttnDropout(0.1, 12345L);
+        ScaledDotProductAttention.AttnDropout b = new ScaledDotProductAttention.AttnDropout(0.1, 12346L);
         int n = 1_000_000;
         int kept = 0;
         int same = 0;
         for (int i = 0; i < n; i++) {
-            float fa = Attention.dropFactor(i, a.seedLo(), a.seedHi(), a.threshold(), a.scale());
-            float fb = Attention.dropFactor(i, b.seedLo(), b.seedHi(), b.threshold(), b.scale());
+            float fa = ScaledDotProductAttention.dropFactor(i, a.seedLo(), a.seedHi(), a.threshold(), a.scale());
+            float fb = ScaledDotProductAttention.dropFactor(i, b.seedLo(), b.seedHi(), b.threshold(), b.scale());
             kept += fa != 0 ? 1 : 0;
             same += (fa != 0) == (fb != 0) ? 1 : 0;
         }
         assertEquals(0.9, kept / (double) n, 0.002, "kept fraction");
         // independent masks agree on 0.9² + 0.1² = 0.82 of the positions
         assertEquals(0.82, same / (double) n, 0.003, "two seeds give independent masks");
-        assertEquals((float) (1 / 0.9), Attention.dropFactor(3, a.seedLo(), a.seedHi(), 0, a.scale()), 0f);
+        assertEquals((float) (1 / 0.9), ScaledDotProductAttention.dropFactor(3, a.seedLo(), a.seedHi(), 0, a.scale()), 0f);
     }
 
     @Test
@@ -151,9 +151,9 @@ class AttentionFloatPathTest {
         Tensor first;
         try (NoGrad ignored = NoGrad.enter()) {
             Tensor q = Tensor.variable(in[0]);
-            first = Attention.scaledDotProduct(q, Tensor.variable(in[1]), Tensor.variable(in[2]), null, 0.5, 0.0, null, false);
+            first = ScaledDotProductAttention.scaledDotProduct(q, Tensor.variable(in[1]), Tensor.variable(in[2]), null, 0.5, 0.0, null, false);
             // a second call reuses the returned probability buffer and gives the same result
-            Tensor second = Attention.scaledDotProduct(q, Tensor.variable(in[1]), Tensor.variable(in[2]), null, 0.5, 0.0, null, false);
+            Tensor second = ScaledDotProductAttention.scaledDotProduct(q, Tensor.variable(in[1]), Tensor.variable(in[2]), null, 0.5, 0.0, null, false);
             assertEquals(0.0, maxAbs(first.value(), second.value()), 0.0);
         }
         assertTrue(!first.requiresGrad());
@@ -163,7 +163,7 @@ class AttentionFloatPathTest {
     void backwardTwiceIsRejected() {
         Tensor q = Tensor.variable(GradCheck.random(new Rng(1), 1, 1, 2, 2).castTo(DataType.FLOAT));
         Tensor k = Tensor.constant(GradCheck.random(new Rng(2), 1, 1, 2, 2).castTo(DataType.FLOAT));
-        Tensor y = Attention.scaledDotProduct(q, k, k, null, 1.0, 0.0, null, false);
+        Tensor y = ScaledDotProductAttention.scaledDotProduct(q, k, k, null, 1.0, 0.0, null, false);
         y.backward(Nd4j.onesLike(y.value()));
         // the graph is freed after one backward pass: a second one fails before reaching the core
         assertThrows(IllegalStateException.class, () -> y.backward(Nd4j.onesLike(y.value())));

@@ -1,4 +1,4 @@
-package org.peft4j.core.nn;
+package org.peft4j.core.tensor;
 
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
@@ -14,7 +14,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * Recycles the attention core's internal FLOAT buffers (score/probability matrices
  * {@code [B, H, T, S]} and their gradients, 12.6 MB each for MiniLM at batch 16 × 128): a fresh
  * array that size costs milliseconds of page faults on these machines, and these buffers never
- * leave {@link Attention}, so it can hand them back as soon as the backward pass (or, without
+ * leave {@link ScaledDotProductAttention}, so it can hand them back as soon as the backward pass (or, without
  * a graph, the forward pass) is done with them.
  *
  * <p>Buffers are allocated outside any ND4J workspace (they outlive a step) and reused by
