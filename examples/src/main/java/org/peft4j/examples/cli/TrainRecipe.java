@@ -65,7 +65,7 @@ record TrainRecipe(Path file, ObjectNode root, String model, TrainTask task, Jso
         ObjectMapper yaml = yaml();
         JsonNode root;
         try {
-            root = yaml.readTree(file.toFile());
+            root = YamlTree.read(file, yamlFactory()); // aliases resolved, expansion bounded
         } catch (IOException e) {
             throw new CliException("cannot parse " + file + " as YAML: " + firstLine(e.getMessage()));
         }
@@ -144,19 +144,22 @@ record TrainRecipe(Path file, ObjectNode root, String model, TrainTask task, Jso
     }
 
     /**
-     * The YAML reader: anchors and aliases resolved as YAML defines them, but bounded (at most
+     * The YAML reader ({@link YamlTree} resolves anchors and aliases on top of it), bounded (at most
      * {@value #MAX_ALIASES} aliases to collections, so a "billion laughs" file is refused at once;
      * nesting at most {@value #MAX_DEPTH} deep; at most 8 MB of text); duplicate keys are an error.
      */
     static ObjectMapper yaml() {
+        return new YAMLMapper(yamlFactory());
+    }
+
+    static YAMLFactory yamlFactory() {
         LoaderOptions opts = new LoaderOptions();
         opts.setMaxAliasesForCollections(MAX_ALIASES);
         opts.setNestingDepthLimit(MAX_DEPTH);
         opts.setCodePointLimit(8 * 1024 * 1024);
         opts.setAllowDuplicateKeys(false);
-        YAMLFactory f = YAMLFactory.builder().loaderOptions(opts)
+        return YAMLFactory.builder().loaderOptions(opts)
                 .streamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(MAX_DEPTH).build()).build();
-        return new YAMLMapper(f);
     }
 
     static final int MAX_ALIASES = 50;
