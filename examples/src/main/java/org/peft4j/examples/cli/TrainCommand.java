@@ -76,6 +76,14 @@ final class TrainCommand implements Command {
         return Set.of("output-dir", "set");
     }
 
+    private static void putFinite(ObjectNode n, String key, double v) {
+        if (Double.isFinite(v)) {
+            n.put(key, v);
+        } else {
+            n.putNull(key);
+        }
+    }
+
     @Override
     public Set<String> flagOptions() {
         return Set.of("resume");
@@ -101,8 +109,9 @@ final class TrainCommand implements Command {
         }
         AtomicFiles.writeString(outDir.resolve(RESOLVED), TrainRecipe.yaml().writeValueAsString(recipe.resolved(run)));
         ObjectNode results = JsonFiles.mapper().createObjectNode();
-        run.result().lastEvalMetrics().forEach(results::put);
-        results.put("train_loss", run.result().lastLoss());
+        // JSON has no NaN/Infinity: a non-finite value (a diverged metric) is written as null, as in metrics.jsonl
+        run.result().lastEvalMetrics().forEach((k, v) -> putFinite(results, k, v));
+        putFinite(results, "train_loss", run.result().lastLoss());
         results.put("steps", run.result().globalStep());
         results.put("train_seconds", run.seconds());
         AtomicFiles.writeString(outDir.resolve("eval_results.json"), JsonFiles.toPrettyString(results) + "\n");
