@@ -1,5 +1,6 @@
 package org.peft4j.core.model.gpt2;
 
+import org.peft4j.core.model.decoder.DecoderLayer;
 import org.peft4j.core.nn.Activation;
 import org.peft4j.core.nn.AttentionContext;
 import org.peft4j.core.nn.Dropout;
@@ -19,7 +20,7 @@ import org.peft4j.core.tensor.Tensor;
  * {@code attn} ({@code c_attn} fused q|k|v and {@code c_proj}, Conv1D weights {@code [in, out]}),
  * {@code ln_2}, {@code mlp} ({@code c_fc}, {@code c_proj}).
  */
-public final class Gpt2Block extends Module {
+public final class Gpt2Block extends Module implements DecoderLayer {
 
     Gpt2Block(Gpt2Config c, int layer, Rng init, Rng dropout) {
         int h = c.nEmbd();

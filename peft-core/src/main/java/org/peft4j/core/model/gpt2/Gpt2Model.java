@@ -5,6 +5,7 @@ import org.nd4j.linalg.factory.Nd4j;
 import org.peft4j.core.model.Backbone;
 import org.peft4j.core.model.BackboneInputs;
 import org.peft4j.core.model.BackboneOutput;
+import org.peft4j.core.model.decoder.DecoderLayer;
 import org.peft4j.core.model.decoder.ModuleList;
 import org.peft4j.core.nn.AttentionContext;
 import org.peft4j.core.nn.Dropout;
@@ -78,17 +79,7 @@ public final class Gpt2Model extends Module implements Backbone {
         x = child("drop", UnaryModule.class).forward(x);
         AttentionContext ctx = inputs.attentionContext(numLayers());
         List<Tensor> hidden = inputs.outputHiddenStates() ? new ArrayList<>() : null;
-        ModuleList<Gpt2Block> blocks = blocks();
-        for (int i = 0; i < blocks.size(); i++) {
-            if (hidden != null) {
-                hidden.add(x);
-            }
-            x = blocks.get(i).forward(x, ctx);
-        }
-        x = child("ln_f", UnaryModule.class).forward(x);
-        if (hidden != null) {
-            hidden.add(x);
-        }
+        x = DecoderLayer.runStack(x, blocks(), child("ln_f", UnaryModule.class), ctx, hidden);
         return new BackboneOutput(x, hidden, ctx.recordedAttentions());
     }
 

@@ -1,5 +1,6 @@
 package org.peft4j.core.model.llama;
 
+import org.peft4j.core.model.decoder.DecoderLayer;
 import org.peft4j.core.nn.Activation;
 import org.peft4j.core.nn.AttentionContext;
 import org.peft4j.core.nn.Linear;
@@ -19,7 +20,7 @@ import org.peft4j.core.tensor.Tensor;
  * attention has {@code q_proj, k_proj, v_proj, o_proj} with rotary positions and grouped-query
  * heads; the MLP is SwiGLU {@code down_proj(silu(gate_proj(x)) * up_proj(x))}.
  */
-public final class LlamaDecoderLayer extends Module {
+public final class LlamaDecoderLayer extends Module implements DecoderLayer {
 
     LlamaDecoderLayer(LlamaConfig c, int layer, RotaryEmbedding rotary, Rng init, Rng dropout) {
         int h = c.hiddenSize();

@@ -4,6 +4,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.peft4j.core.model.Backbone;
 import org.peft4j.core.model.BackboneInputs;
 import org.peft4j.core.model.BackboneOutput;
+import org.peft4j.core.model.decoder.DecoderLayer;
 import org.peft4j.core.model.decoder.ModuleList;
 import org.peft4j.core.nn.AttentionContext;
 import org.peft4j.core.nn.Embedding;
@@ -84,17 +85,7 @@ public final class LlamaModel extends Module implements Backbone {
         Tensor x = inputs.inputEmbeddings();
         AttentionContext ctx = inputs.attentionContext(numLayers());
         List<Tensor> hidden = inputs.outputHiddenStates() ? new ArrayList<>() : null;
-        ModuleList<LlamaDecoderLayer> layers = layers();
-        for (int i = 0; i < layers.size(); i++) {
-            if (hidden != null) {
-                hidden.add(x);
-            }
-            x = layers.get(i).forward(x, ctx);
-        }
-        x = child("norm", UnaryModule.class).forward(x);
-        if (hidden != null) {
-            hidden.add(x);
-        }
+        x = DecoderLayer.runStack(x, layers(), child("norm", UnaryModule.class), ctx, hidden);
         return new BackboneOutput(x, hidden, ctx.recordedAttentions());
     }
 
