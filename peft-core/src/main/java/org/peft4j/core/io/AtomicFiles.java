@@ -142,12 +142,23 @@ public final class AtomicFiles {
         // One writer at a time per folder, across threads and processes: a second save waits for
         // the first and then replaces its (complete) result. The OS releases the lock of a killed
         // process.
+        withLock(abs, () -> {
+            recoverLocked(abs);
+            replaceLocked(abs, parent, name, fillTempDir);
+        });
+    }
+
+    private interface IORunnable {
+        void run() throws IOException;
+    }
+
+    /** Runs {@code body} holding folder {@code abs}'s JVM lock and its file lock (shared by processes). */
+    private static void withLock(Path abs, IORunnable body) throws IOException {
         java.util.concurrent.locks.ReentrantLock local = LOCKS.computeIfAbsent(abs, k -> new java.util.concurrent.locks.ReentrantLock());
         local.lock();
         try (FileChannel lockFile = FileChannel.open(lockFileOf(abs), StandardOpenOption.CREATE,
                 StandardOpenOption.WRITE); java.nio.channels.FileLock ignored = lockFile.lock()) {
-            recover(abs);
-            replaceLocked(abs, parent, name, fillTempDir);
+            body.run();
         } finally {
             local.unlock();
         }
@@ -176,7 +187,8 @@ public final class AtomicFiles {
      * Repairs what a process killed inside {@link #replaceDirectory} left behind: if {@code dir}
      * is missing but the previous version was already moved aside ({@code .<name>.old-*}, always
      * complete), that version is put back; unfinished temporary folders ({@code .<name>.tmp-*}) are
-     * deleted. Called by {@link #replaceDirectory} under its lock, and by readers before loading.
+     * deleted. Takes the folder's lock, so it never disturbs a save in progress; called by
+     * {@link #replaceDirectory} and by readers before loading.
      */
     public static void recover(Path dir) throws IOException {
         Path abs = dir.toAbsolutePath().normalize();
@@ -184,6 +196,18 @@ public final class AtomicFiles {
         if (parent == null || !Files.isDirectory(parent)) {
             return;
         }
+        String name = abs.getFileName().toString();
+        // nothing to do (the common case): no lock needed
+        try (var entries = Files.newDirectoryStream(parent, "." + name + ".*")) {
+            if (!entries.iterator().hasNext()) {
+                return;
+            }
+        }
+        withLock(abs, () -> recoverLocked(abs));
+    }
+
+    private static void recoverLocked(Path abs) throws IOException {
+        Path parent = abs.getParent();
         String name = abs.getFileName().toString();
         java.util.List<Path> olds = new java.util.ArrayList<>();
         java.util.List<Path> tmps = new java.util.ArrayList<>();
@@ -214,12 +238,9 @@ public final class AtomicFiles {
                 deleteQuietly(p);
             }
         }
-        // Only when no writer holds the lock can a temporary folder be a leftover: callers outside
-        // replaceDirectory leave them (they are hidden and never read).
-        if (LOCKS.containsKey(abs) && ((java.util.concurrent.locks.ReentrantLock) LOCKS.get(abs)).isHeldByCurrentThread()) {
-            for (Path p : tmps) {
-                deleteQuietly(p);
-            }
+        // under the lock no writer is filling one, so every temporary folder is a killed save's
+        for (Path p : tmps) {
+            deleteQuietly(p);
         }
     }
 

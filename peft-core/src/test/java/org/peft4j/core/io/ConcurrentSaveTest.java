@@ -61,6 +61,25 @@ class ConcurrentSaveTest {
     }
 
     @Test
+    void aSaveKilledBetweenItsTwoRenamesIsRepairedToThePreviousVersion() throws Exception {
+        // what a SIGKILL after "old folder moved aside" and before "new folder moved in" leaves:
+        // the complete previous version under .adapter.old-*, an unfinished .adapter.tmp-*, no adapter/
+        Path parent = Files.createDirectories(tmp.resolve("killed"));
+        Path old = Files.createDirectories(parent.resolve(".adapter.old-123"));
+        Files.writeString(old.resolve("a.txt"), "v1-0");
+        Files.writeString(old.resolve("b.txt"), "v1-0");
+        Path partial = Files.createDirectories(parent.resolve(".adapter.tmp-456"));
+        Files.writeString(partial.resolve("a.txt"), "v2-0");
+        Path dir = parent.resolve("adapter");
+        AtomicFiles.recover(dir);
+        assertEquals("v1-0", Files.readString(dir.resolve("a.txt")));
+        assertOneCompleteFolder(dir, "v1");
+        // and the next save works normally on top of it
+        save(dir, "v3", 1);
+        assertOneCompleteFolder(dir, "v3");
+    }
+
+    @Test
     void twoThreadsSavingToOneFolderBothFinish() throws Exception {
         Path dir = Files.createDirectories(tmp.resolve("threads")).resolve("adapter");
         ExecutorService pool = Executors.newFixedThreadPool(2);
