@@ -95,10 +95,17 @@ final class TrainCommand implements Command {
         Path file = Path.of(a.positionals().get(0));
         TrainRecipe recipe = TrainRecipe.read(file, a.getAll("set"), a.has("output-dir") ? a.getPath("output-dir") : null,
                 a.has("resume"));
+        out.println("peft4j train: " + file.toAbsolutePath());
+        trainAndWrite(recipe, out);
+    }
+
+    /**
+     * Runs {@code recipe} and writes its output folder (adapter, resolved config, results); also
+     * used by {@code peft4j distill} to fine-tune a teacher from its recipe. Returns the adapter folder.
+     */
+    static Path trainAndWrite(TrainRecipe recipe, PrintStream out) throws java.io.IOException {
         Path outDir = recipe.outputDir();
         recipe.checkInputs(); // nothing is created on disk before the recipe and its inputs are valid
-
-        out.println("peft4j train: " + file.toAbsolutePath());
         Files.createDirectories(outDir);
         TrainTask.Run run = recipe.task().run(recipe, out);
 
@@ -121,5 +128,6 @@ final class TrainCommand implements Command {
         out.println("adapter: " + adapterDir);
         out.println("metrics: " + outDir.resolve("metrics.jsonl"));
         out.println("resolved config: " + outDir.resolve(RESOLVED));
+        return adapterDir;
     }
 }

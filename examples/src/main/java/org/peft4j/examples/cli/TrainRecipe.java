@@ -321,7 +321,7 @@ record TrainRecipe(Path file, ObjectNode root, String model, TrainTask task, Jso
         node.set(path[path.length - 1], value);
     }
 
-    private static void checkKeys(JsonNode node, Set<String> known, String where) {
+    static void checkKeys(JsonNode node, Set<String> known, String where) {
         for (Iterator<String> it = node.fieldNames(); it.hasNext(); ) {
             String k = it.next();
             if (!known.contains(k)) {
@@ -338,7 +338,7 @@ record TrainRecipe(Path file, ObjectNode root, String model, TrainTask task, Jso
         return v.asText();
     }
 
-    private static String stem(Path file) {
+    static String stem(Path file) {
         String n = file.getFileName().toString();
         int dot = n.lastIndexOf('.');
         return dot > 0 ? n.substring(0, dot) : n;
