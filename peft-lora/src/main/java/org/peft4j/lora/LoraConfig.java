@@ -210,6 +210,13 @@ public final class LoraConfig extends PeftConfig {
                 throw new IllegalArgumentException("layers_pattern cannot be used when target_modules is a string");
             }
         }
+        // "rank_pattern": null / "alpha_pattern": null mean no pattern, as in PEFT (a falsy value)
+        if (rankPattern == null) {
+            rankPattern = new LinkedHashMap<>();
+        }
+        if (alphaPattern == null) {
+            alphaPattern = new LinkedHashMap<>();
+        }
         for (Map.Entry<String, Integer> e : rankPattern.entrySet()) {
             if (e.getValue() == null || e.getValue() <= 0) {
                 throw new IllegalArgumentException("rank_pattern['" + e.getKey() + "'] must be a positive integer, got " + e.getValue());

@@ -84,6 +84,20 @@ public abstract class LoraLayer extends BaseAdapterLayer {
         return settings.get(adapter);
     }
 
+    /**
+     * The dropout generators of every adapter of this layer (those with dropout), in adapter
+     * order: a trainer saves and restores their states so that a resumed run draws the same masks.
+     */
+    public java.util.List<Rng> dropoutRngs() {
+        java.util.List<Rng> out = new java.util.ArrayList<>();
+        for (Rng r : dropoutRngs.values()) {
+            if (r != null) {
+                out.add(r);
+            }
+        }
+        return out;
+    }
+
     /** The dropout generator of an adapter (null when it has no dropout). */
     protected Rng dropoutRng(String adapter) {
         return dropoutRngs.get(adapter);

@@ -53,9 +53,9 @@ final class CausalLmTask implements TrainTask {
             Tokenizer tok = base.requireTokenizer("training");
             int limit = Math.min(recipe.maxLength(), base.decoder.maxPositions());
             List<TokenExample> trainEx = DemoCommand.limit(examples(Path.of(trainSpec), textField, tok, limit),
-                    data.path("train_limit").asInt(0));
+                    recipe.dataInt("train_limit", 0));
             List<TokenExample> evalEx = data.has("eval") ? DemoCommand.limit(
-                    examples(Path.of(data.get("eval").asText()), textField, tok, limit), data.path("eval_limit").asInt(0)) : null;
+                    examples(Path.of(data.get("eval").asText()), textField, tok, limit), recipe.dataInt("eval_limit", 0)) : null;
             DecoderLM model = base.decoder;
             out.printf(Locale.ROOT, "model: %s, task %s; data: %s (%s sequences), max %d tokens%n", base.displayName(), CAUSAL_LM,
                     trainSpec, Fmt.count(trainEx.size()), limit);
@@ -70,7 +70,7 @@ final class CausalLmTask implements TrainTask {
             long t0 = System.nanoTime();
             TrainResult r = TrainTask.train(pm, null, CausalLm.loss(logits), CausalLm.evaluation(logits),
                     DataLoader.forTraining(Dataset.of(trainEx), collator, cfg),
-                    evalEx == null ? null : DataLoader.forEvaluation(Dataset.of(evalEx), collator, EVAL_BATCH), cfg, out);
+                    evalEx == null ? null : DataLoader.forEvaluation(Dataset.of(evalEx), collator, EVAL_BATCH), cfg, out, recipe.resume());
             double seconds = Fmt.secondsSince(t0);
             ObjectNode dataInfo = recipe.dataInfo(trainSpec, trainEx.size(), evalEx == null ? null : data.get("eval").asText(),
                     evalEx == null ? 0 : evalEx.size(), textField, null, null, limit);

@@ -7,7 +7,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.peft4j.core.data.TextExample;
 import org.peft4j.core.io.AtomicFiles;
 import org.peft4j.core.io.JsonFiles;
-import org.peft4j.core.io.SafeTensorsFile;
+import org.peft4j.core.io.CheckpointWeights;
 import org.peft4j.core.io.TensorInfo;
 import org.peft4j.core.model.bert.BertConfig;
 import org.peft4j.core.model.bert.BertForSequenceClassification;
@@ -384,10 +384,14 @@ final class Classification {
      */
     static int savedClassifierRows(Path adapterDir) throws IOException {
         Path file = adapterDir.resolve(PeftModel.WEIGHTS_NAME);
-        if (!Files.isRegularFile(file)) {
-            throw new CliException("no " + PeftModel.WEIGHTS_NAME + " in " + adapterDir);
+        if (!Files.isRegularFile(file) && Files.isRegularFile(adapterDir.resolve(PeftModel.TORCH_WEIGHTS_NAME))) {
+            file = adapterDir.resolve(PeftModel.TORCH_WEIGHTS_NAME);
         }
-        try (SafeTensorsFile st = SafeTensorsFile.open(file)) {
+        if (!Files.isRegularFile(file)) {
+            throw new CliException("no " + PeftModel.WEIGHTS_NAME + " (or " + PeftModel.TORCH_WEIGHTS_NAME + ") in "
+                    + adapterDir);
+        }
+        try (CheckpointWeights st = CheckpointWeights.openFile(file)) {
             for (String k : st.keys()) {
                 TensorInfo ti = st.info(k);
                 if (k.endsWith("classifier.weight") && ti.shape().length == 2) {

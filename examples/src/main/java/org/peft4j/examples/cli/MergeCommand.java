@@ -64,6 +64,15 @@ final class MergeCommand implements Command {
         a.expectPositionals(0, "no arguments");
         Path adapter = Path.of(a.require("adapter"));
         Path target = Path.of(a.require("out")).toAbsolutePath().normalize();
+        // the export replaces the whole --out folder, so it must be empty or an earlier export
+        if (Files.isDirectory(target) && !Files.isRegularFile(target.resolve("config.json"))) {
+            try (var entries = Files.list(target)) {
+                if (entries.findAny().isPresent()) {
+                    throw new CliException("--out " + target + " holds files but no config.json: choose an empty or new"
+                            + " folder (the export replaces the whole folder)");
+                }
+            }
+        }
         if (target.equals(adapter.toAbsolutePath().normalize())) {
             throw new CliException("--out must not be the adapter folder");
         }
@@ -75,23 +84,28 @@ final class MergeCommand implements Command {
                 expected = output(o.inner(), probe).dup();
             }
             Module plain = o.peft().mergeAndUnload();
-            Files.createDirectories(target);
-            String kind;
-            if (plain instanceof BertForSequenceClassification c) {
-                c.save(target);
-                kind = "BertForSequenceClassification (" + c.config().numLabels() + " labels: " + c.config().id2label() + ")";
-            } else if (plain instanceof BertModel b) {
-                b.save(target);
-                kind = "BertModel";
-            } else if (plain instanceof DecoderLM d) {
-                d.save(target);
-                kind = d.getClass().getSimpleName();
-            } else {
-                throw new CliException("cannot write a " + plain.getClass().getSimpleName() + " as a Hugging Face folder");
-            }
-            boolean tok = copyTokenizer(base, target);
-            out.printf("merged %s into %s and wrote %s to %s%n", adapter, base.displayName(), kind, target);
-            out.println("files: " + DemoCommand.listFiles(target) + (tok ? "" : " (no tokenizer known for this model)"));
+            // The whole folder is written aside and swapped in at once: a run killed at any point
+            // leaves the previous export (or none), never new weights beside an old config.
+            String[] kind = new String[1];
+            boolean[] tok = new boolean[1];
+            AtomicFiles.replaceDirectory(target, staging -> {
+                if (plain instanceof BertForSequenceClassification c) {
+                    c.save(staging);
+                    kind[0] = "BertForSequenceClassification (" + c.config().numLabels() + " labels: "
+                            + c.config().id2label() + ")";
+                } else if (plain instanceof BertModel b) {
+                    b.save(staging);
+                    kind[0] = "BertModel";
+                } else if (plain instanceof DecoderLM d) {
+                    d.save(staging);
+                    kind[0] = d.getClass().getSimpleName();
+                } else {
+                    throw new CliException("cannot write a " + plain.getClass().getSimpleName() + " as a Hugging Face folder");
+                }
+                tok[0] = copyTokenizer(base, staging);
+            });
+            out.printf("merged %s into %s and wrote %s to %s%n", adapter, base.displayName(), kind[0], target);
+            out.println("files: " + DemoCommand.listFiles(target) + (tok[0] ? "" : " (no tokenizer known for this model)"));
 
             // reload the written folder through the ordinary (non-PEFT) path
             Module reloaded = reload(plain, target);

@@ -16,8 +16,9 @@ import java.util.Map;
  * {@code peft4j <command> --help}.
  *
  * <p>Exit codes: 0 success, 2 user error (bad option, missing file, invalid config — one line on
- * stderr, no stack trace), 1 internal error (with the stack trace). Set {@code PEFT4J_DEBUG=1}
- * to get stack traces for user errors too.
+ * stderr, no stack trace), 1 internal error (with the stack trace). {@code --debug} (anywhere on
+ * the line) or {@code PEFT4J_DEBUG=1} prints stack traces for user errors too. Running out of
+ * memory is a user error naming the limit to raise ({@code PEFT4J_JAVA_OPTS}).
  */
 public final class Peft4jCli {
     /** Exit code of a user error. */
@@ -50,6 +51,17 @@ public final class Peft4jCli {
 
     /** Runs one command line; returns the exit code (never calls {@code System.exit}). */
     public int run(String[] argv, PrintStream out, PrintStream err) {
+        // --debug anywhere: stack traces for user errors too (as PEFT4J_DEBUG=1)
+        boolean debug = "1".equals(System.getenv("PEFT4J_DEBUG"));
+        List<String> kept = new java.util.ArrayList<>();
+        for (String a : argv) {
+            if (a.equals("--debug")) {
+                debug = true;
+            } else {
+                kept.add(a);
+            }
+        }
+        argv = kept.toArray(new String[0]);
         if (argv.length == 0 || isHelp(argv[0]) || argv[0].equals("help") && argv.length == 1) {
             out.print(mainHelp());
             return argv.length == 0 ? USAGE_ERROR : 0;
@@ -71,15 +83,17 @@ public final class Peft4jCli {
             out.flush();
             return 0;
         } catch (CliException | IllegalArgumentException | UnsupportedOperationException | PeftException e) {
-            return userError(name, e, err);
+            return userError(name, e, err, debug);
         } catch (TrainingDivergedException e) {
-            return userError(name, new CliException(e.getMessage() + " (try a lower learning rate)", e), err);
+            return userError(name, new CliException(e.getMessage() + " (try a lower learning rate)", e), err, debug);
         } catch (UncheckedIOException e) {
-            return userError(name, e.getCause(), err);
+            return userError(name, e.getCause(), err, debug);
         } catch (NoSuchFileException e) {
-            return userError(name, new CliException("no such file: " + e.getMessage(), e), err);
+            return userError(name, new CliException("no such file: " + e.getMessage(), e), err, debug);
         } catch (IOException e) {
-            return userError(name, e, err);
+            return userError(name, e, err, debug);
+        } catch (OutOfMemoryError e) {
+            return userError(name, new CliException(outOfMemoryMessage(e), e), err, debug);
         } catch (Exception | Error e) {
             err.println("peft4j " + name + ": internal error: " + e);
             e.printStackTrace(err);
@@ -87,14 +101,30 @@ public final class Peft4jCli {
         }
     }
 
-    private static int userError(String command, Throwable e, PrintStream err) {
+    /**
+     * What to say when the heap or ND4J's off-heap memory (JavaCPP's {@code maxbytes} /
+     * {@code maxphysicalbytes}) runs out: which limit, its value, and the variable to raise it.
+     */
+    static String outOfMemoryMessage(OutOfMemoryError e) {
+        String m = e.getMessage() == null ? "" : e.getMessage();
+        boolean offHeap = m.contains("physical") || m.contains("Physical") || m.contains("maxbytes")
+                || m.contains("Cannot allocate") || m.contains("Direct buffer");
+        String limits = String.format(java.util.Locale.ROOT, "heap limit %d MB, off-heap limit %d MB",
+                Runtime.getRuntime().maxMemory() >> 20, org.bytedeco.javacpp.Pointer.maxBytes() >> 20);
+        return "out of " + (offHeap ? "off-heap (ND4J) memory" : "Java heap memory") + " (" + limits + "): the model"
+                + " or batch is too big for these limits; raise them with PEFT4J_JAVA_OPTS, e.g. PEFT4J_JAVA_OPTS=\"-Xmx8g"
+                + " -Dorg.bytedeco.javacpp.maxbytes=16g -Dorg.bytedeco.javacpp.maxphysicalbytes=24g\", or use a"
+                + " smaller batch_size / max_length";
+    }
+
+    private static int userError(String command, Throwable e, PrintStream err, boolean debug) {
         String msg = e.getMessage() == null ? e.toString() : e.getMessage();
         if (e instanceof IOException && !(e.getMessage() != null && e.getMessage().contains(" "))) {
             msg = e.getClass().getSimpleName() + ": " + msg;
         }
         // one line: library messages may list things over several lines
         err.println("peft4j " + command + ": error: " + msg.replaceAll("\\s*\\R\\s*", " ").strip());
-        if ("1".equals(System.getenv("PEFT4J_DEBUG"))) {
+        if (debug) {
             e.printStackTrace(err);
         }
         return USAGE_ERROR;

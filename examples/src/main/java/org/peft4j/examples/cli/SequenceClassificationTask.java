@@ -57,8 +57,8 @@ final class SequenceClassificationTask implements TrainTask {
         if (eval != null && DataSources.numClasses(eval.examples()) > labels.size()) {
             labels = Classification.defaultLabels(Math.max(labels.size(), DataSources.numClasses(eval.examples())));
         }
-        List<TextExample> trainText = DemoCommand.limit(train.examples(), data.path("train_limit").asInt(0));
-        List<TextExample> evalText = eval == null ? null : DemoCommand.limit(eval.examples(), data.path("eval_limit").asInt(0));
+        List<TextExample> trainText = DemoCommand.limit(train.examples(), recipe.dataInt("train_limit", 0));
+        List<TextExample> evalText = eval == null ? null : DemoCommand.limit(eval.examples(), recipe.dataInt("eval_limit", 0));
 
         Models.Base base = Models.requireEncoder(Models.load(recipe.model(), cfg.seed()), "task " + SEQ_CLS);
         try (base) {
@@ -85,7 +85,7 @@ final class SequenceClassificationTask implements TrainTask {
             TrainResult r = TrainTask.train(pm, model.bert().dropoutRng(), Classification.loss(model), evalFn,
                     DataLoader.forTraining(Dataset.of(trainEx), collator, cfg),
                     evalEx == null ? null : DataLoader.forEvaluation(Dataset.of(evalEx), collator, Classification.EVAL_BATCH),
-                    cfg, out);
+                    cfg, out, recipe.resume());
             double seconds = Fmt.secondsSince(t0);
             ObjectNode dataInfo = recipe.dataInfo(train.source(), trainEx.size(), eval == null ? null : eval.source(),
                     evalEx == null ? 0 : evalEx.size(), textField, labelField, labels, maxLen);

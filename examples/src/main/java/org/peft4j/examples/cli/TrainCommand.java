@@ -32,7 +32,7 @@ final class TrainCommand implements Command {
     @Override
     public String usage() {
         return """
-                usage: peft4j train CONFIG.yaml [--output-dir DIR] [--set KEY=VALUE ...]
+                usage: peft4j train CONFIG.yaml [--output-dir DIR] [--set KEY=VALUE ...] [--resume]
 
                 Runs the fine-tuning a YAML file describes. Example (examples/configs/imdb-lora.yaml):
 
@@ -65,6 +65,9 @@ final class TrainCommand implements Command {
                   --output-dir DIR   overrides output_dir
                   --set KEY=VALUE    overrides one value, KEY a dotted path, VALUE in YAML syntax; repeatable:
                                      --set training.epochs=2 --set peft.r=16 --set peft.target_modules=[query,key,value]
+                  --resume           continue from the newest checkpoint in OUTPUT_DIR (written every
+                                     training.checkpoint_interval steps); the result is bit-identical
+                                     to a run that was never interrupted
                 """;
     }
 
@@ -73,11 +76,25 @@ final class TrainCommand implements Command {
         return Set.of("output-dir", "set");
     }
 
+    private static void putFinite(ObjectNode n, String key, double v) {
+        if (Double.isFinite(v)) {
+            n.put(key, v);
+        } else {
+            n.putNull(key);
+        }
+    }
+
+    @Override
+    public Set<String> flagOptions() {
+        return Set.of("resume");
+    }
+
     @Override
     public void run(Args a, PrintStream out, PrintStream err) throws Exception {
         a.expectPositionals(1, "one argument: the config file (peft4j train CONFIG.yaml)");
         Path file = Path.of(a.positionals().get(0));
-        TrainRecipe recipe = TrainRecipe.read(file, a.getAll("set"), a.has("output-dir") ? a.getPath("output-dir") : null);
+        TrainRecipe recipe = TrainRecipe.read(file, a.getAll("set"), a.has("output-dir") ? a.getPath("output-dir") : null,
+                a.has("resume"));
         out.println("peft4j train: " + file.toAbsolutePath());
         trainAndWrite(recipe, out);
     }
@@ -88,6 +105,7 @@ final class TrainCommand implements Command {
      */
     static Path trainAndWrite(TrainRecipe recipe, PrintStream out) throws java.io.IOException {
         Path outDir = recipe.outputDir();
+        recipe.checkInputs(); // nothing is created on disk before the recipe and its inputs are valid
         Files.createDirectories(outDir);
         TrainTask.Run run = recipe.task().run(recipe, out);
 
@@ -98,8 +116,9 @@ final class TrainCommand implements Command {
         }
         AtomicFiles.writeString(outDir.resolve(RESOLVED), TrainRecipe.yaml().writeValueAsString(recipe.resolved(run)));
         ObjectNode results = JsonFiles.mapper().createObjectNode();
-        run.result().lastEvalMetrics().forEach(results::put);
-        results.put("train_loss", run.result().lastLoss());
+        // JSON has no NaN/Infinity: a non-finite value (a diverged metric) is written as null, as in metrics.jsonl
+        run.result().lastEvalMetrics().forEach((k, v) -> putFinite(results, k, v));
+        putFinite(results, "train_loss", run.result().lastLoss());
         results.put("steps", run.result().globalStep());
         results.put("train_seconds", run.seconds());
         AtomicFiles.writeString(outDir.resolve("eval_results.json"), JsonFiles.toPrettyString(results) + "\n");

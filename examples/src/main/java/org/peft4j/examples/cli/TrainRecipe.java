@@ -4,7 +4,10 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.core.StreamReadConstraints;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
+import org.yaml.snakeyaml.LoaderOptions;
 import org.peft4j.core.io.JsonFiles;
 import org.peft4j.core.peft.PeftConfig;
 import org.peft4j.core.peft.PeftModel;
@@ -37,9 +40,10 @@ import java.util.TreeSet;
  * @param training  the training arguments; output folder set, checkpoints off unless asked for
  * @param maxLength tokens per example ({@code data.max_length}, default 128)
  * @param outputDir absolute output folder
+ * @param resume    continue from the newest checkpoint in the output folder ({@code --resume})
  */
 record TrainRecipe(Path file, ObjectNode root, String model, TrainTask task, JsonNode data, PeftConfig peft,
-                   TrainingConfig training, int maxLength, Path outputDir) {
+                   TrainingConfig training, int maxLength, Path outputDir, boolean resume) {
     static final Set<String> TOP_KEYS = Set.of("model", "task", "data", "peft", "training", "output_dir", "provenance");
     static final Set<String> DATA_KEYS = Set.of("train", "eval", "text_field", "label_field", "labels", "max_length",
             "train_limit", "eval_limit");
@@ -51,13 +55,17 @@ record TrainRecipe(Path file, ObjectNode root, String model, TrainTask task, Jso
      * ({@link #applyOverride}), {@code outputDir} (or null) replaces {@code output_dir}.
      */
     static TrainRecipe read(Path file, List<String> overrides, Path outputDir) throws IOException {
+        return read(file, overrides, outputDir, false);
+    }
+
+    static TrainRecipe read(Path file, List<String> overrides, Path outputDir, boolean resume) throws IOException {
         if (!Files.isRegularFile(file)) {
             throw new CliException("config file " + file + " does not exist");
         }
         ObjectMapper yaml = yaml();
         JsonNode root;
         try {
-            root = yaml.readTree(file.toFile());
+            root = YamlTree.read(file, yamlFactory()); // aliases resolved, expansion bounded
         } catch (IOException e) {
             throw new CliException("cannot parse " + file + " as YAML: " + firstLine(e.getMessage()));
         }
@@ -79,7 +87,17 @@ record TrainRecipe(Path file, ObjectNode root, String model, TrainTask task, Jso
         if (!peftNode.isObject()) {
             throw new CliException(file + ": 'peft' must be a mapping with the method's PEFT keys (peft_type: LORA, r: 8, ...)");
         }
-        Path outDir = outputDir != null ? outputDir : Path.of(root.path("output_dir").asText("runs/" + stem(file)));
+        JsonNode od = root.get("output_dir");
+        if (od != null && !od.isTextual()) {
+            throw new CliException(file + ": output_dir must be a path (a string), got " + od);
+        }
+        if (outputDir == null && od != null && Path.of(od.textValue()).normalize().startsWith("..")) {
+            // a recipe (perhaps downloaded) must not write above the folder it is run from; a
+            // --output-dir typed by the user may go anywhere
+            throw new CliException(file + ": output_dir '" + od.textValue() + "' climbs out of the current folder"
+                    + " with '..'; give an absolute path or use --output-dir");
+        }
+        Path outDir = outputDir != null ? outputDir : Path.of(od != null ? od.textValue() : "runs/" + stem(file));
         outDir = outDir.toAbsolutePath().normalize();
 
         // training arguments: TrainingConfig's own keys; checkpoints off unless asked for
@@ -107,15 +125,99 @@ record TrainRecipe(Path file, ObjectNode root, String model, TrainTask task, Jso
         if (peft.taskType() == null) {
             peft.setTaskType(task.peftTaskType());
         }
-        int maxLen = data.path("max_length").asInt(128);
+        int maxLen = dataInt(data, "max_length", 128, file);
+        for (String k : List.of("train_limit", "eval_limit")) {
+            dataInt(data, k, 0, file);
+        }
+        for (String k : List.of("train", "eval", "text_field", "label_field")) {
+            if (data.has(k) && !data.get(k).isTextual()) {
+                throw new CliException(file + ": data." + k + " must be a string, got " + data.get(k));
+            }
+        }
+        if (data.has("labels") && !data.get("labels").isArray()) {
+            throw new CliException(file + ": data.labels must be a list of class names, got " + data.get("labels"));
+        }
         if (maxLen <= 0) {
             throw new CliException(file + ": data.max_length must be positive, got " + maxLen);
         }
-        return new TrainRecipe(file, (ObjectNode) root, model, task, data, peft, cfg, maxLen, outDir);
+        return new TrainRecipe(file, (ObjectNode) root, model, task, data, peft, cfg, maxLen, outDir, resume);
     }
 
+    /**
+     * The YAML reader ({@link YamlTree} resolves anchors and aliases on top of it), bounded (at most
+     * {@value #MAX_ALIASES} aliases to collections, so a "billion laughs" file is refused at once;
+     * nesting at most {@value #MAX_DEPTH} deep; at most 8 MB of text); duplicate keys are an error.
+     */
     static ObjectMapper yaml() {
-        return new YAMLMapper();
+        return new YAMLMapper(yamlFactory());
+    }
+
+    static YAMLFactory yamlFactory() {
+        LoaderOptions opts = new LoaderOptions();
+        opts.setMaxAliasesForCollections(MAX_ALIASES);
+        opts.setNestingDepthLimit(MAX_DEPTH);
+        opts.setCodePointLimit(8 * 1024 * 1024);
+        opts.setAllowDuplicateKeys(false);
+        return YAMLFactory.builder().loaderOptions(opts)
+                .streamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(MAX_DEPTH).build()).build();
+    }
+
+    static final int MAX_ALIASES = 50;
+    static final int MAX_DEPTH = 64;
+
+    /** An integer value of the data section (YAML 1.2: also a plain scalar such as 128 read as text). */
+    private static int dataInt(JsonNode data, String key, int dflt, Path file) {
+        JsonNode v = data.get(key);
+        if (v == null || v.isNull()) {
+            return dflt;
+        }
+        if (v.isIntegralNumber() && v.canConvertToInt()) {
+            return v.intValue();
+        }
+        if (v.isTextual() && v.textValue().strip().matches("[-+]?[0-9]{1,9}")) {
+            return Integer.parseInt(v.textValue().strip());
+        }
+        throw new CliException(file + ": data." + key + " must be an integer, got " + v);
+    }
+
+    /** {@code data.<key>} as an integer ({@code dflt} when absent); a non-integer is an error naming the key. */
+    int dataInt(String key, int dflt) {
+        return dataInt(data, key, dflt, file);
+    }
+
+    /**
+     * Checks what the run will read before anything is written: the model is bundled or a folder
+     * with a config.json, every data file exists, and the output folder is not a file. The
+     * command creates nothing on disk until this has passed.
+     */
+    void checkInputs() {
+        if (!Models.isBundled(model)) {
+            Path m = Path.of(model);
+            if (!Files.isDirectory(m)) {
+                throw new CliException(file + ": model '" + model + "' is neither a bundled model (minilm, bge-small)"
+                        + " nor a folder");
+            }
+            if (!Files.isRegularFile(m.resolve("config.json"))) {
+                throw new CliException(file + ": model folder " + m + " has no config.json");
+            }
+        }
+        for (String k : List.of("train", "eval")) {
+            JsonNode v = data.get(k);
+            if (v == null) {
+                if (k.equals("train")) {
+                    throw new CliException(file + ": data.train is missing (a .jsonl/.csv/.tsv/.txt file or imdb)");
+                }
+                continue;
+            }
+            String spec = v.textValue();
+            if (!spec.equals(DataSources.IMDB) && !spec.startsWith(DataSources.IMDB + ":")
+                    && !Files.isRegularFile(Path.of(spec))) {
+                throw new CliException(file + ": data." + k + " file " + spec + " does not exist");
+            }
+        }
+        if (Files.exists(outputDir) && !Files.isDirectory(outputDir)) {
+            throw new CliException(file + ": output_dir " + outputDir + " exists and is not a folder");
+        }
     }
 
     /** {@code data.<key>}, required to be a non-blank value. */
@@ -175,7 +277,7 @@ record TrainRecipe(Path file, ObjectNode root, String model, TrainTask task, Jso
         d.put("max_length", maxLen);
         for (String k : List.of("train_limit", "eval_limit")) {
             if (data.has(k)) {
-                d.put(k, data.get(k).asInt());
+                d.put(k, dataInt(k, 0));
             }
         }
         ObjectNode counts = JsonFiles.mapper().createObjectNode();

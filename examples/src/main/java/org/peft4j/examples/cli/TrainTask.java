@@ -9,6 +9,7 @@ import org.peft4j.core.train.EvalFunction;
 import org.peft4j.core.train.LossFunction;
 import org.peft4j.core.train.TrainResult;
 import org.peft4j.core.train.Trainer;
+import org.peft4j.core.train.TrainerCheckpoint;
 import org.peft4j.core.train.TrainingConfig;
 
 import java.io.IOException;
@@ -61,14 +62,57 @@ interface TrainTask {
         throw new CliException(file + ": task '" + n + "' is not one of " + String.join(", ", names));
     }
 
+    /**
+     * Every generator that draws dropout masks during training, each once, in model-tree order
+     * (the same in every process): the backbone's, then any other dropout module's (a new head's)
+     * and every LoRA layer's. The trainer checkpoints and restores them all, which is what makes
+     * a resumed run draw the same masks as an uninterrupted one.
+     */
+    static List<Rng> dropoutRngs(PeftModel pm, Rng backbone) {
+        java.util.IdentityHashMap<Rng, Boolean> seen = new java.util.IdentityHashMap<>();
+        List<Rng> out = new ArrayList<>();
+        java.util.function.Consumer<Rng> add = r -> {
+            if (r != null && seen.put(r, Boolean.TRUE) == null) {
+                out.add(r);
+            }
+        };
+        add.accept(backbone);
+        for (org.peft4j.core.nn.Module m : pm.namedModules().values()) {
+            if (m instanceof org.peft4j.core.nn.Dropout d) {
+                add.accept(d.rng());
+            } else if (m instanceof org.peft4j.lora.LoraLayer l) {
+                l.dropoutRngs().forEach(add);
+            }
+        }
+        return out;
+    }
+
     /** Trains {@code pm} on {@code train} (evaluating on {@code eval} if given) and leaves it in eval mode. */
     static TrainResult train(PeftModel pm, Rng dropout, LossFunction loss, EvalFunction evalFn,
                              DataLoader<?> train, DataLoader<?> eval, TrainingConfig cfg, PrintStream out) {
+        return train(pm, dropout, loss, evalFn, train, eval, cfg, out, false);
+    }
+
+    /**
+     * As above; with {@code resume}, continues from the newest complete checkpoint in the output
+     * folder (the trainer restores parameters, optimizer, schedule, data order and the dropout
+     * generator, so the result is bit-identical to an uninterrupted run), or starts afresh if none.
+     */
+    static TrainResult train(PeftModel pm, Rng dropout, LossFunction loss, EvalFunction evalFn,
+                             DataLoader<?> train, DataLoader<?> eval, TrainingConfig cfg, PrintStream out, boolean resume) {
         Trainer.Builder b = Trainer.builder(pm, pm.trainableParameters(), loss, cfg).evalFunction(evalFn).progressStream(out);
-        if (dropout != null) {
-            b.rng(dropout);
+        b.rngs(dropoutRngs(pm, dropout));
+        Trainer trainer = b.build();
+        if (resume && cfg.outputDir() != null) {
+            java.util.Optional<java.nio.file.Path> latest = TrainerCheckpoint.latest(cfg.outputDir());
+            if (latest.isPresent()) {
+                out.println("resuming from " + latest.get());
+                trainer.resume(latest.get());
+            } else {
+                out.println("no checkpoint in " + cfg.outputDir() + " yet: starting from the beginning");
+            }
         }
-        TrainResult r = b.build().fit(train, eval);
+        TrainResult r = trainer.fit(train, eval);
         pm.eval();
         return r;
     }

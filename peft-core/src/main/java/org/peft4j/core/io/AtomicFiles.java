@@ -139,6 +139,112 @@ public final class AtomicFiles {
         }
         Files.createDirectories(parent);
         String name = abs.getFileName().toString();
+        // One writer at a time per folder, across threads and processes: a second save waits for
+        // the first and then replaces its (complete) result. The OS releases the lock of a killed
+        // process.
+        withLock(abs, () -> {
+            recoverLocked(abs);
+            replaceLocked(abs, parent, name, fillTempDir);
+        });
+    }
+
+    private interface IORunnable {
+        void run() throws IOException;
+    }
+
+    /** Runs {@code body} holding folder {@code abs}'s JVM lock and its file lock (shared by processes). */
+    private static void withLock(Path abs, IORunnable body) throws IOException {
+        java.util.concurrent.locks.ReentrantLock local = LOCKS.computeIfAbsent(abs, k -> new java.util.concurrent.locks.ReentrantLock());
+        local.lock();
+        try (FileChannel lockFile = FileChannel.open(lockFileOf(abs), StandardOpenOption.CREATE,
+                StandardOpenOption.WRITE); java.nio.channels.FileLock ignored = lockFile.lock()) {
+            body.run();
+        } finally {
+            local.unlock();
+        }
+    }
+
+    /**
+     * The lock file of folder {@code abs}: in the system temp folder (named by a hash of the path),
+     * so the user's folders get no extra files, and never deleted (deleting a lock file others may
+     * wait on would break the exclusion).
+     */
+    private static Path lockFileOf(Path abs) throws IOException {
+        Path locks = Path.of(System.getProperty("java.io.tmpdir"), "peft4j-locks");
+        Files.createDirectories(locks);
+        try {
+            byte[] h = java.security.MessageDigest.getInstance("SHA-256").digest(abs.toString().getBytes(StandardCharsets.UTF_8));
+            return locks.resolve(java.util.HexFormat.of().formatHex(h, 0, 16) + ".lock");
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static final java.util.concurrent.ConcurrentHashMap<Path, java.util.concurrent.locks.ReentrantLock> LOCKS =
+            new java.util.concurrent.ConcurrentHashMap<>();
+
+    /**
+     * Repairs what a process killed inside {@link #replaceDirectory} left behind: if {@code dir}
+     * is missing but the previous version was already moved aside ({@code .<name>.old-*}, always
+     * complete), that version is put back; unfinished temporary folders ({@code .<name>.tmp-*}) are
+     * deleted. Takes the folder's lock, so it never disturbs a save in progress; called by
+     * {@link #replaceDirectory} and by readers before loading.
+     */
+    public static void recover(Path dir) throws IOException {
+        Path abs = dir.toAbsolutePath().normalize();
+        Path parent = abs.getParent();
+        if (parent == null || !Files.isDirectory(parent)) {
+            return;
+        }
+        String name = abs.getFileName().toString();
+        // nothing to do (the common case): no lock needed
+        try (var entries = Files.newDirectoryStream(parent, "." + name + ".*")) {
+            if (!entries.iterator().hasNext()) {
+                return;
+            }
+        }
+        withLock(abs, () -> recoverLocked(abs));
+    }
+
+    private static void recoverLocked(Path abs) throws IOException {
+        Path parent = abs.getParent();
+        String name = abs.getFileName().toString();
+        java.util.List<Path> olds = new java.util.ArrayList<>();
+        java.util.List<Path> tmps = new java.util.ArrayList<>();
+        try (var entries = Files.newDirectoryStream(parent, "." + name + ".*")) {
+            for (Path p : entries) {
+                String n = p.getFileName().toString();
+                if (n.startsWith("." + name + ".old-")) {
+                    olds.add(p);
+                } else if (n.startsWith("." + name + ".tmp-")) {
+                    tmps.add(p);
+                }
+            }
+        }
+        if (!Files.exists(abs, LinkOption.NOFOLLOW_LINKS) && !olds.isEmpty()) {
+            Path newest = olds.get(0);
+            for (Path p : olds) {
+                if (Files.getLastModifiedTime(p).compareTo(Files.getLastModifiedTime(newest)) > 0) {
+                    newest = p;
+                }
+            }
+            LOG.warn("{} is missing after an interrupted save; restoring the previous version from {}", abs, newest);
+            move(newest, abs);
+            fsyncDirectory(parent);
+            olds.remove(newest);
+        }
+        if (Files.exists(abs, LinkOption.NOFOLLOW_LINKS)) {
+            for (Path p : olds) {
+                deleteQuietly(p);
+            }
+        }
+        // under the lock no writer is filling one, so every temporary folder is a killed save's
+        for (Path p : tmps) {
+            deleteQuietly(p);
+        }
+    }
+
+    private static void replaceLocked(Path abs, Path parent, String name, IOConsumer<Path> fillTempDir) throws IOException {
         Path tmp = createUniqueDirectory(parent, "." + name + ".tmp-");
         try {
             fillTempDir.accept(tmp);

@@ -4,6 +4,11 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.reduce.longer.MatchCondition;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.conditions.Conditions;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -34,13 +39,14 @@ import java.util.function.Supplier;
  * {@link #forEach}. Close it to release the shard files.
  */
 public final class CheckpointWeights implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(CheckpointWeights.class);
     private final Path source;
-    private final Map<Path, SafeTensorsFile> shards;
+    private final Map<Path, WeightFile> shards;
     /** key → its shard, in iteration order: shard by shard (index order), data order within a shard. */
-    private final Map<String, SafeTensorsFile> byKey;
+    private final Map<String, WeightFile> byKey;
     private final ObjectNode indexMetadata;
 
-    private CheckpointWeights(Path source, Map<Path, SafeTensorsFile> shards, Map<String, SafeTensorsFile> byKey,
+    private CheckpointWeights(Path source, Map<Path, WeightFile> shards, Map<String, WeightFile> byKey,
                               ObjectNode indexMetadata) {
         this.source = source;
         this.shards = shards;
@@ -66,18 +72,31 @@ public final class CheckpointWeights implements AutoCloseable {
         if (Files.isRegularFile(index)) {
             return openIndex(index);
         }
-        throw new CheckpointException(dir + ": no weights found (expected " + HfFolder.WEIGHTS_FILE + " or "
-                + HfFolder.WEIGHTS_INDEX_FILE + ")");
+        // older checkpoints: PyTorch .bin, read by the restricted unpickler (transformers' order too)
+        Path bin = dir.resolve(HfFolder.TORCH_WEIGHTS_FILE);
+        if (Files.isRegularFile(bin)) {
+            return openFile(bin);
+        }
+        Path binIndex = dir.resolve(HfFolder.TORCH_WEIGHTS_INDEX_FILE);
+        if (Files.isRegularFile(binIndex)) {
+            return openIndex(binIndex);
+        }
+        throw new CheckpointException(dir + ": no weights found (expected " + HfFolder.WEIGHTS_FILE + ", "
+                + HfFolder.WEIGHTS_INDEX_FILE + ", " + HfFolder.TORCH_WEIGHTS_FILE + " or "
+                + HfFolder.TORCH_WEIGHTS_INDEX_FILE + ")");
     }
 
-    /** Opens one {@code .safetensors} file (e.g. an adapter's) through the same interface. */
+    /**
+     * Opens one {@code .safetensors} or PyTorch {@code .bin} file (e.g. an adapter's) through the
+     * same interface.
+     */
     public static CheckpointWeights openFile(Path file) throws IOException {
-        SafeTensorsFile f = SafeTensorsFile.open(file);
-        Map<String, SafeTensorsFile> byKey = new LinkedHashMap<>();
+        WeightFile f = WeightFile.open(file);
+        Map<String, WeightFile> byKey = new LinkedHashMap<>();
         for (String k : f.keys()) {
             byKey.put(k, f);
         }
-        Map<Path, SafeTensorsFile> shards = new LinkedHashMap<>();
+        Map<Path, WeightFile> shards = new LinkedHashMap<>();
         shards.put(file, f);
         return new CheckpointWeights(file, shards, byKey, JsonNodeFactory.instance.objectNode());
     }
@@ -112,8 +131,8 @@ public final class CheckpointWeights implements AutoCloseable {
             }
             listed.computeIfAbsent(e.getValue().textValue(), s -> new ArrayList<>()).add(e.getKey());
         }
-        Map<Path, SafeTensorsFile> shards = new LinkedHashMap<>();
-        Map<String, SafeTensorsFile> byKey = new LinkedHashMap<>();
+        Map<Path, WeightFile> shards = new LinkedHashMap<>();
+        Map<String, WeightFile> byKey = new LinkedHashMap<>();
         boolean ok = false;
         try {
             for (Map.Entry<String, List<String>> e : listed.entrySet()) {
@@ -124,11 +143,16 @@ public final class CheckpointWeights implements AutoCloseable {
                     throw new CheckpointException(indexFile + ": shard '" + shardName + "' (for tensor '" + keys.get(0)
                             + "') lies outside the checkpoint folder");
                 }
+                // a symlink inside the folder may still lead out of it
+                if (Files.exists(shardPath) && !shardPath.toRealPath().startsWith(dir.toRealPath())) {
+                    throw new CheckpointException(indexFile + ": shard '" + shardName + "' (for tensor '" + keys.get(0)
+                            + "') is a link to " + shardPath.toRealPath() + ", outside the checkpoint folder");
+                }
                 if (!Files.isRegularFile(shardPath)) {
                     throw new CheckpointException(indexFile + ": shard " + shardPath + " is missing (it should hold "
                             + keys.size() + " tensors, e.g. '" + keys.get(0) + "')");
                 }
-                SafeTensorsFile f = SafeTensorsFile.open(shardPath);
+                WeightFile f = WeightFile.open(shardPath);
                 shards.put(shardPath, f);
                 for (String k : keys) {
                     if (!f.contains(k)) {
@@ -205,12 +229,30 @@ public final class CheckpointWeights implements AutoCloseable {
 
     /** The tensor {@code key}, read now; F16/BF16 widened to FLOAT. */
     public INDArray get(String key) {
-        return shard(key).get(key);
+        return get(key, true);
     }
 
-    /** The tensor {@code key}, read now; see {@link SafeTensorsFile#get(String, boolean)}. */
+    /**
+     * The tensor {@code key}, read now; see {@link SafeTensorsFile#get(String, boolean)}. A
+     * floating-point tensor holding NaN or Inf is reported with a warning naming it and its file
+     * (a checkpoint that diverged, or a damaged download).
+     */
     public INDArray get(String key, boolean widenToFloat) {
-        return shard(key).get(key, widenToFloat);
+        WeightFile f = shard(key);
+        INDArray a = f.get(key, widenToFloat);
+        warnIfNotFinite(a, key, f.file());
+        return a;
+    }
+
+    static void warnIfNotFinite(INDArray a, String key, Path file) {
+        if (!a.dataType().isFPType() || a.length() == 0) {
+            return;
+        }
+        long nan = Nd4j.getExecutioner().exec(new MatchCondition(a, Conditions.isNan())).getLong(0);
+        long inf = Nd4j.getExecutioner().exec(new MatchCondition(a, Conditions.isInfinite())).getLong(0);
+        if (nan > 0 || inf > 0) {
+            LOG.warn("{}: tensor '{}' holds {} NaN and {} infinite values (of {})", file, key, nan, inf, a.length());
+        }
     }
 
     /** The raw bytes of {@code key}, memory-mapped (see {@link SafeTensorsFile#getBytes}). */
@@ -249,8 +291,8 @@ public final class CheckpointWeights implements AutoCloseable {
         return out;
     }
 
-    private SafeTensorsFile shard(String key) {
-        SafeTensorsFile f = byKey.get(key);
+    private WeightFile shard(String key) {
+        WeightFile f = byKey.get(key);
         if (f == null) {
             throw new CheckpointException(source + ": no tensor '" + key + "' in this checkpoint (" + byKey.size()
                     + " tensors)");
@@ -263,9 +305,9 @@ public final class CheckpointWeights implements AutoCloseable {
         closeAll(shards.values());
     }
 
-    private static void closeAll(Iterable<SafeTensorsFile> files) throws IOException {
+    private static void closeAll(Iterable<? extends WeightFile> files) throws IOException {
         IOException first = null;
-        for (SafeTensorsFile f : files) {
+        for (WeightFile f : files) {
             try {
                 f.close();
             } catch (IOException e) {

@@ -34,6 +34,9 @@ public final class HfFolder {
     public static final String CONFIG_FILE = "config.json";
     public static final String WEIGHTS_FILE = "model.safetensors";
     public static final String WEIGHTS_INDEX_FILE = "model.safetensors.index.json";
+    /** The PyTorch weights of older checkpoints, read by {@link TorchBinFile} when no safetensors exist. */
+    public static final String TORCH_WEIGHTS_FILE = "pytorch_model.bin";
+    public static final String TORCH_WEIGHTS_INDEX_FILE = "pytorch_model.bin.index.json";
     /** transformers' default {@code max_shard_size} ("5GB", decimal). */
     public static final long DEFAULT_MAX_SHARD_BYTES = 5_000_000_000L;
     /**
@@ -74,9 +77,14 @@ public final class HfFolder {
         JsonFiles.write(dir.resolve(CONFIG_FILE), tree);
     }
 
-    /** True if {@code dir} has {@code model.safetensors} or {@code model.safetensors.index.json}. */
+    /**
+     * True if {@code dir} has {@code model.safetensors}, {@code model.safetensors.index.json},
+     * {@code pytorch_model.bin} or {@code pytorch_model.bin.index.json}.
+     */
     public static boolean hasWeights(Path dir) {
-        return Files.isRegularFile(dir.resolve(WEIGHTS_FILE)) || Files.isRegularFile(dir.resolve(WEIGHTS_INDEX_FILE));
+        return Files.isRegularFile(dir.resolve(WEIGHTS_FILE)) || Files.isRegularFile(dir.resolve(WEIGHTS_INDEX_FILE))
+                || Files.isRegularFile(dir.resolve(TORCH_WEIGHTS_FILE))
+                || Files.isRegularFile(dir.resolve(TORCH_WEIGHTS_INDEX_FILE));
     }
 
     /** All weights of {@code dir}, copied into ND4J memory; F16/BF16 widened to FLOAT. */

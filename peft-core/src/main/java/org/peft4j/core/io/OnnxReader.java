@@ -59,10 +59,27 @@ public final class OnnxReader {
         long n = 1;
         for (int i = 0; i < shape.length; i++) {
             shape[i] = t.getDims(i);
-            n *= shape[i];
+            if (shape[i] < 0) {
+                throw new IllegalArgumentException("ONNX model " + source + ": tensor " + t.getName() + " has dims "
+                        + t.getDimsList() + " (a negative size)");
+            }
+        }
+        // exact, saturating: a wrapped product would hide the true size (and could look small)
+        for (long d : shape) {
+            try {
+                n = Math.multiplyExact(n, d);
+            } catch (ArithmeticException e) {
+                n = Long.MAX_VALUE;
+            }
+        }
+        for (long d : shape) {
+            if (d == 0) {
+                n = 0;
+            }
         }
         if (n > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("ONNX model " + source + ": tensor " + t.getName() + " is too large");
+            throw new IllegalArgumentException("ONNX model " + source + ": tensor " + t.getName() + " with dims "
+                    + t.getDimsList() + " is too large (more than " + Integer.MAX_VALUE + " elements)");
         }
         int count = (int) n;
         boolean raw = !t.getRawData().isEmpty();

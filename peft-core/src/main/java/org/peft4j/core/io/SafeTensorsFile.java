@@ -57,7 +57,7 @@ import java.util.Map;
  * {@link #getBytes} stay readable after {@link #close()} (the JVM unmaps them when they are
  * garbage-collected).
  */
-public final class SafeTensorsFile implements AutoCloseable {
+public final class SafeTensorsFile implements WeightFile {
     /** The reference implementation's limit on the header length (MAX_HEADER_SIZE). */
     public static final long MAX_HEADER_SIZE = 100_000_000L;
     /** The header key that holds free-form string metadata instead of a tensor. */

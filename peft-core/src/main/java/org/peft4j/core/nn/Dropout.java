@@ -27,6 +27,11 @@ public class Dropout extends Module implements UnaryModule {
         return p;
     }
 
+    /** The generator of the masks (null when p = 0): a trainer saves and restores it for an exact resume. */
+    public Rng rng() {
+        return rng;
+    }
+
     @Override
     public Tensor forward(Tensor x) {
         if (p == 0.0 || !isTraining()) {

@@ -2,6 +2,7 @@ package org.peft4j.core.peft;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.peft4j.core.io.AtomicFiles;
+import org.peft4j.core.io.CheckpointWeights;
 import org.peft4j.core.io.SafeTensors;
 import org.peft4j.core.model.Backbone;
 import org.peft4j.core.model.BackboneInputs;
@@ -47,6 +48,8 @@ public class PeftModel extends Module implements InputPreparation {
 
     public static final String CONFIG_NAME = "adapter_config.json";
     public static final String WEIGHTS_NAME = "adapter_model.safetensors";
+    /** PEFT's legacy adapter weights ({@code torch.save}), read when no safetensors file is there. */
+    public static final String TORCH_WEIGHTS_NAME = "adapter_model.bin";
     /** The prefix of every saved tensor key of a non-prompt method. */
     public static final String MODEL_PREFIX = "base_model.model.";
     public static final String DEFAULT_ADAPTER = "default";
@@ -643,6 +646,11 @@ public class PeftModel extends Module implements InputPreparation {
      */
     public static PeftModel load(Module baseModel, Path dir, String adapterName, boolean trainable) {
         checkAdapterName(adapterName);
+        try {
+            AtomicFiles.recover(dir); // a save killed between its two renames left the previous folder aside
+        } catch (IOException e) {
+            throw new PeftException("cannot recover the interrupted save of " + dir + ": " + e.getMessage(), e);
+        }
         PeftConfig config = PeftConfig.load(dir);
         config.setInferenceMode(!trainable);
         TreeState before = TreeState.of(baseModel);
@@ -683,12 +691,16 @@ public class PeftModel extends Module implements InputPreparation {
 
     private void loadWeights(Path dir, String adapterName) {
         Path file = dir.resolve(WEIGHTS_NAME);
+        if (!Files.isRegularFile(file) && Files.isRegularFile(dir.resolve(TORCH_WEIGHTS_NAME))) {
+            // PEFT's legacy format, read by the restricted unpickler (no code in it can run)
+            file = dir.resolve(TORCH_WEIGHTS_NAME);
+        }
         if (!Files.isRegularFile(file)) {
-            throw new IllegalArgumentException("no " + WEIGHTS_NAME + " in " + dir);
+            throw new IllegalArgumentException("no " + WEIGHTS_NAME + " (or " + TORCH_WEIGHTS_NAME + ") in " + dir);
         }
         Map<String, INDArray> tensors;
-        try {
-            tensors = new LinkedHashMap<>(SafeTensors.load(file));
+        try (CheckpointWeights w = CheckpointWeights.openFile(file)) {
+            tensors = new LinkedHashMap<>(w.readAll(true));
         } catch (IOException e) {
             throw new IllegalArgumentException("cannot read " + file + ": " + e.getMessage(), e);
         }

@@ -79,6 +79,10 @@ public final class HfTokenizer implements Tokenizer {
         JsonNode padding = root.path("padding");
         pad = padding.hasNonNull("pad_id") ? padding.get("pad_id").asInt() : firstId("[PAD]", "<pad>");
 
+        // The native library aborts the whole JVM (a Rust panic) on some inconsistent files, so
+        // those are refused here first.
+        checkPostProcessor(root.path("post_processor"), source, 0);
+
         Map<String, String> options = new HashMap<>();
         options.put("padding", "false");
         options.put("truncation", "false");
@@ -92,17 +96,64 @@ public final class HfTokenizer implements Tokenizer {
         }
 
         // Find where the text sits inside the post-processed sequence, once, with a probe word.
-        long[] withSpecials = tokenizer.encode("hello", true, false).getIds();
-        long[] plain = tokenizer.encode("hello", false, false).getIds();
+        long[] withSpecials;
+        long[] plain;
+        try {
+            withSpecials = tokenizer.encode("hello", true, false).getIds();
+            plain = tokenizer.encode("hello", false, false).getIds();
+        } catch (RuntimeException e) {
+            tokenizer.close();
+            throw new IllegalArgumentException("tokenizer file " + source + " cannot encode text: " + e.getMessage(), e);
+        }
         int lead = indexOf(withSpecials, plain);
         if (lead < 0) {
-            throw new IllegalStateException("cannot locate the text inside the post-processed sequence of " + source
+            throw new IllegalArgumentException("cannot locate the text inside the post-processed sequence of " + source
                     + ": " + Arrays.toString(withSpecials) + " vs " + Arrays.toString(plain));
         }
         leadingSpecials = lead;
         trailingSpecials = withSpecials.length - plain.length - lead;
         LOG.debug("loaded tokenizer {} (vocab {}, cls {}, sep {}, pad {}, unk {}, mask {})",
                 source, vocabSize, cls, sep, pad, unk, mask);
+    }
+
+    /**
+     * Checks a template post-processor (also inside a {@code Sequence}): every
+     * special token its templates name must be defined in its {@code special_tokens} with integer
+     * ids — the tokenizers library panics (and takes the JVM with it) on the first encode otherwise.
+     */
+    private static void checkPostProcessor(JsonNode pp, String source, int depth) {
+        if (pp == null || !pp.isObject() || depth > 16) {
+            return;
+        }
+        // The library reads post-processors by their shape, not by "type" (serde untagged), so
+        // anything with processors or templates is checked, whatever it calls itself.
+        for (JsonNode p : pp.path("processors")) {
+            checkPostProcessor(p, source, depth + 1);
+        }
+        if (!pp.has("single") && !pp.has("pair")) {
+            return;
+        }
+        JsonNode specials = pp.path("special_tokens");
+        for (String part : new String[]{"single", "pair"}) {
+            for (JsonNode piece : pp.path(part)) {
+                JsonNode st = piece.path("SpecialToken");
+                if (st.isMissingNode()) {
+                    continue;
+                }
+                String id = st.path("id").asText();
+                JsonNode def = specials.get(id);
+                if (def == null || !def.path("ids").isArray() || def.path("ids").isEmpty()) {
+                    throw new IllegalArgumentException("tokenizer file " + source + ": post_processor." + part
+                            + " uses special token '" + id + "', which post_processor.special_tokens does not define");
+                }
+                for (JsonNode i : def.path("ids")) {
+                    if (!i.canConvertToInt() || i.asInt() < 0) {
+                        throw new IllegalArgumentException("tokenizer file " + source + ": special token '" + id
+                                + "' has id " + i + " (a non-negative integer is expected)");
+                    }
+                }
+            }
+        }
     }
 
     /** Loads {@code tokenizer.json} from a file. */

@@ -207,7 +207,12 @@ public final class TrainerCheckpoint {
                 continue;
             }
             try {
-                AtomicFiles.deleteRecursively(p);
+                // renamed aside first (one atomic step), then deleted: a process killed while
+                // deleting leaves a hidden remnant, never a visible checkpoint with files missing
+                Path doomed = p.resolveSibling("." + p.getFileName() + ".deleting");
+                AtomicFiles.deleteRecursively(doomed);
+                java.nio.file.Files.move(p, doomed, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+                AtomicFiles.deleteRecursively(doomed);
                 excess--;
             } catch (IOException e) {
                 LOG.warn("could not delete old checkpoint {}: {}", p, e.toString());

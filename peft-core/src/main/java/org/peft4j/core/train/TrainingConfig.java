@@ -181,36 +181,94 @@ public record TrainingConfig(
             var e = it.next();
             JsonNode v = e.getValue();
             switch (e.getKey()) {
-                case "epochs" -> b.epochs(v.asInt());
-                case "max_steps" -> b.maxSteps(v.asLong());
-                case "batch_size" -> b.batchSize(v.asInt());
-                case "gradient_accumulation_steps" -> b.gradientAccumulationSteps(v.asInt());
-                case "max_grad_norm" -> b.maxGradNorm(v.asDouble());
-                case "learning_rate" -> b.learningRate(v.asDouble());
-                case "weight_decay" -> b.weightDecay(v.asDouble());
-                case "warmup_steps" -> b.warmupSteps(v.asLong());
-                case "warmup_ratio" -> b.warmupRatio(v.asDouble());
-                case "schedule" -> b.schedule(parseEnum(ScheduleType.class, "schedule", v.asText()));
-                case "optimizer" -> b.optimizer(parseEnum(OptimizerType.class, "optimizer", v.asText()));
-                case "adam_beta1" -> b.adamBetas(v.asDouble(), b.adamBeta2);
-                case "adam_beta2" -> b.adamBetas(b.adamBeta1, v.asDouble());
-                case "adam_epsilon" -> b.adamEpsilon(v.asDouble());
-                case "sgd_momentum" -> b.sgdMomentum(v.asDouble());
-                case "eval_interval" -> b.evalInterval(v.asInt());
-                case "log_interval" -> b.logInterval(v.asInt());
-                case "seed" -> b.seed(v.asLong());
-                case "output_dir" -> b.outputDir(v.isNull() ? null : Path.of(v.asText()));
-                case "checkpoint_interval" -> b.checkpointInterval(v.asInt());
-                case "keep_checkpoints" -> b.keepCheckpoints(v.asInt());
-                case "early_stopping_patience" -> b.earlyStoppingPatience(v.asInt());
-                case "early_stopping_metric" -> b.earlyStoppingMetric(v.isNull() ? null : v.asText());
-                case "greater_is_better" -> b.greaterIsBetter(v.asBoolean());
-                case "early_stopping_threshold" -> b.earlyStoppingThreshold(v.asDouble());
+                case "epochs" -> b.epochs(intOf(e.getKey(), v));
+                case "max_steps" -> b.maxSteps(longOf(e.getKey(), v));
+                case "batch_size" -> b.batchSize(intOf(e.getKey(), v));
+                case "gradient_accumulation_steps" -> b.gradientAccumulationSteps(intOf(e.getKey(), v));
+                case "max_grad_norm" -> b.maxGradNorm(doubleOf(e.getKey(), v));
+                case "learning_rate" -> b.learningRate(doubleOf(e.getKey(), v));
+                case "weight_decay" -> b.weightDecay(doubleOf(e.getKey(), v));
+                case "warmup_steps" -> b.warmupSteps(longOf(e.getKey(), v));
+                case "warmup_ratio" -> b.warmupRatio(doubleOf(e.getKey(), v));
+                case "schedule" -> b.schedule(parseEnum(ScheduleType.class, "schedule", textOf(e.getKey(), v)));
+                case "optimizer" -> b.optimizer(parseEnum(OptimizerType.class, "optimizer", textOf(e.getKey(), v)));
+                case "adam_beta1" -> b.adamBetas(doubleOf(e.getKey(), v), b.adamBeta2);
+                case "adam_beta2" -> b.adamBetas(b.adamBeta1, doubleOf(e.getKey(), v));
+                case "adam_epsilon" -> b.adamEpsilon(doubleOf(e.getKey(), v));
+                case "sgd_momentum" -> b.sgdMomentum(doubleOf(e.getKey(), v));
+                case "eval_interval" -> b.evalInterval(intOf(e.getKey(), v));
+                case "log_interval" -> b.logInterval(intOf(e.getKey(), v));
+                case "seed" -> b.seed(longOf(e.getKey(), v));
+                case "output_dir" -> b.outputDir(v.isNull() ? null : Path.of(textOf(e.getKey(), v)));
+                case "checkpoint_interval" -> b.checkpointInterval(intOf(e.getKey(), v));
+                case "keep_checkpoints" -> b.keepCheckpoints(intOf(e.getKey(), v));
+                case "early_stopping_patience" -> b.earlyStoppingPatience(intOf(e.getKey(), v));
+                case "early_stopping_metric" -> b.earlyStoppingMetric(v.isNull() ? null : textOf(e.getKey(), v));
+                case "greater_is_better" -> b.greaterIsBetter(boolOf(e.getKey(), v));
+                case "early_stopping_threshold" -> b.earlyStoppingThreshold(doubleOf(e.getKey(), v));
                 default -> throw new IllegalArgumentException("unknown training config key '" + e.getKey() + "'");
             }
         }
         return b.build();
     }
+
+    /**
+     * A number as YAML 1.2 reads it: a JSON number, or a plain scalar such as {@code 1e-3} that
+     * YAML 1.1 parsers leave as a string. Anything else (a word, a list, a boolean) is an error
+     * naming the key: never a silent default.
+     */
+    private static double doubleOf(String key, JsonNode v) {
+        if (v.isNumber()) {
+            return v.doubleValue();
+        }
+        if (v.isTextual() && NUMBER.matcher(v.textValue().strip()).matches()) {
+            return Double.parseDouble(v.textValue().strip());
+        }
+        throw new IllegalArgumentException("'" + key + "' must be a number, got " + describe(v));
+    }
+
+    private static long longOf(String key, JsonNode v) {
+        if (v.isIntegralNumber() && v.canConvertToLong()) {
+            return v.longValue();
+        }
+        if (v.isNumber() && v.doubleValue() == Math.rint(v.doubleValue()) && Math.abs(v.doubleValue()) < 0x1p53) {
+            return (long) v.doubleValue();
+        }
+        if (v.isTextual() && v.textValue().strip().matches("[-+]?[0-9]{1,18}")) {
+            return Long.parseLong(v.textValue().strip());
+        }
+        throw new IllegalArgumentException("'" + key + "' must be an integer, got " + describe(v));
+    }
+
+    private static int intOf(String key, JsonNode v) {
+        long l = longOf(key, v);
+        if (l < Integer.MIN_VALUE || l > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("'" + key + "' must fit a 32-bit integer, got " + l);
+        }
+        return (int) l;
+    }
+
+    private static boolean boolOf(String key, JsonNode v) {
+        if (v.isBoolean()) {
+            return v.booleanValue();
+        }
+        throw new IllegalArgumentException("'" + key + "' must be true or false, got " + describe(v));
+    }
+
+    private static String textOf(String key, JsonNode v) {
+        if (v.isTextual()) {
+            return v.textValue();
+        }
+        throw new IllegalArgumentException("'" + key + "' must be a string, got " + describe(v));
+    }
+
+    private static String describe(JsonNode v) {
+        String t = v.toString();
+        return (t.length() > 60 ? t.substring(0, 60) + "..." : t) + " (" + v.getNodeType().name().toLowerCase(Locale.ROOT) + ")";
+    }
+
+    private static final java.util.regex.Pattern NUMBER =
+            java.util.regex.Pattern.compile("[-+]?(\\d+\\.?\\d*|\\.\\d+)([eE][-+]?\\d+)?");
 
     private static <E extends Enum<E>> E parseEnum(Class<E> type, String field, String text) {
         try {

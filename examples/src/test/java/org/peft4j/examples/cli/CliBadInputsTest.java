@@ -1,0 +1,173 @@
+package org.peft4j.examples.cli;
+
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Bad inputs a user can give {@code peft4j}, each through the real command line: every one must
+ * exit with status 2 and print one line saying what is wrong (naming the key, file or value),
+ * with no stack trace, and create nothing on disk. The lines printed are written to
+ * {@code examples/target/cli-bad-inputs.txt} (the table in the README's reliability section).
+ */
+class CliBadInputsTest {
+    @TempDir
+    static Path tmp;
+    static Path bert;
+    static Path data;
+    static final List<String> TABLE = new ArrayList<>();
+
+    @BeforeAll
+    static void setUp() throws IOException {
+        bert = CliTestSupport.copyModel("bert-tiny", tmp.resolve("bert-tiny"));
+        CliTestSupport.writeWordTokenizer(bert, 50, true);
+        data = tmp.resolve("train.jsonl");
+        Files.write(data, AdapterCommandsTest.tinyData(16, 5));
+    }
+
+    /** A recipe that is valid except for {@code change} (appended or substituted lines). */
+    private static Path recipe(String name, String body) throws IOException {
+        Path f = tmp.resolve(name + ".yaml");
+        Files.writeString(f, body.replace("MODEL", bert.toString()).replace("DATA", data.toString())
+                .replace("OUT", tmp.resolve("out-" + name).toString()));
+        return f;
+    }
+
+    private static final String GOOD = """
+            model: MODEL
+            data:
+              train: DATA
+              labels: [neg, pos]
+              max_length: 16
+            peft:
+              peft_type: LORA
+              r: 2
+              target_modules: [query, value]
+            training:
+              epochs: 1
+              batch_size: 4
+              learning_rate: 0.01
+            output_dir: OUT
+            """;
+
+    /** Runs one bad command line; checks the user-error contract and that {@code expect} is in the message. */
+    private static String bad(String what, String expect, String... args) {
+        CliTestSupport.Run r = CliTestSupport.cli(args);
+        assertEquals(2, r.code(), what + ": " + r);
+        String err = r.err().strip();
+        assertEquals(1, err.lines().count(), what + ": exactly one line on stderr: " + r);
+        assertFalse(err.contains("\tat ") || err.contains("Exception"), what + ": no stack trace: " + r);
+        assertTrue(err.contains(expect), what + ": expected '" + expect + "' in: " + err);
+        TABLE.add("| " + what + " | `" + err.replace(tmp.toString(), "$TMP").replace("|", "\\|") + "` |");
+        return err;
+    }
+
+    @Test
+    void everyBadInputIsOneLineExitTwoAndCreatesNothing() throws IOException {
+        bad("unknown command", "unknown command 'frobnicate'", "frobnicate");
+        bad("train without a config", "one argument: the config file", "train");
+        bad("config file missing", "does not exist", "train", tmp.resolve("missing.yaml").toString());
+        bad("YAML syntax error", "cannot parse", "train", recipe("syntax", "model: [unclosed\n").toString());
+        bad("unknown top-level key", "unknown key 'epochz'", "train", recipe("unknown", GOOD + "epochz: 3\n").toString());
+        bad("string where a number belongs", "'learning_rate' must be a number, got \"fast\"", "train",
+                recipe("type", GOOD.replace("learning_rate: 0.01", "learning_rate: fast")).toString());
+        bad("word as data.max_length", "data.max_length must be an integer", "train",
+                recipe("maxlen", GOOD.replace("max_length: 16", "max_length: long")).toString());
+        bad("--set with a wrong type", "'epochs' must be an integer", "train", recipe("set", GOOD).toString(),
+                "--set", "training.epochs=abc");
+        bad("duplicate key", "Duplicate field 'output_dir'", "train", recipe("dup", GOOD + "output_dir: again\n").toString());
+        StringBuilder bomb = new StringBuilder("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for (char c = 'b'; c <= 'j'; c++) {
+            bomb.append(c).append(": &").append(c).append(" [");
+            for (int i = 0; i < 10; i++) {
+                bomb.append(i == 0 ? "" : ", ").append('*').append((char) (c - 1));
+            }
+            bomb.append("]\n");
+        }
+        bad("YAML alias bomb (10^10 nodes)", "expands to more than 100000 values", "train", recipe("bomb", bomb.toString()).toString());
+        bad("YAML nested 5000 deep", "cannot parse", "train",
+                recipe("deep", "model: " + "[".repeat(5000) + "]".repeat(5000) + "\n").toString());
+        bad("output_dir climbing out with ..", "climbs out of the current folder", "train",
+                recipe("escape", GOOD.replace("output_dir: OUT", "output_dir: ../../escaped")).toString());
+        bad("model folder missing", "is neither a bundled model", "train",
+                recipe("nomodel", GOOD.replace("model: MODEL", "model: " + tmp.resolve("no-such-model"))).toString());
+        bad("data file missing", "does not exist", "train",
+                recipe("nodata", GOOD.replace("train: DATA", "train: " + tmp.resolve("no-such.jsonl"))).toString());
+        for (String n : List.of("type", "maxlen", "set", "escape", "nomodel", "nodata", "bomb")) {
+            assertFalse(Files.exists(tmp.resolve("out-" + n)), n + ": nothing may be created before validation");
+        }
+
+        // model folders holding hostile weights
+        Path evil = Files.createDirectories(tmp.resolve("evil-bin"));
+        Files.copy(bert.resolve("config.json"), evil.resolve("config.json"));
+        Files.copy(bert.resolve("tokenizer.json"), evil.resolve("tokenizer.json"));
+        try (var in = CliBadInputsTest.class.getResourceAsStream("ParserFuzzTestInputs/torchBin/seed-evil_os_system.bin")) {
+            Files.write(evil.resolve("pytorch_model.bin"), in.readAllBytes());
+        }
+        bad("pytorch_model.bin whose pickle calls os.system", "global 'posix.system', which is not allowed", "embed",
+                "--model", evil.toString(), "--text", "w4 w5");
+        Path huge = Files.createDirectories(tmp.resolve("huge"));
+        Files.copy(bert.resolve("config.json"), huge.resolve("config.json"));
+        Files.copy(bert.resolve("tokenizer.json"), huge.resolve("tokenizer.json"));
+        byte[] header = "{\"w\":{\"dtype\":\"F32\",\"shape\":[1000000,1000000],\"data_offsets\":[0,16]}}"
+                .getBytes(StandardCharsets.UTF_8);
+        Files.write(huge.resolve("model.safetensors"), ByteBuffer.allocate(8 + header.length + 16)
+                .order(ByteOrder.LITTLE_ENDIAN).putLong(header.length).put(header).array());
+        bad("safetensors claiming a 10^12-element tensor", "needs 1000000000000 × 4 = 4000000000000 bytes", "embed",
+                "--model", huge.toString(), "--text", "w4 w5");
+
+        Files.createDirectories(Path.of("target"));
+        Files.write(Path.of("target", "cli-bad-inputs.txt"), TABLE);
+    }
+
+    @Test
+    void aliasesAreResolvedAndExpansionIsBoundedBelowTheAliasLimit() throws IOException {
+        // 9 levels of 5 aliases (45 < 50 aliases) would expand to 5^9 ≈ 2 million values
+        StringBuilder bomb = new StringBuilder("a0: &a0 [x, x, x, x, x]\n");
+        for (int l = 1; l <= 9; l++) {
+            bomb.append("a").append(l).append(": &a").append(l).append(" [");
+            for (int i = 0; i < 5; i++) {
+                bomb.append(i == 0 ? "" : ", ").append("*a").append(l - 1);
+            }
+            bomb.append("]\n");
+        }
+        String err = bad("YAML alias bomb under the alias limit (5^9 values)", "expands to more than 100000 values",
+                "train", recipe("bomb2", bomb.toString()).toString());
+        assertTrue(err.contains("bomb2.yaml"), err);
+        // an ordinary anchor, alias and merge key are read as YAML defines them
+        var tree = YamlTree.read("base: &b {r: 4, lora_alpha: 8}\npeft:\n  <<: *b\n  r: 2\nlist: [*b, *b]\n",
+                TrainRecipe.yamlFactory(), "t.yaml");
+        assertEquals(2, tree.get("peft").get("r").asInt());
+        assertEquals(8, tree.get("peft").get("lora_alpha").asInt());
+        assertEquals(4, tree.get("list").get(1).get("r").asInt());
+    }
+
+    @Test
+    void debugFlagAddsTheStackTrace() {
+        CliTestSupport.Run r = CliTestSupport.cli("train", tmp.resolve("missing.yaml").toString(), "--debug");
+        assertEquals(2, r.code(), r.toString());
+        assertTrue(r.err().contains("\tat org.peft4j"), r.toString());
+    }
+
+    @Test
+    void outOfMemoryNamesTheLimitToRaise() {
+        String heap = Peft4jCli.outOfMemoryMessage(new OutOfMemoryError("Java heap space"));
+        assertTrue(heap.startsWith("out of Java heap memory (heap limit ") && heap.contains("PEFT4J_JAVA_OPTS"), heap);
+        String off = Peft4jCli.outOfMemoryMessage(new OutOfMemoryError(
+                "Cannot allocate new LongPointer(8): totalBytes = 3G, physicalBytes = 4G"));
+        assertTrue(off.startsWith("out of off-heap (ND4J) memory") && off.contains("maxbytes"), off);
+    }
+}
