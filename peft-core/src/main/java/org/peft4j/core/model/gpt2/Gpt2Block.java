@@ -1,20 +1,13 @@
 package org.peft4j.core.model.gpt2;
 
-import org.peft4j.core.model.decoder.DecoderLayer;
+import org.peft4j.core.model.decoder.DecoderBlock;
 import org.peft4j.core.nn.Activation;
-import org.peft4j.core.nn.AttentionContext;
 import org.peft4j.core.nn.Dropout;
 import org.peft4j.core.nn.LayerNorm;
 import org.peft4j.core.nn.Linear;
 import org.peft4j.core.nn.Mlp;
-import org.peft4j.core.nn.Module;
-import org.peft4j.core.nn.ResidualHook;
-import org.peft4j.core.nn.ResidualHookSite;
-import java.util.Map;
 import org.peft4j.core.nn.MultiHeadAttention;
-import org.peft4j.core.nn.UnaryModule;
 import org.peft4j.core.tensor.Rng;
-import org.peft4j.core.tensor.Tensor;
 
 /**
  * One GPT-2 block (HF {@code GPT2Block}), pre-norm:
@@ -22,16 +15,10 @@ import org.peft4j.core.tensor.Tensor;
  * {@code attn} ({@code c_attn} fused q|k|v and {@code c_proj}, Conv1D weights {@code [in, out]}),
  * {@code ln_2}, {@code mlp} ({@code c_fc}, {@code c_proj}).
  */
-public final class Gpt2Block extends Module implements DecoderLayer, ResidualHookSite {
-    /** Residual-hook slots ({@link ResidualHookSite}), AdapterHub's module names: after attention, after the MLP. */
-    public static final String ATTENTION_SLOT = "attention_adapters";
-    public static final String OUTPUT_SLOT = "output_adapters";
-    private int hidden;
-    private int layerIndex;
+public final class Gpt2Block extends DecoderBlock {
 
     Gpt2Block(Gpt2Config c, int layer, Rng init, Rng dropout) {
-        this.hidden = c.nEmbd();
-        this.layerIndex = layer;
+        super(c.nEmbd(), layer, "ln_1", "attn", "ln_2", "mlp");
         int h = c.nEmbd();
         registerModule("ln_1", new LayerNorm(h, c.layerNormEpsilon()));
         registerModule("attn", MultiHeadAttention.builder(h, c.nHead())
@@ -43,36 +30,5 @@ public final class Gpt2Block extends Module implements DecoderLayer, ResidualHoo
         registerModule("mlp", new Mlp("c_fc", new Linear(h, c.nInner(), true, true, init),
                 new Activation(c.activationFunction()), "c_proj", new Linear(c.nInner(), h, true, true, init),
                 new Dropout(c.residPdrop(), dropout)));
-    }
-
-    /** {@code x [B, T, hidden]} → {@code [B, T, hidden]}. */
-    public Tensor forward(Tensor x, AttentionContext ctx) {
-        Tensor a = child("attn", MultiHeadAttention.class).forward(child("ln_1", UnaryModule.class).forward(x), ctx);
-        x = ResidualHook.step(this, ATTENTION_SLOT, a, x, null);
-        Tensor m = child("mlp", UnaryModule.class).forward(child("ln_2", UnaryModule.class).forward(x));
-        return ResidualHook.step(this, OUTPUT_SLOT, m, x, null);
-    }
-
-    @Override
-    public Map<String, SubLayer> residualHookSlots() {
-        Map<String, SubLayer> m = new java.util.LinkedHashMap<>();
-        m.put(ATTENTION_SLOT, SubLayer.ATTENTION);
-        m.put(OUTPUT_SLOT, SubLayer.FEED_FORWARD);
-        return m;
-    }
-
-    @Override
-    public int residualWidth() {
-        return hidden;
-    }
-
-    @Override
-    public int layerIndex() {
-        return layerIndex;
-    }
-
-    @Override
-    public void insertResidualHook(String slot, Module hook) {
-        registerResidualHook(slot, hook, residualHookSlots().keySet());
     }
 }
