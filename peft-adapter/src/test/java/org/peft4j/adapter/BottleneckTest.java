@@ -1,5 +1,6 @@
 package org.peft4j.adapter;
 
+import org.peft4j.core.testing.RepoFixtures;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.Assumptions;
@@ -44,18 +45,18 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class BottleneckTest {
 
     private static Map<String, INDArray> ref(String fixture) throws Exception {
-        return SafeTensors.load(Fixtures.core(fixture).resolve("reference.safetensors"));
+        return SafeTensors.load(RepoFixtures.core(fixture).resolve("reference.safetensors"));
     }
 
     private static INDArray out(Module m, Map<String, INDArray> r) {
-        return Fixtures.output(m, r.get("input_ids"), r.get("attention_mask"), r.get("token_type_ids"));
+        return RepoFixtures.output(m, r.get("input_ids"), r.get("attention_mask"), r.get("token_type_ids"));
     }
 
     @ParameterizedTest
     @ValueSource(strings = {"bert-seq-bn", "bert-double-seq-bn", "bert-par-bn", "bert-general"})
     void adapterHubFolderGivesTheReferenceOutputs(String name) throws Exception {
         Path dir = Fixtures.fixture("bottleneck").resolve(name);
-        Module bert = Fixtures.loadBase("bert", "bert-tiny");
+        Module bert = RepoFixtures.loadBase("bert", "bert-tiny");
         Map<String, INDArray> io = SafeTensors.load(dir.resolve("expected.safetensors"));
         INDArray before = out(bert, io);
         String loaded = BottleneckAdapters.load(bert, dir.resolve("adapter"), null);
@@ -78,7 +79,7 @@ class BottleneckTest {
     @Test
     void stackAndAverageGiveTheReferenceOutputs() throws Exception {
         Path dir = Fixtures.fixture("bottleneck").resolve("compose");
-        Module bert = Fixtures.loadBase("bert", "bert-tiny");
+        Module bert = RepoFixtures.loadBase("bert", "bert-tiny");
         Map<String, INDArray> io = SafeTensors.load(dir.resolve("expected.safetensors"));
         assertEquals("a", BottleneckAdapters.load(bert, dir.resolve("adapter_a"), null));
         assertEquals("b", BottleneckAdapters.load(bert, dir.resolve("adapter_b"), null));
@@ -124,13 +125,13 @@ class BottleneckTest {
 
     @Test
     void savedFoldersAreCheckedByThePythonReference() throws Exception {
-        Path root = Fixtures.repoRoot().resolve("peft-adapter/target/bn-interop");
+        Path root = RepoFixtures.repoRoot().resolve("peft-adapter/target/bn-interop");
         AtomicFiles.deleteRecursively(root);
         Files.createDirectories(root);
         Map<String, INDArray> r = ref("bert-tiny");
         int k = 0;
         for (Map.Entry<String, BnConfig> e : exportConfigs().entrySet()) {
-            Module bert = Fixtures.loadBase("bert", "bert-tiny");
+            Module bert = RepoFixtures.loadBase("bert", "bert-tiny");
             BottleneckAdapters.add(bert, e.getKey(), e.getValue(), 5 + k);
             randomize(BottleneckAdapters.parameters(bert, e.getKey()), 40 + k++);
             Path dir = root.resolve(e.getKey());
@@ -143,7 +144,7 @@ class BottleneckTest {
             SafeTensors.write(dir.resolve("io.safetensors"), io);
             Files.writeString(dir.resolve("case.json"), "{\"base_fixture\": \"bert-tiny\"}");
             // and peft4j reads its own folder back
-            Module again = Fixtures.loadBase("bert", "bert-tiny");
+            Module again = RepoFixtures.loadBase("bert", "bert-tiny");
             BottleneckAdapters.load(again, dir.resolve("adapter"), null);
             assertEquals(0.0, Fixtures.maxAbsDiff(out(again, r), io.get("output"), null), 0.0);
         }
@@ -155,9 +156,9 @@ class BottleneckTest {
         assertTrue(cfg.get("config").get("original_ln_before").asBoolean());
         assertTrue(SafeTensors.load(root.resolve("seq/adapter/adapter.safetensors"))
                 .containsKey("encoder.layer.1.output.adapters.seq.adapter_down.0.weight"));
-        List<String> cmd = List.of("/usr/bin/python3", Fixtures.repoRoot().resolve("scripts/reference/bottleneck_reference.py").toString(),
+        List<String> cmd = List.of("/usr/bin/python3", RepoFixtures.repoRoot().resolve("scripts/reference/bottleneck_reference.py").toString(),
                 "check", root.toString());
-        Assumptions.assumeTrue(Fixtures.pythonTorchAvailable(), "/usr/bin/python3 with torch not available; run: " + String.join(" ", cmd));
+        Assumptions.assumeTrue(RepoFixtures.pythonTorchAvailable(), "/usr/bin/python3 with torch not available; run: " + String.join(" ", cmd));
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         String text = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         p.waitFor(5, TimeUnit.MINUTES);
@@ -171,7 +172,7 @@ class BottleneckTest {
     void freshAdapterIsAnIdentity(String spec) throws Exception {
         String family = spec.split(":")[0];
         String fixture = spec.split(":")[1];
-        Module m = Fixtures.loadBase(family, fixture);
+        Module m = RepoFixtures.loadBase(family, fixture);
         Map<String, INDArray> r = ref(fixture);
         INDArray mask = family.equals("bert") ? null : r.get("attention_mask");
         INDArray before = out(m, r);
@@ -241,7 +242,7 @@ class BottleneckTest {
 
     @Test
     void trainAdapterFreezesTheBaseAndOnlyAdaptersGetGradients() throws Exception {
-        BertModel bert = (BertModel) Fixtures.loadBase("bert", "bert-tiny");
+        BertModel bert = (BertModel) RepoFixtures.loadBase("bert", "bert-tiny");
         BottleneckAdapters.add(bert, "a", BnConfig.doubleSeqBn().set("reduction_factor", 4), 1);
         BottleneckAdapters.add(bert, "b", BnConfig.seqBn().set("reduction_factor", 4), 2);
         Map<String, Parameter> trainable = BottleneckAdapters.trainAdapter(bert, "a");
@@ -262,7 +263,7 @@ class BottleneckTest {
 
     @Test
     void worksOnAQuantizedBase() throws Exception {
-        Module q = Quantizer.quantize(Fixtures.loadBase("llama", "decoders/llama-gqa"), QuantConfig.nf4());
+        Module q = Quantizer.quantize(RepoFixtures.loadBase("llama", "decoders/llama-gqa"), QuantConfig.nf4());
         Map<String, INDArray> r = ref("decoders/llama-gqa");
         INDArray before = out(q, r);
         BottleneckAdapters.add(q, "par", BnConfig.parBn(), 1);
@@ -274,7 +275,7 @@ class BottleneckTest {
 
     @Test
     void badInputIsNamed(@TempDir Path tmp) throws Exception {
-        Module bert = Fixtures.loadBase("bert", "bert-tiny");
+        Module bert = RepoFixtures.loadBase("bert", "bert-tiny");
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> BottleneckAdapters.add(bert, "x", BnConfig.seqBn().set("reduction_factor", 32), 1));
         assertTrue(e.getMessage().contains("reduction_factor") && e.getMessage().contains("no bottleneck dimension"), e.getMessage());
@@ -295,7 +296,7 @@ class BottleneckTest {
         assertTrue(e.getMessage().contains("'x' already exists"), e.getMessage());
         // a folder for another hidden size
         BottleneckAdapters.save(bert, "x", tmp.resolve("x"), "bert-tiny");
-        Module gpt2 = Fixtures.loadBase("gpt2", "decoders/gpt2");
+        Module gpt2 = RepoFixtures.loadBase("gpt2", "decoders/gpt2");
         Path cfg = tmp.resolve("x/adapter_config.json");
         Files.writeString(cfg, Files.readString(cfg).replace("\"hidden_size\": 16", "\"hidden_size\": 32"));
         e = assertThrows(IllegalArgumentException.class, () -> BottleneckAdapters.load(gpt2, tmp.resolve("x"), null));

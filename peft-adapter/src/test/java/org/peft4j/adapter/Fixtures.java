@@ -1,5 +1,6 @@
 package org.peft4j.adapter;
 
+import org.peft4j.core.testing.RepoFixtures;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.peft4j.core.model.bert.BertModel;
 import org.peft4j.core.model.decoder.DecoderLM;
@@ -18,40 +19,9 @@ final class Fixtures {
     private Fixtures() {
     }
 
-    /** The repository root, found from the module folder the tests run in. */
-    static Path repoRoot() {
-        Path p = Path.of("").toAbsolutePath();
-        while (p != null && !Files.isDirectory(p.resolve("scripts/reference"))) {
-            p = p.getParent();
-        }
-        if (p == null) {
-            throw new IllegalStateException("cannot find the repository root (a folder with scripts/reference) above "
-                    + Path.of("").toAbsolutePath());
-        }
-        return p;
-    }
-
-    /** {@code peft-core/src/test/resources/fixtures/<name>}. */
-    static Path core(String name) {
-        return repoRoot().resolve("peft-core/src/test/resources/fixtures").resolve(name);
-    }
-
     /** {@code peft-adapter/src/test/resources/fixtures/<name>}. */
     static Path fixture(String name) {
-        return repoRoot().resolve("peft-adapter/src/test/resources/fixtures").resolve(name);
-    }
-
-    static boolean pythonTorchAvailable() {
-        if (!Files.isExecutable(Path.of("/usr/bin/python3"))) {
-            return false;
-        }
-        try {
-            Process p = new ProcessBuilder("/usr/bin/python3", "-c", "import torch, numpy").redirectErrorStream(true).start();
-            p.getInputStream().readAllBytes();
-            return p.waitFor(2, java.util.concurrent.TimeUnit.MINUTES) && p.exitValue() == 0;
-        } catch (IOException | InterruptedException e) {
-            return false;
-        }
+        return RepoFixtures.repoRoot().resolve("peft-adapter/src/test/resources/fixtures").resolve(name);
     }
 
     /** Max |a − b| over all elements, or over positions where {@code mask [b, s]} is 1 for {@code [b, s, v]} outputs. */
@@ -66,29 +36,5 @@ final class Fixtures {
 
     private static double absMax(INDArray d) {
         return d.amaxNumber().doubleValue();
-    }
-
-    static Module loadBase(String family, String fixture) {
-        Path dir = core(fixture);
-        try {
-            return switch (family) {
-                case "bert" -> BertModel.load(dir);
-                case "gpt2" -> Gpt2LMHeadModel.load(dir);
-                case "llama" -> LlamaForCausalLM.load(dir);
-                default -> throw new IllegalArgumentException("unknown family " + family);
-            };
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-    }
-
-    /** BERT: last_hidden_state; decoders: logits. */
-    static INDArray output(Module model, INDArray ids, INDArray mask, INDArray types) {
-        try (NoGrad ignored = NoGrad.enter()) {
-            if (model instanceof BertModel b) {
-                return b.forward(ids, mask, types).lastHiddenState().value().dup();
-            }
-            return ((DecoderLM) model).forward(ids, mask).value().dup();
-        }
     }
 }

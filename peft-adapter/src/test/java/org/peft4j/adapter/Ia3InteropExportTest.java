@@ -1,5 +1,6 @@
 package org.peft4j.adapter;
 
+import org.peft4j.core.testing.RepoFixtures;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
@@ -36,7 +37,7 @@ class Ia3InteropExportTest {
 
     @Test
     void savedIa3FoldersAreCheckedByThePythonReference() throws Exception {
-        Path root = Fixtures.repoRoot().resolve("peft-adapter/target/ia3-interop");
+        Path root = RepoFixtures.repoRoot().resolve("peft-adapter/target/ia3-interop");
         AtomicFiles.deleteRecursively(root);
         Files.createDirectories(root);
         Map<String, Ia3Config> bert = new LinkedHashMap<>();
@@ -53,9 +54,9 @@ class Ia3InteropExportTest {
         for (Case c : cases) {
             export(root.resolve(c.name()), c);
         }
-        List<String> cmd = List.of("/usr/bin/python3", Fixtures.repoRoot().resolve("scripts/reference/ia3_reference.py").toString(),
+        List<String> cmd = List.of("/usr/bin/python3", RepoFixtures.repoRoot().resolve("scripts/reference/ia3_reference.py").toString(),
                 "check", root.toString());
-        Assumptions.assumeTrue(Fixtures.pythonTorchAvailable(), "/usr/bin/python3 with torch not available; run: " + String.join(" ", cmd));
+        Assumptions.assumeTrue(RepoFixtures.pythonTorchAvailable(), "/usr/bin/python3 with torch not available; run: " + String.join(" ", cmd));
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         p.waitFor(5, TimeUnit.MINUTES);
@@ -64,8 +65,8 @@ class Ia3InteropExportTest {
     }
 
     private static void export(Path dir, Case c) throws IOException {
-        Module base = Fixtures.loadBase(c.family(), c.fixture());
-        Map<String, INDArray> ref = SafeTensors.load(Fixtures.core(c.fixture()).resolve("reference.safetensors"));
+        Module base = RepoFixtures.loadBase(c.family(), c.fixture());
+        Map<String, INDArray> ref = SafeTensors.load(RepoFixtures.core(c.fixture()).resolve("reference.safetensors"));
         INDArray ids = ref.get("input_ids");
         INDArray mask = ref.get("attention_mask");
         INDArray types = ref.get("token_type_ids");
@@ -97,7 +98,7 @@ class Ia3InteropExportTest {
         Map<String, String> adapters = new LinkedHashMap<>();
         for (String a : pm.adapterNames()) {
             pm.setAdapter(a);
-            io.put("output." + a, Fixtures.output(base, ids, mask, types));
+            io.put("output." + a, RepoFixtures.output(base, ids, mask, types));
             adapters.put(a, a.equals(PeftModel.DEFAULT_ADAPTER) ? "adapter" : "adapter/" + a);
         }
         pm.save(dir.resolve("adapter"));

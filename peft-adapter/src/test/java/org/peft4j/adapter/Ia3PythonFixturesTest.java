@@ -1,5 +1,6 @@
 package org.peft4j.adapter;
 
+import org.peft4j.core.testing.RepoFixtures;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -32,13 +33,13 @@ class Ia3PythonFixturesTest {
         Path dir = Fixtures.fixture("ia3").resolve(name);
         JsonNode meta = new ObjectMapper().readTree(dir.resolve("case.json").toFile());
         String family = meta.get("family").asText();
-        Module base = Fixtures.loadBase(family, meta.get("base_fixture").asText());
+        Module base = RepoFixtures.loadBase(family, meta.get("base_fixture").asText());
         Map<String, INDArray> io = SafeTensors.load(dir.resolve("expected.safetensors"));
         INDArray ids = io.get("input_ids");
         INDArray mask = io.get("attention_mask");
         INDArray types = io.get("token_type_ids");
         INDArray cmpMask = family.equals("bert") ? null : mask;
-        INDArray before = Fixtures.output(base, ids, mask, types);
+        INDArray before = RepoFixtures.output(base, ids, mask, types);
         Map<String, INDArray> baseState = new HashMap<>();
         base.stateDict().forEach((k, v) -> baseState.put(k, v.dup()));
 
@@ -54,7 +55,7 @@ class Ia3PythonFixturesTest {
         meta.get("ia3_feedforward").forEach(n -> expectedFf.add(n.asText()));
         assertEquals(expectedFf, ff, name + ": feed-forward targets");
 
-        INDArray got = Fixtures.output(base, ids, mask, types);
+        INDArray got = RepoFixtures.output(base, ids, mask, types);
         INDArray expected = io.get("output");
         double err = Fixtures.maxAbsDiff(got, expected, cmpMask);
         double change = Fixtures.maxAbsDiff(before, expected, cmpMask);
@@ -63,7 +64,7 @@ class Ia3PythonFixturesTest {
         assertTrue(err <= 1e-4, name + ": max |peft4j - reference| = " + err + " > 1e-4");
 
         pm.merge();
-        INDArray merged = Fixtures.output(base, ids, mask, types);
+        INDArray merged = RepoFixtures.output(base, ids, mask, types);
         double mdiff = Fixtures.maxAbsDiff(merged, got, cmpMask);
         assertTrue(mdiff <= 1e-4, name + ": merged differs from unmerged by " + mdiff);
         pm.unmerge();

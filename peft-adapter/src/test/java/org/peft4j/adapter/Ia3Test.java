@@ -1,5 +1,6 @@
 package org.peft4j.adapter;
 
+import org.peft4j.core.testing.RepoFixtures;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -87,14 +88,14 @@ class Ia3Test {
 
     @Test
     void freshAdapterIsAnIdentityAndBaseGetsNoGradient() throws Exception {
-        BertModel bert = (BertModel) Fixtures.loadBase("bert", "bert-tiny");
-        Map<String, INDArray> ref = SafeTensors.load(Fixtures.core("bert-tiny").resolve("reference.safetensors"));
+        BertModel bert = (BertModel) RepoFixtures.loadBase("bert", "bert-tiny");
+        Map<String, INDArray> ref = SafeTensors.load(RepoFixtures.core("bert-tiny").resolve("reference.safetensors"));
         INDArray ids = ref.get("input_ids");
         INDArray mask = ref.get("attention_mask");
         INDArray types = ref.get("token_type_ids");
-        INDArray before = Fixtures.output(bert, ids, mask, types);
+        INDArray before = RepoFixtures.output(bert, ids, mask, types);
         PeftModel pm = Peft.apply(bert, new Ia3Config());
-        assertEquals(0.0, Fixtures.maxAbsDiff(before, Fixtures.output(bert, ids, mask, types), null), 1e-6);
+        assertEquals(0.0, Fixtures.maxAbsDiff(before, RepoFixtures.output(bert, ids, mask, types), null), 1e-6);
         // bert-tiny: hidden 16, intermediate 32, 2 layers × (key out 16 + value out 16
         // + attention.output.dense in 16 (feed-forward by PEFT's endswith) + output.dense in 32) = 160
         assertEquals(160, pm.trainableParameters().values().stream().mapToLong(p -> p.value().length()).sum());
@@ -111,7 +112,7 @@ class Ia3Test {
 
     @Test
     void savedFolderHasPeftLayoutAndResolvedDefaults(@org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
-        Module gpt2 = Fixtures.loadBase("gpt2", "decoders/gpt2");
+        Module gpt2 = RepoFixtures.loadBase("gpt2", "decoders/gpt2");
         PeftModel pm = Peft.apply(gpt2, new Ia3Config());
         pm.save(tmp);
         String json = Files.readString(tmp.resolve("adapter_config.json"));
@@ -137,8 +138,8 @@ class Ia3Test {
 
     @Test
     void mixedBatchRowsMatchTheirOwnAdapter() throws Exception {
-        Module llama = Fixtures.loadBase("llama", "decoders/llama-gqa");
-        Map<String, INDArray> ref = SafeTensors.load(Fixtures.core("decoders/llama-gqa").resolve("reference.safetensors"));
+        Module llama = RepoFixtures.loadBase("llama", "decoders/llama-gqa");
+        Map<String, INDArray> ref = SafeTensors.load(RepoFixtures.core("decoders/llama-gqa").resolve("reference.safetensors"));
         INDArray ids = ref.get("input_ids");
         INDArray mask = ref.get("attention_mask");
         PeftModel pm = Peft.apply(llama, new Ia3Config().initIa3Weights(false).seed(1), "a");
@@ -148,11 +149,11 @@ class Ia3Test {
         assertTrue(rows >= 2, "fixture has " + rows + " rows");
         INDArray[] single = new INDArray[3];
         pm.setAdapter("a");
-        single[0] = Fixtures.output(llama, ids, mask, null);
+        single[0] = RepoFixtures.output(llama, ids, mask, null);
         pm.setAdapter("b");
-        single[1] = Fixtures.output(llama, ids, mask, null);
+        single[1] = RepoFixtures.output(llama, ids, mask, null);
         try (PeftModel.Scope s = pm.disableAdapter()) {
-            single[2] = Fixtures.output(llama, ids, mask, null);
+            single[2] = RepoFixtures.output(llama, ids, mask, null);
         }
         String[] names = {"a", "b", MixedBatch.BASE};
         java.util.List<String> perRow = new java.util.ArrayList<>();
@@ -161,7 +162,7 @@ class Ia3Test {
         }
         INDArray mixed;
         try (MixedBatch mb = pm.mixedBatch(perRow)) {
-            mixed = Fixtures.output(llama, ids, mask, null);
+            mixed = RepoFixtures.output(llama, ids, mask, null);
         }
         for (int i = 0; i < rows; i++) {
             INDArray want = single[i % 3].slice(i);
@@ -176,8 +177,8 @@ class Ia3Test {
     /** IA3 on an NF4 base: the same as IA3 (same vectors) on the dequantized fp32 weights; merging is refused. */
     @Test
     void worksOnAQuantizedBase() throws Exception {
-        Module q = Quantizer.quantize(Fixtures.loadBase("llama", "decoders/llama-gqa"), QuantConfig.nf4());
-        Module deq = Quantizer.quantize(Fixtures.loadBase("llama", "decoders/llama-gqa"), QuantConfig.nf4());
+        Module q = Quantizer.quantize(RepoFixtures.loadBase("llama", "decoders/llama-gqa"), QuantConfig.nf4());
+        Module deq = Quantizer.quantize(RepoFixtures.loadBase("llama", "decoders/llama-gqa"), QuantConfig.nf4());
         int n = 0;
         for (Map.Entry<String, Module> e : List.copyOf(deq.namedModules().entrySet())) {
             if (e.getValue() instanceof QuantizedLinear ql) {
@@ -186,14 +187,14 @@ class Ia3Test {
             }
         }
         assertTrue(n > 0);
-        Map<String, INDArray> ref = SafeTensors.load(Fixtures.core("decoders/llama-gqa").resolve("reference.safetensors"));
+        Map<String, INDArray> ref = SafeTensors.load(RepoFixtures.core("decoders/llama-gqa").resolve("reference.safetensors"));
         INDArray ids = ref.get("input_ids");
         INDArray mask = ref.get("attention_mask");
         PeftModel pq = Peft.apply(q, new Ia3Config().initIa3Weights(false).seed(9));
         Peft.apply(deq, new Ia3Config().initIa3Weights(false).seed(9));
         assertTrue(((Ia3Layer) q.get("model.layers.0.mlp.down_proj")).baseLayer() instanceof QuantizedLinear);
-        INDArray a = Fixtures.output(q, ids, mask, null);
-        INDArray b = Fixtures.output(deq, ids, mask, null);
+        INDArray a = RepoFixtures.output(q, ids, mask, null);
+        INDArray b = RepoFixtures.output(deq, ids, mask, null);
         double d = Fixtures.maxAbsDiff(a, b, mask);
         assertTrue(d <= 1e-4, "IA3 on NF4 vs on the dequantized weights: " + d);
         assertThrows(IllegalStateException.class, pq::merge);
@@ -202,14 +203,14 @@ class Ia3Test {
     @Test
     void badInputIsNamed() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> Peft.apply(Fixtures.loadBase("bert", "bert-tiny"), new Ia3Config().targetModules("key", "value")
+                () -> Peft.apply(RepoFixtures.loadBase("bert", "bert-tiny"), new Ia3Config().targetModules("key", "value")
                         .feedforwardModules("output.dense")));
         assertTrue(e.getMessage().contains("feedforward_modules") && e.getMessage().contains("output.dense"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> PeftConfig.fromJson(
                 "{\"peft_type\": \"IA3\", \"target_modules\": [\"k_proj\"], \"feedforward_modules\": [\"down_proj\"]}", "cfg.json"));
         assertTrue(e.getMessage().contains("cfg.json") && e.getMessage().contains("feedforward_modules"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
-                () -> Peft.apply(Fixtures.loadBase("bert", "bert-tiny"), new Ia3Config().targetModules("LayerNorm")
+                () -> Peft.apply(RepoFixtures.loadBase("bert", "bert-tiny"), new Ia3Config().targetModules("LayerNorm")
                         .feedforwardModules(new String[0])));
         assertTrue(e.getMessage().contains("LayerNorm"), e.getMessage());
         Linear lonely = new Linear(3, 3, true, new Rng(1));
@@ -220,7 +221,7 @@ class Ia3Test {
         };
         e = assertThrows(IllegalArgumentException.class, () -> Peft.apply(box, new Ia3Config()));
         assertTrue(e.getMessage().contains("target_modules"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> Peft.apply(Fixtures.loadBase("bert", "bert-tiny"),
+        e = assertThrows(IllegalArgumentException.class, () -> Peft.apply(RepoFixtures.loadBase("bert", "bert-tiny"),
                 new Ia3Config().targetModules("nothing_here").feedforwardModules(new String[0])));
         assertTrue(e.getMessage().contains("nothing_here"), e.getMessage());
     }

@@ -1,5 +1,6 @@
 package org.peft4j.lora;
 
+import org.peft4j.core.testing.RepoFixtures;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
@@ -63,15 +64,15 @@ class PeftInteropExportTest {
 
     @Test
     void savedFoldersAreCheckedByThePythonReference() throws Exception {
-        Path root = Fixtures.repoRoot().resolve("peft-lora/target/interop");
+        Path root = RepoFixtures.repoRoot().resolve("peft-lora/target/interop");
         AtomicFiles.deleteRecursively(root);
         Files.createDirectories(root);
         for (Case c : cases()) {
             export(root.resolve(c.name()), c);
         }
-        List<String> cmd = List.of("/usr/bin/python3", Fixtures.repoRoot().resolve("scripts/reference/lora_reference.py").toString(),
+        List<String> cmd = List.of("/usr/bin/python3", RepoFixtures.repoRoot().resolve("scripts/reference/lora_reference.py").toString(),
                 "check", root.toString());
-        Assumptions.assumeTrue(pythonTorchAvailable(), "/usr/bin/python3 with torch not available; run: " + String.join(" ", cmd));
+        Assumptions.assumeTrue(RepoFixtures.pythonTorchAvailable(), "/usr/bin/python3 with torch not available; run: " + String.join(" ", cmd));
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         p.waitFor(5, TimeUnit.MINUTES);
@@ -81,8 +82,8 @@ class PeftInteropExportTest {
     }
 
     private static void export(Path dir, Case c) throws IOException {
-        Module base = Fixtures.loadBase(c.family(), c.fixture());
-        Map<String, INDArray> ref = SafeTensors.load(Fixtures.core(c.fixture()).resolve("reference.safetensors"));
+        Module base = RepoFixtures.loadBase(c.family(), c.fixture());
+        Map<String, INDArray> ref = SafeTensors.load(RepoFixtures.core(c.fixture()).resolve("reference.safetensors"));
         INDArray ids = ref.get("input_ids");
         INDArray mask = ref.get("attention_mask");
         INDArray types = ref.get("token_type_ids");
@@ -109,7 +110,7 @@ class PeftInteropExportTest {
         Map<String, String> adapters = new LinkedHashMap<>();
         for (String a : pm.adapterNames()) {
             pm.setAdapter(a);
-            io.put("output." + a, Fixtures.output(base, ids, mask, types));
+            io.put("output." + a, RepoFixtures.output(base, ids, mask, types));
             adapters.put(a, a.equals(PeftModel.DEFAULT_ADAPTER) ? "adapter" : "adapter/" + a);
         }
         pm.save(dir.resolve("adapter"));
@@ -119,18 +120,5 @@ class PeftInteropExportTest {
         meta.put("family", c.family());
         meta.put("adapters", adapters);
         Files.writeString(dir.resolve("case.json"), new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(meta));
-    }
-
-    private static boolean pythonTorchAvailable() {
-        if (!Files.isExecutable(Path.of("/usr/bin/python3"))) {
-            return false;
-        }
-        try {
-            Process p = new ProcessBuilder("/usr/bin/python3", "-c", "import torch, numpy").redirectErrorStream(true).start();
-            p.getInputStream().readAllBytes();
-            return p.waitFor(2, TimeUnit.MINUTES) && p.exitValue() == 0;
-        } catch (IOException | InterruptedException e) {
-            return false;
-        }
     }
 }

@@ -1,5 +1,6 @@
 package org.peft4j.lora;
 
+import org.peft4j.core.testing.RepoFixtures;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -32,14 +33,14 @@ class PythonPeftFixturesTest {
         Path dir = Fixtures.lora(name);
         JsonNode meta = new ObjectMapper().readTree(dir.resolve("case.json").toFile());
         String family = meta.get("family").asText();
-        Module base = Fixtures.loadBase(family, meta.get("base_fixture").asText());
+        Module base = RepoFixtures.loadBase(family, meta.get("base_fixture").asText());
         Map<String, INDArray> io = SafeTensors.load(dir.resolve("expected.safetensors"));
         INDArray ids = io.get("input_ids");
         INDArray mask = io.get("attention_mask");
-        INDArray before = Fixtures.output(base, ids, mask, io.get("token_type_ids"));
+        INDArray before = RepoFixtures.output(base, ids, mask, io.get("token_type_ids"));
 
         PeftModel pm = PeftModel.load(base, dir.resolve("adapter"));
-        INDArray got = Fixtures.output(base, ids, mask, io.get("token_type_ids"));
+        INDArray got = RepoFixtures.output(base, ids, mask, io.get("token_type_ids"));
         INDArray expected = io.get("output");
         INDArray diff = got.castTo(DataType.DOUBLE).sub(expected.castTo(DataType.DOUBLE));
         if (!family.equals("bert")) {
@@ -54,7 +55,7 @@ class PythonPeftFixturesTest {
         assertTrue(err <= 1e-4, name + ": max |peft4j - reference| = " + err + " > 1e-4");
         // merged weights give the same outputs as the unmerged adapter
         pm.merge();
-        INDArray merged = Fixtures.output(base, ids, mask, io.get("token_type_ids"));
+        INDArray merged = RepoFixtures.output(base, ids, mask, io.get("token_type_ids"));
         INDArray mdiff = merged.castTo(DataType.DOUBLE).sub(got.castTo(DataType.DOUBLE));
         if (!family.equals("bert")) {
             long[] s = mdiff.shape();

@@ -1,5 +1,6 @@
 package org.peft4j.lora;
 
+import org.peft4j.core.testing.RepoFixtures;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.peft4j.core.model.bert.BertConfig;
@@ -59,7 +60,7 @@ class RealModelTargetingTest {
     @Test
     void allLinearLeavesAnUntiedLmHeadAlone() throws IOException {
         for (String fixture : List.of("decoders/mistral", "decoders/llama-headdim")) {
-            LlamaForCausalLM m = LlamaForCausalLM.load(Fixtures.core(fixture));
+            LlamaForCausalLM m = LlamaForCausalLM.load(RepoFixtures.core(fixture));
             assertInstanceOf(Linear.class, m.get("lm_head"), fixture + ": untied head is its own Linear");
             List<String> linear = linearPaths(m);
             Peft.apply(m, LoraConfig.builder().r(2).allLinear().taskType(TaskType.CAUSAL_LM).seed(1).build());
@@ -73,7 +74,7 @@ class RealModelTargetingTest {
 
     @Test
     void allLinearOnGpt2WrapsTheConv1DLayersAndNotTheEmbeddings() throws IOException {
-        Gpt2LMHeadModel m = Gpt2LMHeadModel.load(Fixtures.core("decoders/gpt2"));
+        Gpt2LMHeadModel m = Gpt2LMHeadModel.load(RepoFixtures.core("decoders/gpt2"));
         Peft.apply(m, LoraConfig.builder().r(2).allLinear().fanInFanOut(true).taskType(TaskType.CAUSAL_LM).seed(2).build());
         List<String> wrapped = loraPaths(m);
         assertEquals(2 * 4, wrapped.size(), "c_attn, attn.c_proj, c_fc, mlp.c_proj in each of 2 layers: " + wrapped);
@@ -83,7 +84,7 @@ class RealModelTargetingTest {
 
     @Test
     void allLinearForSequenceClassificationLeavesTheClassifierAlone() {
-        BertModel bert = BertModel.load(Fixtures.core("bert-tiny"));
+        BertModel bert = BertModel.load(RepoFixtures.core("bert-tiny"));
         BertForSequenceClassification m = BertForSequenceClassification.withNewHead(bert, 2, BertConfig.Pooling.MEAN, new Rng(3));
         List<String> linear = linearPaths(m);
         assertTrue(linear.contains("classifier"));
@@ -100,7 +101,7 @@ class RealModelTargetingTest {
 
     @Test
     void rankAndAlphaPatternsSetEachLayersRankAndScaling() throws IOException {
-        LlamaForCausalLM m = LlamaForCausalLM.load(Fixtures.core("decoders/llama-headdim"));
+        LlamaForCausalLM m = LlamaForCausalLM.load(RepoFixtures.core("decoders/llama-headdim"));
         LoraConfig c = LoraConfig.builder().r(4).loraAlpha(8).targetModules("q_proj", "v_proj", "o_proj")
                 .rankPattern(Map.of("v_proj", 2, "layers\\.1\\.self_attn\\.q_proj", 3))
                 .alphaPattern(Map.of("o_proj", 16)).seed(5).build();
@@ -114,7 +115,7 @@ class RealModelTargetingTest {
         }
         // the patterns are written to adapter_config.json and give the same layers back on load
         pm.save(tmp.resolve("patterns"));
-        LlamaForCausalLM fresh = LlamaForCausalLM.load(Fixtures.core("decoders/llama-headdim"));
+        LlamaForCausalLM fresh = LlamaForCausalLM.load(RepoFixtures.core("decoders/llama-headdim"));
         PeftModel.load(fresh, tmp.resolve("patterns"));
         checkRank(fresh, "model.layers.1.self_attn.q_proj", 3, 8.0 / 3);
         checkRank(fresh, "model.layers.0.self_attn.v_proj", 2, 4.0);

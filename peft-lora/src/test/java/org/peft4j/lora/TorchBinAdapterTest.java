@@ -1,5 +1,6 @@
 package org.peft4j.lora;
 
+import org.peft4j.core.testing.RepoFixtures;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -28,10 +29,10 @@ class TorchBinAdapterTest {
         assertTrue(Files.isRegularFile(bin.resolve(PeftModel.TORCH_WEIGHTS_NAME)));
         assertFalse(Files.exists(bin.resolve(PeftModel.WEIGHTS_NAME)));
         Path ref = Fixtures.lora("bert-qv");
-        Module base = Fixtures.loadBase("bert", "bert-tiny");
+        Module base = RepoFixtures.loadBase("bert", "bert-tiny");
         Map<String, INDArray> io = SafeTensors.load(ref.resolve("expected.safetensors"));
         PeftModel.load(base, bin);
-        INDArray got = Fixtures.output(base, io.get("input_ids"), io.get("attention_mask"), io.get("token_type_ids"));
+        INDArray got = RepoFixtures.output(base, io.get("input_ids"), io.get("attention_mask"), io.get("token_type_ids"));
         double err = got.castTo(DataType.DOUBLE).sub(io.get("output").castTo(DataType.DOUBLE)).amaxNumber().doubleValue();
         assertTrue(err <= 1e-4, "max |peft4j - reference| = " + err);
     }

@@ -1,5 +1,6 @@
 package org.peft4j.prompt;
 
+import org.peft4j.core.testing.RepoFixtures;
 import org.peft4j.core.model.decoder.CausalLMs;
 import org.peft4j.core.model.decoder.DecoderLM;
 
@@ -14,14 +15,7 @@ final class PromptFixtures {
     }
 
     static Path repoRoot() {
-        Path p = Path.of("").toAbsolutePath();
-        while (p != null && !Files.isDirectory(p.resolve("scripts/reference"))) {
-            p = p.getParent();
-        }
-        if (p == null) {
-            throw new IllegalStateException("cannot find the repository root above " + Path.of("").toAbsolutePath());
-        }
-        return p;
+        return RepoFixtures.repoRoot();
     }
 
     /** {@code peft-core/src/test/resources/fixtures/decoders/<name>} loaded as a causal LM. */
