@@ -201,7 +201,12 @@ public final class HfTokenizer implements Tokenizer {
         } else if (vocab.isArray()) {
             // Unigram: [[token, score], ...], the id is the position
             for (int i = 0; i < vocab.size(); i++) {
-                ids.put(vocab.get(i).get(0).asText(), i);
+                JsonNode entry = vocab.get(i);
+                if (!entry.isArray() || entry.isEmpty() || !entry.get(0).isTextual()) {
+                    throw new IllegalArgumentException("tokenizer file " + source + ": model.vocab[" + i
+                            + "] must be a [token, score] pair, got " + entry);
+                }
+                ids.put(entry.get(0).asText(), i);
             }
         } else {
             throw new IllegalArgumentException("tokenizer file " + source + " has no model.vocab");
