@@ -432,6 +432,9 @@ public class PeftModel extends Module implements InputPreparation {
         if (disabledDepth > 0 || activeAdapter == null) {
             return inputs;
         }
+        if (method.preparesInputs() && MixedBatch.current() != null) {
+            throw mixedPromptBatch(MixedBatch.current().names());
+        }
         return method.prepareInputs(baseModel(), configs.get(activeAdapter), activeAdapter, backbone, inputs);
     }
 
@@ -455,6 +458,9 @@ public class PeftModel extends Module implements InputPreparation {
      */
     public MixedBatch mixedBatch(List<String> adapterNamesPerRow) {
         checkLive();
+        if (method.preparesInputs()) {
+            throw mixedPromptBatch(adapterNamesPerRow);
+        }
         if (anyMerged()) {
             throw new IllegalStateException("mixed batches need unmerged adapters; call unmerge() first");
         }
@@ -465,6 +471,18 @@ public class PeftModel extends Module implements InputPreparation {
             }
         }
         return MixedBatch.open(adapterNamesPerRow);
+    }
+
+    /**
+     * A batch whose rows name their adapters cannot run a method that changes the inputs: the
+     * virtual tokens or key/value prefix are one adapter's for the whole batch (PEFT refuses
+     * {@code adapter_names} with prompt learning too).
+     */
+    private IllegalArgumentException mixedPromptBatch(List<String> names) {
+        return new IllegalArgumentException("mixed-adapter batches (adapter names per row " + names + ") are not supported"
+                + " with " + method.peftType() + ": its virtual tokens / key-value prefix belong to one adapter for the whole"
+                + " batch, as in PEFT (adapter_names is refused for prompt learning); run one batch per adapter with"
+                + " setAdapter(name)");
     }
 
     /**
