@@ -18,6 +18,19 @@ grouped-query attention, read from peft-core/src/test/resources/fixtures/decoder
                  causally to each other. prefix_projection: Embedding(n, token_dim) -> Linear(token_dim,
                  h) -> tanh -> Linear(h, L*2*token_dim).
 
+BERT (the tiny bert-tiny encoder of make_decoder_fixtures.py, with a classification head as
+transformers' BertForSequenceClassification: pooler tanh(dense(h[:, 0])) -> classifier; eval mode):
+  PROMPT_TUNING / P_TUNING  inputs_embeds = cat(prompts, word_embeddings(ids)); BertEmbeddings adds
+                 positions 0..n+T-1 and token types cat(zeros(n), token_type_ids), then its LayerNorm;
+                 attention mask cat(ones(n), mask). The pooler reads position 0, the first virtual token
+                 (what PEFT + transformers do).
+  PREFIX_TUNING  past_key_values as above (nkv = heads, token_dim = hidden); BertEmbeddings gives the
+                 real tokens positions n..n+T-1 (past_key_values_length = n); token types unchanged; every
+                 real token attends to the whole prefix and to the real (unpadded) tokens, both ways.
+  The classifier is saved as a modules_to_save tensor (base_model.model.classifier.weight/bias),
+  task_type SEQ_CLS; reference.safetensors also holds token_type_ids, attention_mask and
+  last_hidden_state [B, n+T or T, H].
+
 Writes, into peft-prompt/src/test/resources/fixtures/prompt/<model>-<method>/:
   adapter_config.json               PEFT's keys
   adapter_model.safetensors         prompt_embeddings (the encoder output)
@@ -48,19 +61,24 @@ _spec.loader.exec_module(dec)
 
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 DECODERS = os.path.join(ROOT, "peft-core", "src", "test", "resources", "fixtures", "decoders")
+BERT_DIR = os.path.join(ROOT, "peft-core", "src", "test", "resources", "fixtures", "bert-tiny")
 OUT = os.path.join(ROOT, "peft-prompt", "src", "test", "resources", "fixtures", "prompt")
 NEG = torch.finfo(torch.float32).min
 torch.set_num_threads(1)
 
 
 def load_model(name):
-    with open(os.path.join(DECODERS, name, "config.json")) as f:
+    d = BERT_DIR if name == "bert" else os.path.join(DECODERS, name)
+    with open(os.path.join(d, "config.json")) as f:
         cfg = json.load(f)
-    p = {k: torch.tensor(np.array(v)) for k, v in dec.read_safetensors(os.path.join(DECODERS, name, "model.safetensors")).items()}
+    p = {k: torch.tensor(np.array(v)) for k, v in dec.read_safetensors(os.path.join(d, "model.safetensors")).items()}
     return cfg, p
 
 
 def dims(cfg):
+    if cfg["model_type"] == "bert":
+        H, L, nh = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"]
+        return dict(H=H, L=L, nh=nh, nkv=nh, dh=H // nh, V=cfg["vocab_size"], P=cfg["max_position_embeddings"])
     if cfg["model_type"] == "gpt2":
         H, L, nh = cfg["n_embd"], cfg["n_layer"], cfg["n_head"]
         return dict(H=H, L=L, nh=nh, nkv=nh, dh=H // nh, V=cfg["vocab_size"], P=cfg["n_positions"])
@@ -70,7 +88,76 @@ def dims(cfg):
 
 
 def word_embeddings(cfg, p):
+    if cfg["model_type"] == "bert":
+        return p["embeddings.word_embeddings.weight"]
     return p["transformer.wte.weight"] if cfg["model_type"] == "gpt2" else p["model.embed_tokens.weight"]
+
+
+def bert_forward(cfg, p, embeds, token_types, mask, pos, prefix=None):
+    """BertModel on inputs_embeds [B,S,H] -> last_hidden_state [B,S,H]. mask [B, n+S] covers the prefix
+    columns when a prefix [(k, v)] per layer [B,nh,n,dh] is given (bidirectional attention)."""
+    d = dims(cfg)
+    H, nh, dh = d["H"], d["nh"], d["dh"]
+    eps = cfg["layer_norm_eps"]
+    B, S, _ = embeds.shape
+    x = embeds + p["embeddings.position_embeddings.weight"][pos] + p["embeddings.token_type_embeddings.weight"][token_types]
+    x = dec.layer_norm(x, p["embeddings.LayerNorm.weight"], p["embeddings.LayerNorm.bias"], eps)
+    bias = (1.0 - mask[:, None, None, :].float()) * NEG       # BertModel's extended mask [B,1,1,keys]
+    for i in range(d["L"]):
+        pre = f"encoder.layer.{i}."
+        q = dec.linear(x, p, pre + "attention.self.query").view(B, S, nh, dh).transpose(1, 2)
+        k = dec.linear(x, p, pre + "attention.self.key").view(B, S, nh, dh).transpose(1, 2)
+        v = dec.linear(x, p, pre + "attention.self.value").view(B, S, nh, dh).transpose(1, 2)
+        if prefix is not None:
+            k = torch.cat([prefix[i][0], k], 2)
+            v = torch.cat([prefix[i][1], v], 2)
+        a = (torch.softmax((q @ k.transpose(-1, -2)) / math.sqrt(dh) + bias, -1) @ v).transpose(1, 2).reshape(B, S, H)
+        x = dec.layer_norm(dec.linear(a, p, pre + "attention.output.dense") + x,
+                           p[pre + "attention.output.LayerNorm.weight"], p[pre + "attention.output.LayerNorm.bias"], eps)
+        m = dec.act(cfg["hidden_act"], dec.linear(x, p, pre + "intermediate.dense"))
+        x = dec.layer_norm(dec.linear(m, p, pre + "output.dense") + x,
+                           p[pre + "output.LayerNorm.weight"], p[pre + "output.LayerNorm.bias"], eps)
+    return x
+
+
+def bert_classify(p, head, h):
+    """BertForSequenceClassification's head (eval): classifier(tanh(pooler.dense(h[:, 0])))."""
+    pooled = torch.tanh(dec.linear(h[:, 0], p, "pooler.dense"))
+    return pooled @ head["classifier.weight"].T + head["classifier.bias"]
+
+
+def bert_prompt_logits(cfg, p, head, prompts, ids, tt, mask):
+    """PROMPT_TUNING / P_TUNING on BERT: (last_hidden_state [B, n+T, H], logits [B, C])."""
+    B, T = ids.shape
+    n = prompts.shape[0]
+    embeds = torch.cat([prompts[None].expand(B, -1, -1), word_embeddings(cfg, p)[ids]], 1)
+    pos = torch.arange(n + T)[None].expand(B, -1)
+    tt2 = torch.cat([torch.zeros(B, n, dtype=torch.long), tt], 1)
+    m2 = torch.cat([torch.ones(B, n, dtype=mask.dtype), mask], 1)
+    h = bert_forward(cfg, p, embeds, tt2, m2, pos)
+    return h, bert_classify(p, head, h)
+
+
+def bert_prefix_logits(cfg, p, head, prompts, ids, tt, mask):
+    """PREFIX_TUNING on BERT: (last_hidden_state [B, T, H], logits [B, C])."""
+    d = dims(cfg)
+    B, T = ids.shape
+    n = prompts.shape[0]
+    pkv = prompts[None].expand(B, -1, -1).reshape(B, n, 2 * d["L"], d["nkv"], d["dh"]).permute(2, 0, 3, 1, 4).split(2)
+    prefix = [(t[0], t[1]) for t in pkv]
+    pos = torch.arange(n, n + T)[None].expand(B, -1)
+    m2 = torch.cat([torch.ones(B, n, dtype=mask.dtype), mask], 1)
+    h = bert_forward(cfg, p, word_embeddings(cfg, p)[ids], tt, m2, pos, prefix)
+    return h, bert_classify(p, head, h)
+
+
+def bert_inputs(g, d):
+    """Two rows of 6 tokens, the second right-padded by 2 (pad id 0, mask 0), sentence-B token types."""
+    ids = torch.randint(1, d["V"], (2, 6), generator=g)
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
+    ids = ids * mask
+    tt = torch.tensor([[0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 0, 0]])
+    return ids, tt, mask
 
 
 def bias(T, n_prefix):
@@ -154,7 +241,7 @@ def prefix_logits(cfg, p, prompts, ids):
 
 def base_config(cfg, peft_type, n, token_dim, heads):
     d = dims(cfg)
-    return {"peft_type": peft_type, "task_type": "CAUSAL_LM", "inference_mode": True, "base_model_name_or_path": None,
+    return {"peft_type": peft_type, "task_type": "SEQ_CLS" if cfg["model_type"] == "bert" else "CAUSAL_LM", "inference_mode": True, "base_model_name_or_path": None,
             "revision": None, "num_virtual_tokens": n, "token_dim": token_dim, "num_transformer_submodules": 1,
             "num_attention_heads": heads, "num_layers": d["L"], "peft_version": "0.13.2", "auto_mapping": None}
 
@@ -217,22 +304,37 @@ def build(model, method, g, n=4, **kw):
                        "transform.2.weight": w2, "transform.2.bias": b2}
         else:
             prompts = torch.randn(n, out, generator=g) * 0.7
-    ids = torch.randint(0, d["V"], (2, 6), generator=g)
-    with torch.no_grad():
-        logits = (prefix_logits if c["peft_type"] == "PREFIX_TUNING" else prompt_logits)(cfg, p, prompts, ids)
+    bert = cfg["model_type"] == "bert"
+    extra = {}
+    head = {}
+    if bert:
+        ids, tt, mask = bert_inputs(g, d)
+        head = {"classifier.weight": torch.randn(2, H, generator=g) * 0.5, "classifier.bias": torch.randn(2, generator=g) * 0.1}
+        c["modules_to_save"] = ["classifier"]
+        with torch.no_grad():
+            fn = bert_prefix_logits if c["peft_type"] == "PREFIX_TUNING" else bert_prompt_logits
+            hidden, logits = fn(cfg, p, head, prompts, ids, tt, mask)
+        extra = {"token_type_ids": tt, "attention_mask": mask, "last_hidden_state": hidden.contiguous()}
+    else:
+        ids = torch.randint(0, d["V"], (2, 6), generator=g)
+        with torch.no_grad():
+            logits = (prefix_logits if c["peft_type"] == "PREFIX_TUNING" else prompt_logits)(cfg, p, prompts, ids)
     assert torch.isfinite(logits).all()
     name = f"{model}-{method}"
     out_dir = os.path.join(OUT, name)
     os.makedirs(out_dir, exist_ok=True)
     dec.write_json(os.path.join(out_dir, "adapter_config.json"), c)
-    dec.write_safetensors(os.path.join(out_dir, "adapter_model.safetensors"), {"prompt_embeddings": prompts.contiguous()},
-                          {"format": "pt"})
+    tensors = {"prompt_embeddings": prompts.contiguous()}
+    tensors.update({"base_model.model." + k: v.contiguous() for k, v in head.items()})
+    dec.write_safetensors(os.path.join(out_dir, "adapter_model.safetensors"), tensors, {"format": "pt"})
     enc_file = os.path.join(out_dir, "peft4j_prompt_encoder.safetensors")
     if encoder:
         dec.write_safetensors(enc_file, {k: v.detach().contiguous() for k, v in encoder.items()}, {"format": "pt"})
     elif os.path.exists(enc_file):
         os.remove(enc_file)
-    dec.write_safetensors(os.path.join(out_dir, "reference.safetensors"), {"input_ids": ids, "logits": logits.contiguous()})
+    ref = {"input_ids": ids, "logits": logits.contiguous()}
+    ref.update(extra)
+    dec.write_safetensors(os.path.join(out_dir, "reference.safetensors"), ref)
     print(f"{name}: prompt_embeddings {tuple(prompts.shape)}, logits {tuple(logits.shape)}")
 
 
@@ -259,8 +361,10 @@ def check(folder, model):
         if c.get(k) != v:
             errors.append(f"{k} = {c.get(k)}, expected {v}")
     st = dec.read_safetensors(os.path.join(folder, "adapter_model.safetensors"))
-    if list(st) != ["prompt_embeddings"]:
-        errors.append(f"tensors {list(st)}, expected only prompt_embeddings")
+    bert = cfg["model_type"] == "bert"
+    head_keys = ["base_model.model.classifier.bias", "base_model.model.classifier.weight"] if bert else []
+    if sorted(st) != sorted(["prompt_embeddings"] + head_keys):
+        errors.append(f"tensors {sorted(st)}, expected {sorted(['prompt_embeddings'] + head_keys)}")
     else:
         pe = torch.tensor(np.array(st["prompt_embeddings"]))
         n = c["num_virtual_tokens"]
@@ -272,7 +376,13 @@ def check(folder, model):
             ref = dec.read_safetensors(lf)
             ids = torch.tensor(np.array(ref["input_ids"])).long()
             with torch.no_grad():
-                got = (prefix_logits if prefix else prompt_logits)(cfg, p, pe, ids)
+                if bert:
+                    head = {k[len("base_model.model."):]: torch.tensor(np.array(st[k])) for k in head_keys}
+                    tt = torch.tensor(np.array(ref["token_type_ids"])).long()
+                    mask = torch.tensor(np.array(ref["attention_mask"])).long()
+                    got = (bert_prefix_logits if prefix else bert_prompt_logits)(cfg, p, head, pe, ids, tt, mask)[1]
+                else:
+                    got = (prefix_logits if prefix else prompt_logits)(cfg, p, pe, ids)
             err = (got - torch.tensor(np.array(ref["logits"]))).abs().max().item()
             print(f"{folder}: max |logits difference| {err:.2e}")
             if err > 1e-4:
@@ -294,6 +404,10 @@ def main():
     build("llama-gqa", "ptuning-mlp", g, encoder="MLP", hidden=24)
     build("llama-gqa", "prefix", g)
     build("llama-gqa", "prefix-proj", g, projection=True, hidden=20)
+    build("bert", "prompt", g)
+    build("bert", "ptuning-mlp", g, encoder="MLP", hidden=12)
+    build("bert", "prefix", g)
+    build("bert", "prefix-proj", g, projection=True, hidden=10)
 
 
 if __name__ == "__main__":

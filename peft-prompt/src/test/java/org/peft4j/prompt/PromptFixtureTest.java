@@ -6,6 +6,9 @@ import org.junit.jupiter.params.provider.ValueSource;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.peft4j.core.io.SafeTensors;
+import org.peft4j.core.model.BackboneInputs;
+import org.peft4j.core.model.HeadOutput;
+import org.peft4j.core.model.bert.BertForSequenceClassification;
 import org.peft4j.core.model.decoder.DecoderLM;
 import org.peft4j.core.peft.PeftModel;
 import org.peft4j.core.tensor.NoGrad;
@@ -24,7 +27,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * PEFT-layout folders written by scripts/reference/make_prompt_fixtures.py (plain PyTorch of
- * PEFT's semantics) for the tiny GPT-2 and LLaMA (GQA) fixtures: loaded through
+ * PEFT's semantics) for the tiny GPT-2, LLaMA (GQA) and BERT fixtures: loaded through
  * {@link PeftModel#load}, the model's logits match the script's to 1e-4; saving writes
  * {@code prompt_embeddings} equal to the loaded one, and the script checks the saved folder
  * (config keys, tensor shape, logits recomputed from it).
@@ -68,6 +71,48 @@ class PromptFixtureTest {
         // the script checks peft4j's folder, with logits peft4j computed
         SafeTensors.write(tmp.resolve("peft4j_logits.safetensors"), Map.of("input_ids", ids, "logits", got));
         runCheck(tmp, modelOf(fixture));
+    }
+
+    /**
+     * BERT (bert-tiny with a pooler classification head, as transformers' BertForSequenceClassification):
+     * the folders hold prompt_embeddings and the classifier (modules_to_save); with token types
+     * (sentence B ones) and a right-padded row, the last hidden state (virtual positions included
+     * for prompt tuning / P-tuning) and the logits match the script to 1e-4; the saved folder
+     * passes the script's check with peft4j's logits.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"bert-prompt", "bert-ptuning-mlp", "bert-prefix", "bert-prefix-proj"})
+    void bertFolderMatchesPyTorchAndSavesBack(String fixture, @TempDir Path tmp) throws Exception {
+        Path dir = PromptFixtures.prompt(fixture);
+        Map<String, INDArray> ref = SafeTensors.load(dir.resolve("reference.safetensors"));
+        BertForSequenceClassification model = PromptFixtures.bertClassifier();
+        PeftModel pm = PeftModel.load(model, dir);
+        INDArray ids = ref.get("input_ids");
+        INDArray tt = ref.get("token_type_ids");
+        INDArray mask = ref.get("attention_mask");
+        INDArray logits;
+        INDArray hidden;
+        INDArray viaIds;
+        try (NoGrad ignored = NoGrad.enter()) {
+            HeadOutput o = model.forward(BackboneInputs.of(model.bert().embed(ids), mask).withTokenTypeIds(tt));
+            logits = o.logits().value().castTo(DataType.FLOAT);
+            hidden = o.backbone().lastHiddenState().value().castTo(DataType.FLOAT);
+            viaIds = model.forward(ids, mask, tt).value().castTo(DataType.FLOAT);
+        }
+        assertArrayEquals(ref.get("last_hidden_state").shape(), hidden.shape(), fixture + " hidden shape");
+        double errH = Transforms.maxAbsDiff(ref.get("last_hidden_state"), hidden);
+        assertTrue(errH < TOL, fixture + ": max |last hidden state − PyTorch| = " + errH);
+        double err = Transforms.maxAbsDiff(ref.get("logits"), logits);
+        assertTrue(err < TOL, fixture + ": max |logits − PyTorch| = " + err);
+        assertEquals(0.0, Transforms.maxAbsDiff(logits, viaIds), 0.0, fixture + ": the id forward runs the same path");
+
+        pm.save(tmp);
+        Map<String, INDArray> saved = SafeTensors.load(tmp.resolve(PeftModel.WEIGHTS_NAME));
+        assertEquals(java.util.Set.of("prompt_embeddings", "base_model.model.classifier.weight",
+                "base_model.model.classifier.bias"), saved.keySet());
+        SafeTensors.write(tmp.resolve("peft4j_logits.safetensors"), Map.of("input_ids", ids, "token_type_ids", tt,
+                "attention_mask", mask, "logits", logits));
+        runCheck(tmp, "bert");
     }
 
     /** Resuming: with trainable = true the encoder comes back from the extra file and gives prompt_embeddings again. */

@@ -27,6 +27,20 @@ final class PromptFixtures {
         }
     }
 
+    /**
+     * {@code peft-core/src/test/resources/fixtures/bert-tiny} with a new 2-class head that pools
+     * with the pooler (transformers' {@code BertForSequenceClassification}), in eval mode; the
+     * prompt fixtures' adapter folders carry the head's trained weights.
+     */
+    static org.peft4j.core.model.bert.BertForSequenceClassification bertClassifier() {
+        org.peft4j.core.model.bert.BertModel bert = org.peft4j.core.model.bert.BertModel.load(
+                repoRoot().resolve("peft-core/src/test/resources/fixtures/bert-tiny"));
+        var m = org.peft4j.core.model.bert.BertForSequenceClassification.withNewHead(bert, 2,
+                org.peft4j.core.model.bert.BertConfig.Pooling.POOLER, new org.peft4j.core.tensor.Rng(0));
+        m.eval();
+        return m;
+    }
+
     /** {@code peft-prompt/src/test/resources/fixtures/prompt/<name>} (written by make_prompt_fixtures.py). */
     static Path prompt(String name) {
         return repoRoot().resolve("peft-prompt/src/test/resources/fixtures/prompt").resolve(name);
