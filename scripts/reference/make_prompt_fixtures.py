@@ -38,6 +38,20 @@ Writes, into peft-prompt/src/test/resources/fixtures/prompt/<model>-<method>/:
                                     for P-tuning and projected prefixes (peft4j's resume file)
   reference.safetensors             input_ids [B,T] I64, logits [B, n+T or T, V] F32
 
+Decoder sequence classification (transformers' GPT2ForSequenceClassification / LlamaForSequenceClassification):
+  score = Linear(hidden, num_labels, bias=False) on the final hidden state of the last non-padding token,
+  transformers' rule argmax(arange(T) * (input_ids != pad_token_id)) (the rightmost id that is not the pad
+  id; pad_token_id 3 here). Checkpoints (config + decoder keys without lm_head + score.weight) go to
+  peft-core/src/test/resources/fixtures/decoders-seqcls/<model>/ (gpt2, llama-gqa, llama-headdim: untied,
+  biases). Prompt-method adapters on them (<model>-seqcls-<method>: prompt_embeddings +
+  base_model.model.score.weight, modules_to_save [score], task_type SEQ_CLS): prompt tuning / P-tuning shift
+  the pooled index by the n virtual tokens in front (PEFT gives transformers only inputs_embeds, and it then
+  takes the last position: the same token unless a row is right-padded; this reference and peft4j keep the
+  last real token); prefix tuning does not shift it. Row 1 of the inputs holds the pad id inside (a real
+  token, mask 1) and is right-padded by 2.
+`--check-classifier DIR MODEL` checks a classifier folder peft4j saved (config keys, keys, logits recomputed
+from DIR/peft4j_logits.safetensors: input_ids, attention_mask, logits).
+
 `--check DIR MODEL` checks a folder peft4j saved: PEFT's config keys and values for MODEL, the one
 tensor prompt_embeddings of the right shape, and (when DIR/peft4j_logits.safetensors holds
 input_ids and logits written by the Java test) logits recomputed here from prompt_embeddings
@@ -160,18 +174,23 @@ def bert_inputs(g, d):
     return ids, tt, mask
 
 
-def bias(T, n_prefix):
-    """[1,1,T,n_prefix+T]: every query sees the prefix and the real keys up to itself (no padding)."""
+def bias(T, n_prefix, mask=None):
+    """[1 or B,1,T,n_prefix+T]: every query sees the prefix and the keys up to itself; with a padding mask
+    [B, n_prefix+T] (1 = attend), keys where it is 0 are hidden as well (HF's additive mask)."""
     allowed = torch.cat([torch.ones(T, n_prefix, dtype=torch.bool), torch.tril(torch.ones(T, T, dtype=torch.bool))], 1)
-    return torch.where(allowed, torch.zeros(()), torch.full((), NEG))[None, None]
+    allowed = allowed[None, None]
+    if mask is not None:
+        allowed = allowed & (mask[:, None, None, :] != 0)
+    return torch.where(allowed, torch.zeros(()), torch.full((), NEG))
 
 
-def forward(cfg, p, embeds, pos, prefix=None):
-    """Logits [B,T,V] from inputs_embeds [B,T,H], positions [B,T], optional prefix [(k, v)] per layer [B,kv,n,dh]."""
+def forward(cfg, p, embeds, pos, prefix=None, mask=None, hidden=False):
+    """Logits [B,T,V] (or, with hidden, the final hidden states [B,T,H]) from inputs_embeds [B,T,H],
+    positions [B,T], optional prefix [(k, v)] per layer [B,kv,n,dh] and padding mask [B, n+T]."""
     d = dims(cfg)
     B, T, H = embeds.shape
     n = 0 if prefix is None else prefix[0][0].shape[2]
-    mb = bias(T, n)
+    mb = bias(T, n, mask)
     if cfg["model_type"] == "gpt2":
         eps = cfg.get("layer_norm_epsilon", 1e-5)
         x = embeds + p["transformer.wpe.weight"][pos]
@@ -189,7 +208,7 @@ def forward(cfg, p, embeds, pos, prefix=None):
             m = dec.act(cfg.get("activation_function", "gelu_new"), h @ p[pre + "mlp.c_fc.weight"] + p[pre + "mlp.c_fc.bias"])
             x = x + m @ p[pre + "mlp.c_proj.weight"] + p[pre + "mlp.c_proj.bias"]
         x = dec.layer_norm(x, p["transformer.ln_f.weight"], p["transformer.ln_f.bias"], eps)
-        return x @ p.get("lm_head.weight", p["transformer.wte.weight"]).T
+        return x if hidden else x @ p.get("lm_head.weight", p["transformer.wte.weight"]).T
     nh, nkv, dh = d["nh"], d["nkv"], d["dh"]
     eps = cfg.get("rms_norm_eps", 1e-6)
     cos, sin = dec.rope_cos_sin(pos, dh, cfg.get("rope_theta", 10000.0))
@@ -216,7 +235,7 @@ def forward(cfg, p, embeds, pos, prefix=None):
         x = x + dec.linear(dec.act(cfg.get("hidden_act", "silu"), dec.linear(h, p, pre + "mlp.gate_proj"))
                            * dec.linear(h, p, pre + "mlp.up_proj"), p, pre + "mlp.down_proj")
     x = dec.rms_norm(x, p["model.norm.weight"], eps)
-    return x @ p.get("lm_head.weight", p["model.embed_tokens.weight"]).T
+    return x if hidden else x @ p.get("lm_head.weight", p["model.embed_tokens.weight"]).T
 
 
 def prompt_logits(cfg, p, prompts, ids):
@@ -237,6 +256,116 @@ def prefix_logits(cfg, p, prompts, ids):
     prefix = [(t[0], t[1]) for t in pkv]
     pos = torch.arange(n, n + T)[None].expand(B, -1)
     return forward(cfg, p, word_embeddings(cfg, p)[ids], pos, prefix)
+
+
+# ---- decoder sequence classification (GPT2ForSequenceClassification, LlamaForSequenceClassification) ----
+SEQCLS = os.path.join(ROOT, "peft-core", "src", "test", "resources", "fixtures", "decoders-seqcls")
+SEQCLS_PAD = 3
+SEQCLS_LABELS = ["neg", "neutral", "pos"]
+
+
+def last_non_pad(ids, pad):
+    """transformers: the rightmost position whose id is not pad_token_id, argmax(arange(T) * (ids != pad))."""
+    return (torch.arange(ids.shape[1])[None] * (ids != pad).long()).argmax(-1)
+
+
+def seqcls_logits(cfg, p, score, ids, mask, prompts=None, method=None):
+    """[B, C]: score of the last non-pad token's final hidden state. Prompt tuning / P-tuning put n virtual
+    tokens in front (the index shifts by n; positions 0..n+T-1, mask ones in front); prefix tuning passes the
+    prefix as past_key_values (positions n..n+T-1, mask ones in front, no shift)."""
+    d = dims(cfg)
+    B, T = ids.shape
+    last = last_non_pad(ids, SEQCLS_PAD)
+    words = word_embeddings(cfg, p)[ids]
+    if prompts is None:
+        h = forward(cfg, p, words, torch.arange(T)[None].expand(B, -1), mask=mask, hidden=True)
+        shift = 0
+    else:
+        n = prompts.shape[0]
+        m2 = torch.cat([torch.ones(B, n, dtype=mask.dtype), mask], 1)
+        if method == "PREFIX_TUNING":
+            pkv = prompts[None].expand(B, -1, -1).reshape(B, n, 2 * d["L"], d["nkv"], d["dh"]).permute(2, 0, 3, 1, 4).split(2)
+            h = forward(cfg, p, words, torch.arange(n, n + T)[None].expand(B, -1), [(t[0], t[1]) for t in pkv], mask=m2,
+                        hidden=True)
+            shift = 0
+        else:
+            embeds = torch.cat([prompts[None].expand(B, -1, -1), words], 1)
+            h = forward(cfg, p, embeds, torch.arange(n + T)[None].expand(B, -1), mask=m2, hidden=True)
+            shift = n
+    pooled = h[torch.arange(B), shift + last]
+    return pooled @ score.T
+
+
+def seqcls_inputs(g, d):
+    """Row 0 unpadded, row 1 holding the pad id inside (a real token: the mask is 1 there) and right-padded by 2."""
+    ids = torch.randint(SEQCLS_PAD + 1, d["V"], (2, 7), generator=g)
+    ids[1, 2] = SEQCLS_PAD
+    ids[1, 5:] = SEQCLS_PAD
+    mask = torch.ones(2, 7, dtype=torch.long)
+    mask[1, 5:] = 0
+    return ids, mask
+
+
+def seqcls_config(cfg):
+    c = dict(cfg)
+    c["architectures"] = [{"gpt2": "GPT2ForSequenceClassification", "llama": "LlamaForSequenceClassification",
+                           "mistral": "MistralForSequenceClassification", "qwen2": "Qwen2ForSequenceClassification"}[
+        cfg["model_type"]]]
+    c["id2label"] = {str(i): l for i, l in enumerate(SEQCLS_LABELS)}
+    c["label2id"] = {l: i for i, l in enumerate(SEQCLS_LABELS)}
+    c["pad_token_id"] = SEQCLS_PAD
+    return c
+
+
+def build_seqcls(model, g):
+    """A ...ForSequenceClassification checkpoint of a decoder fixture (its keys, no lm_head, score.weight) + logits."""
+    cfg, p = load_model(model)
+    d = dims(cfg)
+    score = torch.randn(len(SEQCLS_LABELS), d["H"], generator=g) * 0.5
+    weights = {k: v for k, v in p.items() if not k.startswith("lm_head.")}
+    weights["score.weight"] = score
+    ids, mask = seqcls_inputs(g, d)
+    with torch.no_grad():
+        logits = seqcls_logits(cfg, p, score, ids, mask)
+    out = os.path.join(SEQCLS, model)
+    os.makedirs(out, exist_ok=True)
+    dec.write_json(os.path.join(out, "config.json"), seqcls_config(cfg))
+    dec.write_safetensors(os.path.join(out, "model.safetensors"), {k: v.contiguous() for k, v in weights.items()}, {"format": "pt"})
+    dec.write_safetensors(os.path.join(out, "reference.safetensors"), {"input_ids": ids, "attention_mask": mask,
+                                                                       "logits": logits.contiguous()})
+    print(f"decoders-seqcls/{model}: score {tuple(score.shape)}, logits {tuple(logits.shape)}")
+
+
+def check_classifier(folder, model):
+    """A classifier folder peft4j saved: config keys, decoder keys + score.weight (no lm_head), logits."""
+    cfg, p = load_model(model)
+    d = dims(cfg)
+    errors = []
+    with open(os.path.join(folder, "config.json")) as f:
+        c = json.load(f)
+    want = seqcls_config(cfg)
+    for k in ["architectures", "model_type", "pad_token_id", "id2label", "label2id"]:
+        if c.get(k) != want.get(k):
+            errors.append(f"config {k} = {c.get(k)}, expected {want.get(k)}")
+    st = {k: torch.tensor(np.array(v)) for k, v in dec.read_safetensors(os.path.join(folder, "model.safetensors")).items()}
+    expect = sorted([k for k in p if not k.startswith("lm_head.")] + ["score.weight"])
+    if sorted(st) != expect:
+        errors.append(f"keys {sorted(set(st) ^ set(expect))} differ")
+    elif tuple(st["score.weight"].shape) != (len(SEQCLS_LABELS), d["H"]):
+        errors.append(f"score.weight {tuple(st['score.weight'].shape)}")
+    else:
+        ref = dec.read_safetensors(os.path.join(folder, "peft4j_logits.safetensors"))
+        ids = torch.tensor(np.array(ref["input_ids"])).long()
+        mask = torch.tensor(np.array(ref["attention_mask"])).long()
+        with torch.no_grad():
+            got = seqcls_logits(cfg, st, st["score.weight"], ids, mask)
+        err = (got - torch.tensor(np.array(ref["logits"]))).abs().max().item()
+        print(f"{folder}: max |logits difference| {err:.2e}")
+        if err > 1e-4:
+            errors.append(f"logits differ by {err}")
+    for e in errors:
+        print(f"{folder}: {e}")
+    return 0 if not errors else 1
 
 
 def base_config(cfg, peft_type, n, token_dim, heads):
@@ -305,9 +434,18 @@ def build(model, method, g, n=4, **kw):
         else:
             prompts = torch.randn(n, out, generator=g) * 0.7
     bert = cfg["model_type"] == "bert"
+    seqcls = kw.get("seqcls", False)
     extra = {}
     head = {}
-    if bert:
+    if seqcls:
+        c["task_type"] = "SEQ_CLS"
+        c["modules_to_save"] = ["score"]
+        head = {"score.weight": torch.randn(len(SEQCLS_LABELS), H, generator=g) * 0.5}
+        ids, mask = seqcls_inputs(g, d)
+        with torch.no_grad():
+            logits = seqcls_logits(cfg, p, head["score.weight"], ids, mask, prompts, c["peft_type"])
+        extra = {"attention_mask": mask}
+    elif bert:
         ids, tt, mask = bert_inputs(g, d)
         head = {"classifier.weight": torch.randn(2, H, generator=g) * 0.5, "classifier.bias": torch.randn(2, generator=g) * 0.1}
         c["modules_to_save"] = ["classifier"]
@@ -320,7 +458,7 @@ def build(model, method, g, n=4, **kw):
         with torch.no_grad():
             logits = (prefix_logits if c["peft_type"] == "PREFIX_TUNING" else prompt_logits)(cfg, p, prompts, ids)
     assert torch.isfinite(logits).all()
-    name = f"{model}-{method}"
+    name = f"{model}-seqcls-{method}" if seqcls else f"{model}-{method}"
     out_dir = os.path.join(OUT, name)
     os.makedirs(out_dir, exist_ok=True)
     dec.write_json(os.path.join(out_dir, "adapter_config.json"), c)
@@ -362,7 +500,9 @@ def check(folder, model):
             errors.append(f"{k} = {c.get(k)}, expected {v}")
     st = dec.read_safetensors(os.path.join(folder, "adapter_model.safetensors"))
     bert = cfg["model_type"] == "bert"
-    head_keys = ["base_model.model.classifier.bias", "base_model.model.classifier.weight"] if bert else []
+    seqcls = not bert and c.get("task_type") == "SEQ_CLS"
+    head_keys = (["base_model.model.classifier.bias", "base_model.model.classifier.weight"] if bert
+                 else ["base_model.model.score.weight"] if seqcls else [])
     if sorted(st) != sorted(["prompt_embeddings"] + head_keys):
         errors.append(f"tensors {sorted(st)}, expected {sorted(['prompt_embeddings'] + head_keys)}")
     else:
@@ -376,7 +516,11 @@ def check(folder, model):
             ref = dec.read_safetensors(lf)
             ids = torch.tensor(np.array(ref["input_ids"])).long()
             with torch.no_grad():
-                if bert:
+                if seqcls:
+                    mask = torch.tensor(np.array(ref["attention_mask"])).long()
+                    score = torch.tensor(np.array(st["base_model.model.score.weight"]))
+                    got = seqcls_logits(cfg, p, score, ids, mask, pe, t)
+                elif bert:
                     head = {k[len("base_model.model."):]: torch.tensor(np.array(st[k])) for k in head_keys}
                     tt = torch.tensor(np.array(ref["token_type_ids"])).long()
                     mask = torch.tensor(np.array(ref["attention_mask"])).long()
@@ -395,6 +539,8 @@ def check(folder, model):
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--check":
         sys.exit(check(sys.argv[2], sys.argv[3]))
+    if len(sys.argv) > 1 and sys.argv[1] == "--check-classifier":
+        sys.exit(check_classifier(sys.argv[2], sys.argv[3]))
     g = torch.Generator().manual_seed(2024)
     build("gpt2", "prompt", g)
     build("gpt2", "ptuning-lstm", g, encoder="LSTM", hidden=8, layers=2)
@@ -408,6 +554,12 @@ def main():
     build("bert", "ptuning-mlp", g, encoder="MLP", hidden=12)
     build("bert", "prefix", g)
     build("bert", "prefix-proj", g, projection=True, hidden=10)
+    for model in ["gpt2", "llama-gqa", "llama-headdim"]:
+        build_seqcls(model, g)
+    build("gpt2", "prompt", g, seqcls=True)
+    build("gpt2", "prefix", g, seqcls=True)
+    build("llama-gqa", "ptuning-mlp", g, encoder="MLP", hidden=24, seqcls=True)
+    build("llama-gqa", "prefix", g, seqcls=True)
 
 
 if __name__ == "__main__":

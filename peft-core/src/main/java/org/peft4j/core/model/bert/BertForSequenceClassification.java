@@ -29,7 +29,7 @@ import java.util.Map;
  * last hidden states (for checkpoints without a pooler, such as the bundled MiniLM and BGE), or
  * the {@code [CLS]} state as is.
  */
-public class BertForSequenceClassification extends Module implements HeadModel {
+public class BertForSequenceClassification extends Module implements HeadModel, org.peft4j.core.model.SequenceClassifier {
     private org.peft4j.core.model.InputPreparation inputPreparation;
     private final BertConfig config;
 
@@ -108,6 +108,23 @@ public class BertForSequenceClassification extends Module implements HeadModel {
         }
         BertModel.Output out = bert().forward(inputIds, attentionMask, tokenTypeIds);
         return head(out, attentionMask);
+    }
+
+    /** {@link #forward(INDArray, INDArray, INDArray)}: logits {@code [B, numLabels]}. */
+    @Override
+    public Tensor classify(INDArray inputIds, INDArray attentionMask, INDArray tokenTypeIds) {
+        return forward(inputIds, attentionMask, tokenTypeIds);
+    }
+
+    /** {@code id2label} of the config. */
+    @Override
+    public List<String> labels() {
+        return config.id2label();
+    }
+
+    @Override
+    public String headName() {
+        return "classifier";
     }
 
     /** Logits {@code [B, numLabels]} of a tokenized batch. */

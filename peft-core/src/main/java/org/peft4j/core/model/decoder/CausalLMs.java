@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import org.peft4j.core.io.HfFolder;
 import org.peft4j.core.model.ModelFamilies;
 import org.peft4j.core.model.ModelFamily;
+import org.peft4j.core.nn.Module;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -33,6 +34,12 @@ public final class CausalLMs {
                     + "' is not a decoder (" + family.kind().name().toLowerCase(java.util.Locale.ROOT) + ")"
                     + " (decoders: " + String.join(", ", ModelFamilies.modelTypes(ModelFamily.Kind.DECODER)) + ")");
         }
-        return (DecoderLM) family.load(dir, dropoutSeed);
+        Module m = family.load(dir, dropoutSeed);
+        if (!(m instanceof DecoderLM lm)) {
+            throw new IllegalArgumentException(file + ": architectures names "
+                    + (m instanceof DecoderForSequenceClassification c ? c.architecture() : m.getClass().getSimpleName())
+                    + ", not a causal LM (load it with DecoderForSequenceClassification.load)");
+        }
+        return lm;
     }
 }

@@ -114,9 +114,12 @@ public abstract class DecoderFamily<C, M extends DecoderLM> implements ModelFami
         return streams;
     }
 
-    /** {@link DecoderLM#configJson} of a model of this family's class. */
+    /** {@link DecoderLM#configJson} of a model of this family's class, or the config of a classifier on this family's decoder. */
     @Override
     public Optional<ObjectNode> configJson(Module model) {
+        if (model instanceof DecoderForSequenceClassification c && modelTypes.contains(c.modelType())) {
+            return Optional.of(c.configJson());
+        }
         return modelClass.isInstance(model) ? Optional.of(modelClass.cast(model).configJson()) : Optional.empty();
     }
 
@@ -128,10 +131,19 @@ public abstract class DecoderFamily<C, M extends DecoderLM> implements ModelFami
         return m;
     }
 
-    /** {@link #random}: a decoder's skeleton needs nothing from the checkpoint. */
+    /**
+     * {@link #random}: a decoder's skeleton needs nothing from the checkpoint; when
+     * {@code architectures} names a sequence classifier ({@code GPT2ForSequenceClassification}, …),
+     * a {@link DecoderForSequenceClassification} on it (labels and {@code pad_token_id} from the config).
+     */
     @Override
-    public M skeleton(C config, ObjectNode configJson, Predicate<String> checkpointHas, long seed) {
-        return random(config, seed);
+    public Module skeleton(C config, ObjectNode configJson, Predicate<String> checkpointHas, long seed) {
+        M lm = random(config, seed);
+        if (configJson != null && DecoderForSequenceClassification.isSequenceClassification(configJson)) {
+            return DecoderForSequenceClassification.withNewHead(lm, DecoderForSequenceClassification.labelsOf(configJson),
+                    DecoderForSequenceClassification.padTokenIdOf(configJson), new Rng(seed).fork());
+        }
+        return lm;
     }
 
     /**
@@ -143,8 +155,33 @@ public abstract class DecoderFamily<C, M extends DecoderLM> implements ModelFami
      *         shape mismatch, or the config file and its missing keys
      */
     @Override
-    public M load(Path dir, long dropoutSeed) throws IOException {
+    public Module load(Path dir, long dropoutSeed) throws IOException {
         return build(dir, dropoutSeed, null);
+    }
+
+    /**
+     * As {@link #load(Path, long)} for a causal-LM folder; a folder whose {@code architectures}
+     * names a sequence classifier is an error naming it.
+     */
+    public M loadLm(Path dir, long dropoutSeed) throws IOException {
+        return requireLm(build(dir, dropoutSeed, null), dir);
+    }
+
+    /** As {@link #load(Path, long, LayerLoader)} for a causal-LM folder. */
+    public M loadLm(Path dir, long dropoutSeed, LayerLoader loader) throws IOException {
+        return requireLm(load(dir, dropoutSeed, loader), dir);
+    }
+
+    private M requireLm(Module m, Path dir) {
+        if (!modelClass.isInstance(m)) {
+            throw new IllegalArgumentException(dir.resolve(HfFolder.CONFIG_FILE) + " describes a " + describe(m)
+                    + ", not a causal LM (" + modelClass.getSimpleName() + ")");
+        }
+        return modelClass.cast(m);
+    }
+
+    private static String describe(Module m) {
+        return m instanceof DecoderForSequenceClassification c ? c.architecture() : m.getClass().getSimpleName();
     }
 
     /**
@@ -153,17 +190,23 @@ public abstract class DecoderFamily<C, M extends DecoderLM> implements ModelFami
      * is never in memory); any other fills its skeleton after one call on the whole model.
      */
     @Override
-    @SuppressWarnings("unchecked")
-    public M load(Path dir, long dropoutSeed, LayerLoader loader) throws IOException {
+    public Module load(Path dir, long dropoutSeed, LayerLoader loader) throws IOException {
         if (loader == null) {
             throw new IllegalArgumentException("layer loader must not be null (use load(dir, seed) for a plain load)");
         }
-        return streams ? build(dir, dropoutSeed, loader) : (M) ModelFamily.super.load(dir, dropoutSeed, loader);
+        return streams ? build(dir, dropoutSeed, loader) : ModelFamily.super.load(dir, dropoutSeed, loader);
     }
 
-    private M build(Path dir, long dropoutSeed, LayerLoader loader) throws IOException {
+    /**
+     * The causal LM of the folder, or, when {@code architectures} names a sequence classifier, a
+     * {@link DecoderForSequenceClassification} holding its decoder keys and {@code score.weight}
+     * (the classifier checkpoint has no {@code lm_head}: the LM's head is built from placeholders
+     * and dropped).
+     */
+    private Module build(Path dir, long dropoutSeed, LayerLoader loader) throws IOException {
         ObjectNode raw = (ObjectNode) HfFolder.readConfig(dir);
         C c = parseConfig(raw, dir.resolve(HfFolder.CONFIG_FILE).toString());
+        boolean classifier = DecoderForSequenceClassification.isSequenceClassification(raw);
         try (CheckpointSource src = CheckpointSource.open(dir, checkpointPrefixes(), ignoredKeys(c))) {
             BiConsumer<String, Module> afterLayer = loader == null ? null : (prefix, layer) -> {
                 Set<String> consumed = loader.load(prefix, layer, src);
@@ -171,10 +214,14 @@ public abstract class DecoderFamily<C, M extends DecoderLM> implements ModelFami
                     src.markUsed(consumed);
                 }
             };
-            M m = factory.create(c, raw, src, new Rng(dropoutSeed), afterLayer);
+            WeightSource weights = !classifier ? src : (name, shape, init, std, paddingRow) -> name.startsWith("lm_head.")
+                    ? org.nd4j.linalg.factory.Nd4j.zeros(org.nd4j.linalg.api.buffer.DataType.FLOAT, shape)
+                    : src.get(name, shape, init, std, paddingRow);
+            M m = factory.create(c, raw, weights, new Rng(dropoutSeed), afterLayer);
+            Module out = classifier ? DecoderForSequenceClassification.fromCheckpoint(m, raw, src) : m;
             src.finish();
-            m.eval();
-            return m;
+            out.eval();
+            return out;
         }
     }
 

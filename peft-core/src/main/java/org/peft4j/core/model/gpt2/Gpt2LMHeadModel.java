@@ -67,7 +67,7 @@ public final class Gpt2LMHeadModel extends DecoderLM {
      *         shape mismatch, or the config file and its missing keys
      */
     public static Gpt2LMHeadModel load(Path dir, long dropoutSeed) throws IOException {
-        return FAMILY.load(dir, dropoutSeed);
+        return FAMILY.loadLm(dir, dropoutSeed);
     }
 
     public Gpt2Config config() {

@@ -72,7 +72,7 @@ public final class LlamaForCausalLM extends DecoderLM {
      *         shape mismatch, or the config file and its missing keys
      */
     public static LlamaForCausalLM load(Path dir, long dropoutSeed) throws IOException {
-        return FAMILY.load(dir, dropoutSeed);
+        return FAMILY.loadLm(dir, dropoutSeed);
     }
 
     /**
@@ -81,7 +81,7 @@ public final class LlamaForCausalLM extends DecoderLM {
      * from the checkpoint, so the full fp32 model is never in memory).
      */
     public static LlamaForCausalLM load(Path dir, long dropoutSeed, LayerLoader loader) throws IOException {
-        return FAMILY.load(dir, dropoutSeed, loader);
+        return FAMILY.loadLm(dir, dropoutSeed, loader);
     }
 
     public LlamaConfig config() {
