@@ -9,6 +9,7 @@ import org.peft4j.core.io.SafeTensors;
 import org.peft4j.core.model.BackboneInputs;
 import org.peft4j.core.model.HeadOutput;
 import org.peft4j.core.model.bert.BertForSequenceClassification;
+import org.peft4j.core.model.decoder.DecoderForSequenceClassification;
 import org.peft4j.core.model.decoder.DecoderLM;
 import org.peft4j.core.peft.PeftModel;
 import org.peft4j.core.tensor.NoGrad;
@@ -113,6 +114,36 @@ class PromptFixtureTest {
         SafeTensors.write(tmp.resolve("peft4j_logits.safetensors"), Map.of("input_ids", ids, "token_type_ids", tt,
                 "attention_mask", mask, "logits", logits));
         runCheck(tmp, "bert");
+    }
+
+    /**
+     * Decoder sequence classification (GPT-2, LLaMA-GQA) with a prompt method: a new score head on
+     * the causal LM, the folder's prompt_embeddings and score (modules_to_save) loaded over it; the
+     * logits at the last non-pad token (shifted by the virtual tokens for prompt tuning / P-tuning)
+     * match the script to 1e-4, and the saved folder passes its check.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"gpt2-seqcls-prompt", "gpt2-seqcls-prefix", "llama-gqa-seqcls-ptuning-mlp", "llama-gqa-seqcls-prefix"})
+    void decoderClassifierFolderMatchesPyTorch(String fixture, @TempDir Path tmp) throws Exception {
+        Path dir = PromptFixtures.prompt(fixture);
+        Map<String, INDArray> ref = SafeTensors.load(dir.resolve("reference.safetensors"));
+        DecoderForSequenceClassification model = DecoderForSequenceClassification.withNewHead(
+                PromptFixtures.decoder(modelOf(fixture)), java.util.List.of("neg", "neutral", "pos"), 3,
+                new org.peft4j.core.tensor.Rng(1));
+        PeftModel pm = PeftModel.load(model, dir);
+        INDArray ids = ref.get("input_ids");
+        INDArray mask = ref.get("attention_mask");
+        INDArray got;
+        try (NoGrad ignored = NoGrad.enter()) {
+            got = model.forward(ids, mask).value().castTo(DataType.FLOAT);
+        }
+        double err = Transforms.maxAbsDiff(ref.get("logits"), got);
+        assertTrue(err < TOL, fixture + ": max |logits − PyTorch| = " + err);
+        pm.save(tmp);
+        assertEquals(java.util.Set.of("prompt_embeddings", "base_model.model.score.weight"),
+                SafeTensors.load(tmp.resolve(PeftModel.WEIGHTS_NAME)).keySet());
+        SafeTensors.write(tmp.resolve("peft4j_logits.safetensors"), Map.of("input_ids", ids, "attention_mask", mask, "logits", got));
+        runCheck(tmp, modelOf(fixture));
     }
 
     /** Resuming: with trainable = true the encoder comes back from the extra file and gives prompt_embeddings again. */
