@@ -48,7 +48,7 @@ final class CausalLmTask implements TrainTask {
         TrainingConfig cfg = recipe.training();
         String textField = data.path("text_field").asText("text");
         String trainSpec = recipe.dataText("train", recipe.file() + ": data.train (a .jsonl file with a text field, or a .txt file)");
-        Models.Base base = Models.requireDecoder(Models.load(recipe.model(), cfg.seed()), "task " + CAUSAL_LM);
+        Models.Base base = Models.requireCausalLm(Models.load(recipe.model(), cfg.seed()), "task " + CAUSAL_LM);
         try (base) {
             Tokenizer tok = base.requireTokenizer("training");
             int limit = Math.min(recipe.maxLength(), base.decoder.maxPositions());

@@ -10,7 +10,10 @@ import org.peft4j.core.io.JsonFiles;
 import org.peft4j.core.io.CheckpointWeights;
 import org.peft4j.core.io.TensorInfo;
 import org.peft4j.core.model.bert.BertConfig;
+import org.peft4j.core.model.SequenceClassifier;
 import org.peft4j.core.model.bert.BertForSequenceClassification;
+import org.peft4j.core.model.decoder.DecoderForSequenceClassification;
+import org.peft4j.core.model.decoder.DecoderLM;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.Parameter;
 import org.peft4j.core.peft.PeftConfig;
@@ -44,7 +47,8 @@ import java.util.Map;
 
 /**
  * Sequence classification as the CLI does it: tokenizing labelled texts, training a
- * {@link BertForSequenceClassification} (plain or PEFT-wrapped) with the shared {@link Trainer},
+ * {@link SequenceClassifier} (BERT's {@link BertForSequenceClassification} or a decoder's
+ * {@link DecoderForSequenceClassification}; plain or PEFT-wrapped) with the shared {@link Trainer},
  * predicting, and reopening a trained classifier from a base model plus an adapter folder.
  */
 final class Classification {
@@ -59,14 +63,39 @@ final class Classification {
     private Classification() {
     }
 
-    /** What {@link #TASK_FILE} holds. */
-    record TaskInfo(String task, List<String> labels, BertConfig.Pooling pooling, int maxLength, String baseModel) {
+    /** The {@link #TASK_FILE} pooling of a decoder classifier: the last non-padding token. */
+    static final String LAST_TOKEN = "last_token";
+
+    /**
+     * What {@link #TASK_FILE} holds.
+     *
+     * @param pooling    BERT's sequence vector; null for a decoder classifier (pooling {@value #LAST_TOKEN})
+     * @param padTokenId the decoder classifier's {@code pad_token_id} (null for BERT)
+     */
+    record TaskInfo(String task, List<String> labels, BertConfig.Pooling pooling, int maxLength, String baseModel,
+                    Integer padTokenId) {
+        TaskInfo(String task, List<String> labels, BertConfig.Pooling pooling, int maxLength, String baseModel) {
+            this(task, labels, pooling, maxLength, baseModel, null);
+        }
+
+        /** The task file of a classifier (BERT's pooling, or a decoder's last token and pad id). */
+        static TaskInfo of(SequenceClassifier model, int maxLength, String baseModel) {
+            if (model instanceof DecoderForSequenceClassification d) {
+                return new TaskInfo(TASK, d.labels(), null, maxLength, baseModel, d.padTokenId());
+            }
+            BertForSequenceClassification b = (BertForSequenceClassification) model;
+            return new TaskInfo(TASK, b.config().id2label(), b.config().classifierPooling(), maxLength, baseModel);
+        }
+
         void write(Path adapterDir) throws IOException {
             ObjectNode n = JsonFiles.mapper().createObjectNode();
             n.put("task", task);
             ArrayNode l = n.putArray("labels");
             labels.forEach(l::add);
-            n.put("pooling", pooling.name().toLowerCase(Locale.ROOT));
+            n.put("pooling", pooling == null ? LAST_TOKEN : pooling.name().toLowerCase(Locale.ROOT));
+            if (padTokenId != null) {
+                n.put("pad_token_id", padTokenId);
+            }
             n.put("max_length", maxLength);
             n.put("base_model", baseModel);
             AtomicFiles.writeString(adapterDir.resolve(TASK_FILE), JsonFiles.toPrettyString(n) + "\n");
@@ -84,14 +113,21 @@ final class Classification {
             if (labels.isEmpty()) {
                 throw new CliException(f + ": 'labels' must list at least one label");
             }
-            BertConfig.Pooling pooling;
-            try {
-                pooling = BertConfig.Pooling.valueOf(n.path("pooling").asText("mean").toUpperCase(Locale.ROOT));
-            } catch (IllegalArgumentException e) {
-                throw new CliException(f + ": 'pooling' must be pooler, mean or cls, got '" + n.path("pooling").asText() + "'");
+            BertConfig.Pooling pooling = null;
+            String p = n.path("pooling").asText("mean");
+            if (!p.equals(LAST_TOKEN)) {
+                try {
+                    pooling = BertConfig.Pooling.valueOf(p.toUpperCase(Locale.ROOT));
+                } catch (IllegalArgumentException e) {
+                    throw new CliException(f + ": 'pooling' must be pooler, mean, cls or " + LAST_TOKEN + ", got '" + p + "'");
+                }
+            }
+            JsonNode pad = n.get("pad_token_id");
+            if (pad != null && !pad.isNull() && !pad.canConvertToInt()) {
+                throw new CliException(f + ": 'pad_token_id' must be an integer, got " + pad);
             }
             return new TaskInfo(n.path("task").asText(TASK), labels, pooling, n.path("max_length").asInt(128),
-                    n.path("base_model").asText(null));
+                    n.path("base_model").asText(null), pad == null || pad.isNull() ? null : pad.asInt());
         }
     }
 
@@ -111,6 +147,34 @@ final class Classification {
         return Math.max(tok.padId(), 0);
     }
 
+    /**
+     * The id batches of {@code model} are padded with: a decoder classifier's {@code pad_token_id}
+     * (its last-token rule finds the padding by that id), else {@link #padId(Tokenizer)}.
+     */
+    static int padId(Tokenizer tok, SequenceClassifier model) {
+        if (model instanceof DecoderForSequenceClassification d && d.padTokenId() != null) {
+            return d.padTokenId();
+        }
+        return padId(tok);
+    }
+
+    /**
+     * The pad id a new decoder classifier gets (transformers users set {@code config.pad_token_id}
+     * from the tokenizer): the tokenizer's pad token, else the decoder config's
+     * {@code pad_token_id}, else its first {@code eos_token_id}, else 0.
+     */
+    static int decoderPadId(Tokenizer tok, DecoderLM lm) {
+        if (tok != null && tok.padId() >= 0) {
+            return tok.padId();
+        }
+        JsonNode p = lm.configJson().get("pad_token_id");
+        if (p != null && p.canConvertToInt()) {
+            return p.asInt();
+        }
+        List<Integer> eos = GenerateCommand.eosIds(lm);
+        return eos.isEmpty() ? 0 : eos.get(0);
+    }
+
     /** Mean number of tokens per example (for throughput estimates). */
     static double meanLength(List<Example> examples) {
         long n = 0;
@@ -123,11 +187,11 @@ final class Classification {
     // ---- training --------------------------------------------------------------------------
 
     /** Logits {@code [B, C]} of a collated batch. */
-    static Tensor logits(BertForSequenceClassification model, Batch b) {
-        return model.forward(b.inputIds(), b.attentionMask(), b.tokenTypeIds());
+    static Tensor logits(SequenceClassifier model, Batch b) {
+        return model.classify(b.inputIds(), b.attentionMask(), b.tokenTypeIds());
     }
 
-    static LossFunction loss(BertForSequenceClassification model) {
+    static LossFunction loss(SequenceClassifier model) {
         return (m, b) -> Ops.crossEntropy(logits(model, b), b.labels(), Ops.Reduction.MEAN);
     }
 
@@ -135,14 +199,17 @@ final class Classification {
      * Trains the given parameters of {@code root} (the PeftModel, or the plain model) on
      * {@code train}, printing the progress line to {@code progress}.
      */
-    static TrainResult fit(Module root, BertForSequenceClassification model, Map<String, Parameter> trainable,
+    static TrainResult fit(Module root, SequenceClassifier model, Map<String, Parameter> trainable,
                            List<Example> train, int padId, int maxLength, TrainingConfig config, PrintStream progress) {
         DataLoader<Example> loader = DataLoader.forTraining(Dataset.of(train),
                 PaddingCollator.dynamic(padId, maxLength, true), config);
-        Trainer trainer = Trainer.builder(root, trainable, loss(model), config)
-                .rng(model.bert().dropoutRng())
-                .progressStream(progress)
-                .build();
+        Trainer.Builder b = Trainer.builder(root, trainable, loss(model), config);
+        if (model instanceof BertForSequenceClassification bert) {
+            b.rng(bert.bert().dropoutRng());
+        } else {
+            b.rngs(dropoutRngs(root));
+        }
+        Trainer trainer = b.progressStream(progress).build();
         TrainResult r = trainer.fit(loader);
         root.eval();
         return r;
@@ -154,7 +221,19 @@ final class Classification {
      * Logits {@code [N][C]} in the order of {@code examples}, in eval mode without gradients.
      * Batches are formed from examples of similar length so little time goes into padding.
      */
-    static float[][] predictLogits(Module root, BertForSequenceClassification model, List<Example> examples, int padId) {
+    /** The generators of every dropout module under {@code root}, each once, in tree order. */
+    static List<Rng> dropoutRngs(Module root) {
+        java.util.IdentityHashMap<Rng, Boolean> seen = new java.util.IdentityHashMap<>();
+        List<Rng> out = new ArrayList<>();
+        for (Module m : root.namedModules().values()) {
+            if (m instanceof org.peft4j.core.nn.Dropout d && d.rng() != null && seen.put(d.rng(), Boolean.TRUE) == null) {
+                out.add(d.rng());
+            }
+        }
+        return out;
+    }
+
+    static float[][] predictLogits(Module root, SequenceClassifier model, List<Example> examples, int padId) {
         root.eval();
         Integer[] order = new Integer[examples.size()];
         for (int i = 0; i < order.length; i++) {
@@ -235,14 +314,14 @@ final class Classification {
     /** A classifier ready to predict. Close it to free the tokenizer. */
     static final class Classifier implements AutoCloseable {
         final Models.Base base;
-        final BertForSequenceClassification model;
+        final SequenceClassifier model;
         /** What to call train/eval on: the PeftModel, or the model itself. */
         final Module root;
         final PeftModel peft;
         final List<String> labels;
         final int maxLength;
 
-        Classifier(Models.Base base, BertForSequenceClassification model, Module root, PeftModel peft,
+        Classifier(Models.Base base, SequenceClassifier model, Module root, PeftModel peft,
                    List<String> labels, int maxLength) {
             this.base = base;
             this.model = model;
@@ -257,7 +336,7 @@ final class Classification {
         }
 
         float[][] predictLogits(List<Example> examples) {
-            return Classification.predictLogits(root, model, examples, padId(tokenizer()));
+            return Classification.predictLogits(root, model, examples, padId(tokenizer(), model));
         }
 
         @Override
@@ -297,11 +376,11 @@ final class Classification {
                 throw new CliException(adapterDir == null
                         ? "model " + o.base().displayName() + " has no classification head; give --adapter"
                         + " (a folder written by peft4j train/demo) or a merged classifier folder"
-                        : "adapter " + adapterDir + " does not save a classifier head (modules_to_save: [classifier]),"
+                        : "adapter " + adapterDir + " does not save a classifier head (modules_to_save: [classifier] for BERT, [score] for decoders),"
                         + " so it cannot classify");
             }
             int maxLength = maxLengthOverride != null ? maxLengthOverride : o.info() != null ? o.info().maxLength() : 128;
-            return new Classifier(o.base(), o.model(), o.root(), o.peft(), o.model().config().id2label(), maxLength);
+            return new Classifier(o.base(), o.model(), o.root(), o.peft(), o.model().labels(), maxLength);
         } catch (RuntimeException e) {
             o.base().close();
             throw e;
@@ -317,10 +396,10 @@ final class Classification {
      * @param peft  the PeftModel, or null without an adapter
      * @param info  the adapter's {@link #TASK_FILE}, or null
      */
-    record Opened(Models.Base base, BertForSequenceClassification model, Module root, PeftModel peft, TaskInfo info) {
+    record Opened(Models.Base base, SequenceClassifier model, Module root, PeftModel peft, TaskInfo info) {
         /** The module whose forward includes the adapter: the classifier, or the base model. */
         Module inner() {
-            return model != null ? model : base.module();
+            return model != null ? (Module) model : base.module();
         }
     }
 
@@ -339,8 +418,22 @@ final class Classification {
         Models.Base base = Models.load(spec, seed);
         try {
             TaskInfo info = adapterDir == null ? null : TaskInfo.read(adapterDir);
-            BertForSequenceClassification model = null;
-            if (base.kind == Models.Kind.ENCODER) {
+            SequenceClassifier model = null;
+            if (base.decoderClassifier != null) {
+                model = base.decoderClassifier;
+            } else if (base.kind == Models.Kind.DECODER && adapterDir != null) {
+                int saved = savedClassifierRows(adapterDir);
+                if (saved > 0) {
+                    if (info != null && info.labels().size() != saved) {
+                        throw new CliException(adapterDir + ": " + TASK_FILE + " names " + info.labels().size()
+                                + " labels but the saved score head has " + saved + " outputs");
+                    }
+                    List<String> labels = info != null ? info.labels() : defaultLabels(saved);
+                    int pad = info != null && info.padTokenId() != null ? info.padTokenId()
+                            : decoderPadId(base.tokenizer, base.decoder);
+                    model = DecoderForSequenceClassification.withNewHead(base.decoder, labels, pad, new Rng(seed));
+                }
+            } else if (base.kind == Models.Kind.ENCODER) {
                 int saved = adapterDir == null ? -1 : savedClassifierRows(adapterDir);
                 if (base.seqClsCheckpoint) {
                     model = Models.loadSeqCls(base.dir, seed);
@@ -354,7 +447,7 @@ final class Classification {
                     model = BertForSequenceClassification.withNewHead(base.encoder, labels, pooling, new Rng(seed));
                 }
             }
-            Module inner = model != null ? model : base.module();
+            Module inner = model != null ? (Module) model : base.module();
             Module root = inner;
             PeftModel peft = null;
             if (adapterDir != null) {
@@ -394,7 +487,8 @@ final class Classification {
         try (CheckpointWeights st = CheckpointWeights.openFile(file)) {
             for (String k : st.keys()) {
                 TensorInfo ti = st.info(k);
-                if (k.endsWith("classifier.weight") && ti.shape().length == 2) {
+                if ((k.endsWith("classifier.weight") || k.endsWith(DecoderForSequenceClassification.SCORE + ".weight"))
+                        && ti.shape().length == 2) {
                     return (int) ti.shape()[0];
                 }
             }

@@ -81,7 +81,11 @@ final class GenerateCommand implements Command {
         }
         Path adapter = a.getPath("adapter");
         Classification.Opened o = Classification.openModel(a.get("model"), adapter, 0);
-        try (Models.Base base = Models.requireDecoder(o.base(), "generate")) {
+        try (Models.Base base = Models.requireCausalLm(o.base(), "generate")) {
+            if (o.model() != null) {
+                throw new CliException("adapter " + adapter + " is a sequence-classification adapter (it saves the "
+                        + o.model().headName() + " head); generate needs a causal-LM adapter");
+            }
             DecoderLM model = base.decoder;
             Tokenizer tok = a.has("prompt") ? base.requireTokenizer("--prompt") : base.tokenizer;
             int[] prompt;

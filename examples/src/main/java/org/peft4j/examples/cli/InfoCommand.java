@@ -56,8 +56,9 @@ final class InfoCommand implements Command {
             out.println("family: " + family(base));
             out.println("sizes: " + sizes(base));
             out.println("parameters: " + Fmt.count(base.module().numParameters())
-                    + (o.model() != null ? " (encoder), " + Fmt.count(o.model().child("classifier").numParameters())
-                    + " (classifier head, " + o.model().config().numLabels() + " labels)" : ""));
+                    + (o.model() != null && o.model() != base.module() ? " (" + base.kind.name().toLowerCase(Locale.ROOT) + "), "
+                    + Fmt.count(((org.peft4j.core.nn.Module) o.model()).child(o.model().headName()).numParameters())
+                    + " (" + o.model().headName() + " head, " + o.model().numLabels() + " labels)" : ""));
             if (base.tokenizer != null) {
                 out.println("tokenizer: vocabulary " + Fmt.count(base.tokenizer.vocabSize()));
             } else {
@@ -80,6 +81,10 @@ final class InfoCommand implements Command {
         if (base.kind == Models.Kind.ENCODER) {
             return "bert (encoder" + (base.seqClsCheckpoint ? ", sequence classification head" : "") + ")";
         }
+        if (base.decoderClassifier != null) {
+            return base.decoderClassifier.modelType() + " (decoder, " + base.decoderClassifier.architecture() + ", "
+                    + base.decoderClassifier.numLabels() + " labels, pad_token_id " + base.decoderClassifier.padTokenId() + ")";
+        }
         if (base.decoder instanceof Gpt2LMHeadModel) {
             return "gpt2 (decoder)";
         }
@@ -93,6 +98,12 @@ final class InfoCommand implements Command {
             return String.format(Locale.ROOT, "layers %d, hidden %d, heads %d, intermediate %d, vocab %d, max positions %d, pooler %s",
                     c.numHiddenLayers(), c.hiddenSize(), c.numAttentionHeads(), c.intermediateSize(), c.vocabSize(),
                     c.maxPositionEmbeddings(), base.encoder.hasPooler() ? "yes" : "no");
+        }
+        if (base.decoderClassifier != null) {
+            org.peft4j.core.model.Backbone b = base.decoderClassifier.backbone();
+            return String.format(Locale.ROOT, "layers %d, hidden %d, heads %d (key/value heads %d, head dim %d), vocab %d, max positions %d",
+                    b.numLayers(), b.hiddenSize(), b.numAttentionHeads(), b.numKeyValueHeads(), b.headDim(), b.vocabSize(),
+                    b.maxPositions());
         }
         if (base.decoder instanceof Gpt2LMHeadModel g) {
             Gpt2Config c = g.config();

@@ -4,6 +4,8 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
+import org.peft4j.core.model.BackboneInputs;
+import org.peft4j.core.model.decoder.DecoderForSequenceClassification;
 import org.peft4j.core.tensor.NoGrad;
 
 import java.io.PrintStream;
@@ -34,7 +36,10 @@ final class LogitsCommand implements Command {
                 Runs the model on one sequence of token ids (no padding, token types 0) and writes
                 {"shape": [...], "values": [row-major floats]}:
                   decoders (GPT-2, LLaMA family): the logits of the last position, shape [1, vocab];
-                  encoders (BERT family):         the whole last hidden state, shape [1, T, hidden].
+                                                  a sequence classifier (a ...ForSequenceClassification folder,
+                                                  or an adapter saving the score head): [1, labels];
+                  encoders (BERT family):         the whole last hidden state, shape [1, T, hidden]
+                                                  ([1, n + T, hidden] with n virtual tokens of a prompt adapter).
                   --adapter DIR   run the base model with a saved adapter folder
                   --out FILE      write the JSON to FILE instead of stdout
                 """;
@@ -53,17 +58,23 @@ final class LogitsCommand implements Command {
         Classification.Opened o = Classification.openModel(a.get("model"), adapter, 0);
         try (Models.Base base = o.base(); NoGrad ignored = NoGrad.enter()) {
             INDArray input = Nd4j.createFromArray(new long[][]{ids});
-            int vocab = base.kind == Models.Kind.ENCODER ? base.encoder.config().vocabSize() : base.decoder.vocabSize();
+            int vocab = base.vocabSize();
             for (long id : ids) {
                 if (id >= vocab) {
                     throw new CliException("--ids: token id " + id + " is outside the vocabulary [0, " + vocab + ")");
                 }
             }
             INDArray result;
-            if (base.kind == Models.Kind.DECODER) {
+            if (base.kind == Models.Kind.DECODER && o.model() instanceof DecoderForSequenceClassification c) {
+                result = c.forward(input, null).value();                                    // [1, numLabels]
+            } else if (base.kind == Models.Kind.DECODER) {
                 INDArray logits = base.decoder.forward(input, null).value();            // [1, T, V]
                 result = logits.get(NDArrayIndex.all(), NDArrayIndex.point(ids.length - 1), NDArrayIndex.all())
                         .reshape(1, logits.size(2));                                      // [1, V]
+            } else if (o.peft() != null && o.peft().method().preparesInputs()) {
+                // the encoder is not a head: a prompt adapter's virtual tokens / prefix are added here
+                BackboneInputs in = o.peft().prepareInputs(base.encoder, BackboneInputs.of(base.encoder.embed(input), null));
+                result = base.encoder.forward(in).lastHiddenState().value();              // [1, n + T or T, H]
             } else {
                 result = base.encoder.forward(input, null, null).lastHiddenState().value(); // [1, T, H]
             }

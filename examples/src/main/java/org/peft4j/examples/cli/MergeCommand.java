@@ -5,6 +5,7 @@ import org.nd4j.linalg.factory.Nd4j;
 import org.peft4j.core.io.AtomicFiles;
 import org.peft4j.core.model.bert.BertForSequenceClassification;
 import org.peft4j.core.model.bert.BertModel;
+import org.peft4j.core.model.decoder.DecoderForSequenceClassification;
 import org.peft4j.core.model.decoder.DecoderLM;
 import org.peft4j.core.model.gpt2.Gpt2LMHeadModel;
 import org.peft4j.core.model.llama.LlamaForCausalLM;
@@ -99,6 +100,9 @@ final class MergeCommand implements Command {
                 } else if (plain instanceof DecoderLM d) {
                     d.save(staging);
                     kind[0] = d.getClass().getSimpleName();
+                } else if (plain instanceof DecoderForSequenceClassification d) {
+                    d.save(staging);
+                    kind[0] = d.architecture() + " (" + d.numLabels() + " labels: " + d.labels() + ")";
                 } else {
                     throw new CliException("cannot write a " + plain.getClass().getSimpleName() + " as a Hugging Face folder");
                 }
@@ -124,7 +128,7 @@ final class MergeCommand implements Command {
 
     /** A short probe sequence inside the vocabulary: [CLS]-like start, then spread ids. */
     static INDArray probeIds(Models.Base base) {
-        int vocab = base.kind == Models.Kind.ENCODER ? base.encoder.config().vocabSize() : base.decoder.vocabSize();
+        int vocab = base.vocabSize();
         long[] ids = new long[8];
         for (int i = 0; i < ids.length; i++) {
             ids[i] = (1 + 37L * i * i + 11L * i) % vocab;
@@ -143,6 +147,9 @@ final class MergeCommand implements Command {
         if (m instanceof DecoderLM d) {
             return d.forward(ids, null).value();
         }
+        if (m instanceof DecoderForSequenceClassification d) {
+            return d.forward(ids, null).value();
+        }
         throw new CliException("cannot run a " + m.getClass().getSimpleName());
     }
 
@@ -152,6 +159,9 @@ final class MergeCommand implements Command {
         }
         if (plain instanceof BertModel) {
             return BertModel.load(dir);
+        }
+        if (plain instanceof DecoderForSequenceClassification) {
+            return DecoderForSequenceClassification.load(dir);
         }
         if (plain instanceof Gpt2LMHeadModel) {
             return Gpt2LMHeadModel.load(dir);

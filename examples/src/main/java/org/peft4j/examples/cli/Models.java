@@ -9,6 +9,7 @@ import org.peft4j.core.model.bert.BertConfig;
 import org.peft4j.core.model.bert.BertForSequenceClassification;
 import org.peft4j.core.model.bert.BertModel;
 import org.peft4j.core.model.decoder.CausalLMs;
+import org.peft4j.core.model.decoder.DecoderForSequenceClassification;
 import org.peft4j.core.model.decoder.DecoderLM;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.tensor.Rng;
@@ -67,24 +68,39 @@ final class Models {
         /** The folder, or null for a bundled model. */
         final Path dir;
         final BertModel encoder;
+        /** The causal LM, or null for a decoder classifier folder ({@link #decoderClassifier}). */
         final DecoderLM decoder;
+        /** A decoder folder holding a {@code …ForSequenceClassification} checkpoint, or null. */
+        final DecoderForSequenceClassification decoderClassifier;
         /** The tokenizer, or null when the folder has no tokenizer.json. */
         final Tokenizer tokenizer;
         /** True when the folder holds a sequence-classification checkpoint (encoder + classifier). */
         final boolean seqClsCheckpoint;
 
         Base(String spec, Kind kind, Path dir, BertModel encoder, DecoderLM decoder, Tokenizer tokenizer, boolean seqCls) {
+            this(spec, kind, dir, encoder, decoder, null, tokenizer, seqCls);
+        }
+
+        Base(String spec, Kind kind, Path dir, BertModel encoder, DecoderLM decoder, DecoderForSequenceClassification classifier,
+             Tokenizer tokenizer, boolean seqCls) {
             this.spec = spec;
             this.kind = kind;
             this.dir = dir;
             this.encoder = encoder;
             this.decoder = decoder;
+            this.decoderClassifier = classifier;
             this.tokenizer = tokenizer;
             this.seqClsCheckpoint = seqCls;
         }
 
         Module module() {
-            return kind == Kind.ENCODER ? encoder : decoder;
+            return kind == Kind.ENCODER ? encoder : decoder != null ? decoder : decoderClassifier;
+        }
+
+        /** The vocabulary size of the model. */
+        int vocabSize() {
+            return kind == Kind.ENCODER ? encoder.config().vocabSize()
+                    : decoder != null ? decoder.vocabSize() : decoderClassifier.backbone().vocabSize();
         }
 
         /** The bundled name or the folder, for messages. */
@@ -194,12 +210,18 @@ final class Models {
                 if (m instanceof DecoderLM dec) {
                     return new Base(spec, kind, dir, null, dec, tok, false);
                 }
+                if (m instanceof DecoderForSequenceClassification dc) {
+                    return new Base(spec, kind, dir, null, null, dc, tok, true);
+                }
                 throw new CliException(dir + " holds a quantized " + m.getClass().getSimpleName()
                         + ", which the commands do not take (a BERT encoder or classifier, gpt2, llama, mistral, qwen2)");
             }
             if (kind == Kind.ENCODER) {
                 BertModel enc = BertModel.load(dir, new Rng(seed));
                 return new Base(spec, kind, dir, enc, null, tok, isSeqClsFolder(dir));
+            }
+            if (DecoderForSequenceClassification.isSequenceClassification(HfFolder.readConfig(dir))) {
+                return new Base(spec, kind, dir, null, null, DecoderForSequenceClassification.load(dir, seed), tok, true);
             }
             DecoderLM dec = CausalLMs.load(dir, seed);
             return new Base(spec, kind, dir, null, dec, tok, false);
@@ -249,6 +271,16 @@ final class Models {
         if (base.kind != Kind.DECODER) {
             throw new CliException(command + " needs a decoder (GPT-2 / LLaMA-family) model; " + base.displayName()
                     + " is an encoder");
+        }
+        return base;
+    }
+
+    /** A decoder with its language-modelling head (not a {@code …ForSequenceClassification} folder). */
+    static Base requireCausalLm(Base base, String command) {
+        requireDecoder(base, command);
+        if (base.decoder == null) {
+            throw new CliException(command + " needs a causal LM; " + base.displayName() + " holds a "
+                    + base.decoderClassifier.architecture() + " (no language-modelling head)");
         }
         return base;
     }

@@ -3,7 +3,9 @@ package org.peft4j.examples.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.peft4j.core.data.TextExample;
+import org.peft4j.core.model.SequenceClassifier;
 import org.peft4j.core.model.bert.BertForSequenceClassification;
+import org.peft4j.core.model.decoder.DecoderForSequenceClassification;
 import org.peft4j.core.peft.Peft;
 import org.peft4j.core.peft.PeftModel;
 import org.peft4j.core.peft.TaskType;
@@ -26,8 +28,9 @@ import java.util.Locale;
 
 /**
  * {@code task: sequence_classification}: labelled text ({@code imdb} or a JSONL/CSV/TSV file) on a
- * BERT encoder with a new classifier head (or the head of a classification checkpoint); evaluated
- * by accuracy and mean cross-entropy.
+ * BERT encoder with a new classifier head, or on a decoder (GPT-2, LLaMA family) with a new
+ * {@code score} head read at the last real token (or the head of a classification checkpoint);
+ * evaluated by accuracy and mean cross-entropy.
  */
 final class SequenceClassificationTask implements TrainTask {
     @Override
@@ -60,15 +63,23 @@ final class SequenceClassificationTask implements TrainTask {
         List<TextExample> trainText = DemoCommand.limit(train.examples(), recipe.dataInt("train_limit", 0));
         List<TextExample> evalText = eval == null ? null : DemoCommand.limit(eval.examples(), recipe.dataInt("eval_limit", 0));
 
-        Models.Base base = Models.requireEncoder(Models.load(recipe.model(), cfg.seed()), "task " + SEQ_CLS);
+        Models.Base base = Models.load(recipe.model(), cfg.seed());
         try (base) {
             Tokenizer tok = base.requireTokenizer("training");
-            BertForSequenceClassification model = base.seqClsCheckpoint ? Models.loadSeqCls(base.dir, cfg.seed())
-                    : BertForSequenceClassification.withNewHead(base.encoder, labels, Models.defaultPooling(base.encoder),
-                    new Rng(cfg.seed()));
-            if (model.config().numLabels() < labels.size()) {
+            SequenceClassifier model = newClassifier(base, labels, tok, cfg.seed());
+            if (model.numLabels() < labels.size()) {
                 throw new CliException("the data has " + labels.size() + " classes but " + base.displayName()
-                        + "'s classifier has " + model.config().numLabels());
+                        + "'s classifier has " + model.numLabels());
+            }
+            if (model instanceof DecoderForSequenceClassification d) {
+                maxLen = Math.min(maxLen, d.backbone().maxPositions());
+                // PEFT's SEQ_CLS task trains and saves the new head (modules_to_save gets "score")
+                List<String> save = recipe.peft().modulesToSave() == null ? new ArrayList<>()
+                        : new ArrayList<>(recipe.peft().modulesToSave());
+                if (!save.contains(DecoderForSequenceClassification.SCORE) && recipe.peft().peftType() != null) {
+                    save.add(DecoderForSequenceClassification.SCORE);
+                    recipe.peft().setModulesToSave(save);
+                }
             }
             List<Example> trainEx = Classification.encode(tok, trainText, maxLen);
             List<Example> evalEx = evalText == null ? null : Classification.encode(tok, evalText, maxLen);
@@ -76,21 +87,40 @@ final class SequenceClassificationTask implements TrainTask {
             out.printf(Locale.ROOT, "data: %s (%s examples)%s, max %d tokens%n", train.source(), Fmt.count(trainEx.size()),
                     evalEx == null ? "" : ", eval " + eval.source() + " (" + Fmt.count(evalEx.size()) + ")", maxLen);
             PromptInit.resolve(recipe.peft(), tok);   // prompt_tuning_init TEXT: the text's token ids
-            PeftModel pm = Peft.apply(model, recipe.peft());
+            PeftModel pm = Peft.apply((org.peft4j.core.nn.Module) model, recipe.peft());
             out.println(pm.printTrainableParameters());
-            int padId = Classification.padId(tok);
+            int padId = Classification.padId(tok, model);
             PaddingCollator<Example> collator = PaddingCollator.dynamic(padId, maxLen, true);
             EvalFunction evalFn = Metrics.classification((m, b) -> Classification.logits(model, b));
             long t0 = System.nanoTime();
-            TrainResult r = TrainTask.train(pm, model.bert().dropoutRng(), Classification.loss(model), evalFn,
+            TrainResult r = TrainTask.train(pm, model instanceof BertForSequenceClassification b ? b.bert().dropoutRng() : null,
+                    Classification.loss(model), evalFn,
                     DataLoader.forTraining(Dataset.of(trainEx), collator, cfg),
                     evalEx == null ? null : DataLoader.forEvaluation(Dataset.of(evalEx), collator, Classification.EVAL_BATCH),
                     cfg, out, recipe.resume());
             double seconds = Fmt.secondsSince(t0);
             ObjectNode dataInfo = recipe.dataInfo(train.source(), trainEx.size(), eval == null ? null : eval.source(),
                     evalEx == null ? 0 : evalEx.size(), textField, labelField, labels, maxLen);
-            return new Run(pm, r, seconds, new Classification.TaskInfo(Classification.TASK, model.config().id2label(),
-                    model.config().classifierPooling(), maxLen, recipe.peft().baseModelNameOrPath()), dataInfo);
+            return new Run(pm, r, seconds, Classification.TaskInfo.of(model, maxLen, recipe.peft().baseModelNameOrPath()),
+                    dataInfo);
         }
+    }
+
+    /**
+     * The classifier to train: BERT — the classification checkpoint's, or a new head on the
+     * encoder; a decoder (GPT-2, LLaMA family) — a {@code …ForSequenceClassification} checkpoint's,
+     * or a new {@code score} head on the causal LM whose {@code pad_token_id} is
+     * {@link Classification#decoderPadId} (the collator pads with it).
+     */
+    static SequenceClassifier newClassifier(Models.Base base, List<String> labels, Tokenizer tok, long seed) {
+        if (base.kind == Models.Kind.DECODER) {
+            if (base.decoderClassifier != null) {
+                return base.decoderClassifier;
+            }
+            return DecoderForSequenceClassification.withNewHead(base.decoder, labels,
+                    Classification.decoderPadId(tok, base.decoder), new Rng(seed));
+        }
+        return base.seqClsCheckpoint ? Models.loadSeqCls(base.dir, seed)
+                : BertForSequenceClassification.withNewHead(base.encoder, labels, Models.defaultPooling(base.encoder), new Rng(seed));
     }
 }
