@@ -60,6 +60,7 @@ final class CausalLmTask implements TrainTask {
             out.printf(Locale.ROOT, "model: %s, task %s; data: %s (%s sequences), max %d tokens%n", base.displayName(), CAUSAL_LM,
                     trainSpec, Fmt.count(trainEx.size()), limit);
             PromptInit.resolve(recipe.peft(), tok);   // prompt_tuning_init TEXT: the text's token ids
+            PromptInit.checkLength(recipe.peft(), limit, base.decoder.maxPositions(), recipe.file().toString());
             PeftModel pm = Peft.apply(model, recipe.peft());
             out.println(pm.printTrainableParameters());
             List<Integer> eos = GenerateCommand.eosIds(model);

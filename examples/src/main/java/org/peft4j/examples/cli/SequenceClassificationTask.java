@@ -87,6 +87,7 @@ final class SequenceClassificationTask implements TrainTask {
             out.printf(Locale.ROOT, "data: %s (%s examples)%s, max %d tokens%n", train.source(), Fmt.count(trainEx.size()),
                     evalEx == null ? "" : ", eval " + eval.source() + " (" + Fmt.count(evalEx.size()) + ")", maxLen);
             PromptInit.resolve(recipe.peft(), tok);   // prompt_tuning_init TEXT: the text's token ids
+            PromptInit.checkLength(recipe.peft(), maxLen, model.backbone().maxPositions(), recipe.file().toString());
             PeftModel pm = Peft.apply((org.peft4j.core.nn.Module) model, recipe.peft());
             out.println(pm.printTrainableParameters());
             int padId = Classification.padId(tok, model);
