@@ -9,7 +9,10 @@
  * freezes, trains, switches, deletes and saves them like any adapter. The virtual tokens enter via
  * {@code PeftMethod.prepareInputs}: {@code PeftModel} installs itself as the head's
  * {@code InputPreparation}, so every forward of BERT's classification heads and the causal LMs
- * (and KV-cached generation) goes through it — no attention or model code is copied.
+ * (and KV-cached generation) goes through it, and so does the decoders' sequence classifier
+ * ({@code DecoderForSequenceClassification}, whose last-token index the virtual tokens shift) —
+ * no attention or model code is copied. One adapter runs per batch: a mixed-adapter batch
+ * ({@code PeftModel.mixedBatch}) is refused, as PEFT refuses {@code adapter_names} for prompt learning.
  * <ul>
  *   <li>prompt tuning / P-tuning: {@code [n, hidden]} vectors in front of the input embeddings
  *       (positions 0..n-1, real tokens n..n+T-1), n ones in front of the attention mask, n zeros in

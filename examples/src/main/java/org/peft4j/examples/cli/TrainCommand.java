@@ -37,7 +37,8 @@ final class TrainCommand implements Command {
                 Runs the fine-tuning a YAML file describes. Example (examples/configs/imdb-lora.yaml):
 
                   model: minilm                  # minilm, bge-small, or a Hugging Face folder (BERT, GPT-2, LLaMA family)
-                  task: sequence_classification  # or causal_lm (decoders; data = JSONL with a text field, or .txt lines)
+                  task: sequence_classification  # BERT, or a decoder with a new score head (last real token);
+                                                 # or causal_lm (decoders; data = JSONL with a text field, or .txt lines)
                   data:
                     train: imdb                  # 'imdb' = bundled train split, or a .jsonl/.csv/.tsv file
                     eval: imdb:test              # optional; evaluated after every epoch

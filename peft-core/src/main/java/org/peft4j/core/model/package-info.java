@@ -17,7 +17,8 @@
  *   <li>{@link org.peft4j.core.model.BackboneOutput}: the last hidden state, Hugging Face's
  *       {@code hidden_states} (L + 1) and each layer's attention probabilities on request.</li>
  *   <li>{@link org.peft4j.core.model.HeadModel}: a task model on a backbone (BERT sequence and
- *       token classification, the causal LMs); {@code forward(BackboneInputs)} returns a
+ *       token classification, the causal LMs, the decoders' sequence classifier; the sequence
+ *       classifiers are {@link org.peft4j.core.model.SequenceClassifier}s); {@code forward(BackboneInputs)} returns a
  *       {@link org.peft4j.core.model.HeadOutput} (logits and the backbone's output). The heads'
  *       id-based forwards run the same path: {@code forward(embed(ids), mask)}.</li>
  * </ul>
