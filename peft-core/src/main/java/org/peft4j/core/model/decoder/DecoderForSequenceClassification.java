@@ -57,6 +57,9 @@ import java.util.TreeMap;
  * required); {@link #save} writes such a folder.
  */
 public final class DecoderForSequenceClassification extends Module implements SequenceClassifier {
+    /** The most classes a config may name (a guard against a corrupt {@code num_labels}). */
+    static final int MAX_LABELS = 1 << 20;
+
     /** The head's child name and key prefix ({@code score.weight}). */
     public static final String SCORE = "score";
 
@@ -167,7 +170,11 @@ public final class DecoderForSequenceClassification extends Module implements Se
             }
             return out;
         }
-        int n = configJson.path("num_labels").asInt(2);
+        JsonNode nl = configJson.path("num_labels");
+        if (!nl.isMissingNode() && !nl.isNull() && (!nl.canConvertToInt() || nl.asInt() < 1 || nl.asInt() > MAX_LABELS)) {
+            throw new IllegalArgumentException("config num_labels must be an integer in [1, " + MAX_LABELS + "], got " + nl);
+        }
+        int n = nl.asInt(2);
         for (int i = 0; i < n; i++) {
             out.add("LABEL_" + i);
         }
@@ -176,7 +183,13 @@ public final class DecoderForSequenceClassification extends Module implements Se
 
     static Integer padTokenIdOf(JsonNode configJson) {
         JsonNode p = configJson.get("pad_token_id");
-        return p == null || p.isNull() ? null : p.asInt();
+        if (p == null || p.isNull()) {
+            return null;
+        }
+        if (!p.canConvertToInt() || !p.isIntegralNumber()) {
+            throw new IllegalArgumentException("config pad_token_id must be an integer, got " + p);
+        }
+        return p.asInt();
     }
 
     /** Loads a {@code …ForSequenceClassification} folder through its family (strict), in eval mode; dropout seeded with 0. */
