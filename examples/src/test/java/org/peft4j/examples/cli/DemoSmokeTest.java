@@ -66,6 +66,32 @@ class DemoSmokeTest {
         assertTrue(n.get("targets").has("lora_minus_qlora_points"), n.toString());
     }
 
+    /** A list of learning rates is a sweep: each is scored on validation, the best one alone on test. */
+    @Test
+    void compareChoosesTheLearningRateOnValidation(@TempDir Path tmp) throws Exception {
+        Path json = tmp.resolve("sweep.json");
+        CliTestSupport.Run r = CliTestSupport.cli("compare", "--methods", "head-only", "--lr-head", "1e-4,5e-1", "--steps", "2",
+                "--train-limit", "32", "--test-limit", "24", "--max-len", "16", "--out", json.toString());
+        assertEquals(0, r.code(), r.toString());
+        JsonNode res = CliTestSupport.JSON.readTree(json.toFile()).get("results").get(0);
+        JsonNode tried = res.get("learning_rates_tried");
+        assertEquals(2, tried.size(), res.toString());
+        assertEquals(1e-4, tried.get(0).get("learning_rate").asDouble(), 0);
+        assertEquals(5e-1, tried.get(1).get("learning_rate").asDouble(), 0);
+        // the chosen rate is the first one with the highest validation accuracy
+        int bestIndex = tried.get(1).get("validation_accuracy").asDouble() > tried.get(0).get("validation_accuracy").asDouble() ? 1 : 0;
+        assertEquals(tried.get(bestIndex).get("learning_rate").asDouble(), res.get("learning_rate").asDouble(), 0);
+        assertEquals(tried.get(bestIndex).get("validation_accuracy").asDouble(), res.get("validation_accuracy").asDouble(), 0);
+        assertEquals(1, r.out().lines().filter(l -> l.contains("test accuracy")).count(), "test evaluated once: " + r.out());
+    }
+
+    @Test
+    void compareRejectsABadLearningRateList() throws Exception {
+        CliTestSupport.Run r = CliTestSupport.cli("compare", "--methods", "lora", "--lr-lora", "1e-3,fast");
+        assertEquals(2, r.code(), r.toString());
+        assertTrue(r.err().contains("--lr-lora") && r.err().contains("'fast'"), r.err());
+    }
+
     /** The committed example config runs (with a tiny budget set from the command line). */
     @Test
     void committedConfigTrains(@TempDir Path tmp) throws Exception {
