@@ -64,7 +64,7 @@ final class CompareCommand implements Command {
                 usage: peft4j compare [--epochs N] [--max-len N] [--batch-size N] [--seed N] [--methods LIST]
                                       [--lr-head X] [--lr-lora X] [--lr-full X] [--lr-qlora X] [--lr-ia3 X] [--lr-bn X]
                                       [--lr-prompt-tuning X] [--lr-p-tuning X] [--lr-prefix-tuning X]
-                                      [--out FILE.json]
+                                      [--virtual-tokens N] [--prompt-init-text TEXT] [--out FILE.json]
 
                 Trains all-MiniLM-L6-v2 + a new mean-pooling classifier on the bundled IMDB train split
                 (2,000 reviews) three ways, with the same data order, seed, epochs, batch size and length:
@@ -85,7 +85,8 @@ final class CompareCommand implements Command {
                   prompt_tuning  soft prompt, N(0, 1) init                                  (default lr 3e-2)
                   p_tuning       virtual tokens from PEFT's MLP prompt encoder, hidden 128   (default lr 1e-2)
                   prefix_tuning  key/value prefix in every layer, no projection              (default lr 1e-2)
-                e.g. --methods head-only,prompt_tuning,p_tuning,prefix_tuning.
+                e.g. --methods head-only,prompt_tuning,p_tuning,prefix_tuning. --virtual-tokens N changes their length;
+                --prompt-init-text TEXT starts prompt tuning from that text's word embeddings (PEFT's TEXT init).
                 """;
     }
 
@@ -93,6 +94,7 @@ final class CompareCommand implements Command {
     public Set<String> valueOptions() {
         return Set.of("epochs", "max-len", "batch-size", "seed", "methods", "lr-head", "lr-lora", "lr-full", "lr-qlora", "lr-ia3", "lr-bn",
                 "lr-prompt-tuning", "lr-p-tuning", "lr-prefix-tuning", "out",
+                "virtual-tokens", "prompt-init-text",
                 "steps", "train-limit", "test-limit");
     }
 
@@ -154,6 +156,12 @@ final class CompareCommand implements Command {
             lrs.put(m, learningRates(a, lrOption(m), DEFAULT_LR.get(m)));
         }
         Path outFile = a.getPath("out", Path.of("peft4j-compare.json")).toAbsolutePath();
+        String initText = a.get("prompt-init-text", null);
+        if (initText != null && initText.isBlank()) {
+            throw new CliException("--prompt-init-text is empty");
+        }
+        FineTuning.PromptSettings prompt = new FineTuning.PromptSettings(
+                a.getPositiveInt("virtual-tokens", FineTuning.PROMPT_TOKENS), initText);
 
         Imdb.Split split = Imdb.bundledSplit();
         List<TextExample> trainText = DemoCommand.limit(split.train(), a.getInt("train-limit", 0));
@@ -176,7 +184,7 @@ final class CompareCommand implements Command {
                     ModelZoo.Pretrained p = ModelZoo.miniLmL6(new Rng(seed));
                     Candidate c;
                     try {
-                        c = trainOne(p, method, lr, trainText, validationText, epochs, steps, batch, maxLen, seed, out);
+                        c = trainOne(p, method, lr, prompt, trainText, validationText, epochs, steps, batch, maxLen, seed, out);
                     } catch (Exception | Error e) {
                         p.close();
                         throw e;
@@ -226,6 +234,8 @@ final class CompareCommand implements Command {
                     Fmt.duration(r.trainSeconds()), Fmt.duration(r.trainCpuSeconds()));
         }
         ObjectNode json = toJson(results, trainText.size(), validationText.size(), testText.size(), epochs, steps, batch, maxLen, seed);
+        ((ObjectNode) json.get("settings")).put("prompt", prompt.describe()
+                + " (prompt tuning RANDOM init unless TEXT), P-tuning MLP encoder hidden 128, modules_to_save [classifier]");
         checks(results, json, out);
         AtomicFiles.writeString(outFile, JsonFiles.toPrettyString(json) + "\n");
         out.println("wrote " + outFile);
@@ -240,13 +250,15 @@ final class CompareCommand implements Command {
         };
     }
 
-    private static Candidate trainOne(ModelZoo.Pretrained p, FineTuning.Method method, double lr, List<TextExample> trainText,
+    private static Candidate trainOne(ModelZoo.Pretrained p, FineTuning.Method method, double lr, FineTuning.PromptSettings prompt,
+                                      List<TextExample> trainText,
                                       List<TextExample> validationText, int epochs, int steps, int batch, int maxLen, long seed,
                                       PrintStream out) throws Exception {
         List<Example> train = Classification.encode(p.tokenizer(), trainText, maxLen);
         List<Example> validation = Classification.encode(p.tokenizer(), validationText, maxLen);
         int padId = Classification.padId(p.tokenizer());
-        FineTuning.Setup s = FineTuning.setUp(method, p.model(), Imdb.LABELS, Models.MINILM_HUB_ID, FineTuning.LoraSettings.DEMO, seed);
+        FineTuning.Setup s = FineTuning.setUp(method, p.model(), Imdb.LABELS, Models.MINILM_HUB_ID, FineTuning.LoraSettings.DEMO,
+                prompt, p.tokenizer(), seed);
         out.println(s.trainableLine());
         out.printf(Locale.ROOT, "learning rate %.0e%n", lr);
         TrainingConfig cfg = TrainingConfig.builder()

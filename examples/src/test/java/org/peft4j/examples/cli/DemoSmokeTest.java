@@ -85,6 +85,20 @@ class DemoSmokeTest {
         assertEquals(1, r.out().lines().filter(l -> l.contains("test accuracy")).count(), "test evaluated once: " + r.out());
     }
 
+    /** Prompt tuning's length and TEXT init from the command line (PEFT's prompt_tuning_init TEXT). */
+    @Test
+    void comparePromptTuningTakesLengthAndTextInit(@TempDir Path tmp) throws Exception {
+        Path json = tmp.resolve("prompt.json");
+        CliTestSupport.Run r = CliTestSupport.cli("compare", "--methods", "prompt_tuning", "--virtual-tokens", "8",
+                "--prompt-init-text", "Is this review positive or negative?", "--steps", "1", "--train-limit", "16",
+                "--test-limit", "8", "--max-len", "16", "--out", json.toString());
+        assertEquals(0, r.code(), r.toString());
+        JsonNode n = CliTestSupport.JSON.readTree(json.toFile());
+        // 8 x 384 prompt vectors + the 384 x 2 + 2 head
+        assertEquals(8 * 384 + 770, n.get("results").get(0).get("trainable_params").asLong(), n.toString());
+        assertTrue(n.get("settings").get("prompt").asText().contains("8 virtual tokens, TEXT init"), n.toString());
+    }
+
     @Test
     void compareRejectsABadLearningRateList() throws Exception {
         CliTestSupport.Run r = CliTestSupport.cli("compare", "--methods", "lora", "--lr-lora", "1e-3,fast");
