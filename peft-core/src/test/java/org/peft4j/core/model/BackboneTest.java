@@ -49,6 +49,8 @@ class BackboneTest {
     static final double REF_TOL = 1e-4;
     /** fp32, the same model computed two ways (prefix vs cache, composed vs fused attention). */
     static final double SAME_TOL = 1e-5;
+    /** Two fp32 computation orders of the same logits (one pass vs prefix/cache + rest). */
+    static final double ORDER_TOL = 5e-5;
 
     static DecoderLM decoder(String name) throws IOException {
         Path dir = DECODERS.resolve(name);
@@ -476,7 +478,10 @@ class BackboneTest {
             assertEquals(p, prefixed.resolvedPositionOffset(), "the offset counts the prefix");
             INDArray viaPrefix = m.forward(prefixed).logits().value();
             assertTrue(maxAbsDiff(viaPrefix, viaCache) <= SAME_TOL, name + ": prefix vs cache " + maxAbsDiff(viaPrefix, viaCache));
-            assertTrue(maxAbsDiff(viaPrefix, steps(full, p, p + t)) <= SAME_TOL, name + ": prefix vs whole sequence");
+            // the whole sequence runs in one pass, the cached/prefixed one in two: fp32 rounding of the
+            // two orders differs by up to ~1.1e-5 on these logits (measured: llama-gqa 1.08e-5, qwen2 1.00e-5)
+            double whole = maxAbsDiff(viaPrefix, steps(full, p, p + t));
+            assertTrue(whole <= ORDER_TOL, name + ": prefix vs whole sequence " + whole);
             // a mask over prefix + tokens (Hugging Face's layout) of ones changes nothing
             INDArray ones = Nd4j.ones(DataType.INT64, 2, p + t);
             INDArray masked = m.forward(prefixed.withAttentionMask(ones)).logits().value();
