@@ -225,92 +225,121 @@ def greedy(p, cfg, ids, mask, n_new):
     return dec[:, 1:], gap
 
 
-def beam_search(p, cfg, ids, mask, num_beams, max_new, length_penalty):
-    """HF generate(num_beams=k, do_sample=False, early_stopping=False) with BeamSearchScorer:
-    scores are cumulative log-softmax; each step takes the top 2k (beam, token) candidates of
-    all beams; a candidate ending in eos joins the finished hypotheses (scored
-    sum_logprobs / (generated_len ** length_penalty), generated_len counting the eos and not the
-    start token) if it ranks among the first k of the step, otherwise the first k non-eos
-    candidates become the new beams. A row is done when it has k hypotheses and the best live
-    beam cannot beat the worst kept one (early_stopping=False: best running score /
-    cur_len ** length_penalty). At max length the live beams are added too. Returns the best hypothesis."""
-    eos, pad = cfg["eos_token_id"], cfg["pad_token_id"]
-    B = ids.shape[0]
+def beam_search(logits_fn, init, B, num_beams, max_new, length_penalty, eos, pad):
+    """HF generate(num_beams=k, do_sample=False, early_stopping=False) with BeamSearchScorer.
+
+    logits_fn(seqs [B*k, L]) gives the next-token logits [B*k, V] of every beam; init [B, L0] is
+    the decoder prompt (T5: the start token; a decoder-only model: its prompt), expanded to k
+    beams per row. Scores are cumulative log-softmax; each step takes the top 2k (beam, token)
+    candidates of all beams of a row; a candidate ending in eos joins the finished hypotheses
+    (score sum_logprobs / generated_len ** length_penalty, generated_len counting the eos and not
+    the prompt) only if it ranks among the first k of the step; the first k non-eos candidates
+    become the new beams. A row is done when it has k hypotheses and the best candidate score of
+    the step divided by the current generated length ** length_penalty cannot beat the worst kept
+    one. At max length the live beams of unfinished rows are added (generated_len = their
+    length). Returns the best hypothesis of each row (generated tokens only, eos included),
+    padded with pad."""
     k = num_beams
-    enc = encode(p, cfg, ids, mask)
-    enc = enc.repeat_interleave(k, 0)
-    emask = mask.repeat_interleave(k, 0)
-    dec = torch.full((B * k, 1), cfg["decoder_start_token_id"], dtype=torch.long)
+    seqs = init.repeat_interleave(k, 0)
+    L0 = init.shape[1]
     beam_scores = torch.zeros(B, k)
     beam_scores[:, 1:] = -1e9
     beam_scores = beam_scores.view(-1)
-    hyps = [[] for _ in range(B)]  # (score, tokens)
+    hyps = [[] for _ in range(B)]  # (score, tokens) best first
     done = [False] * B
 
-    def add(b, tokens, sum_lp, gen_len):
-        score = sum_lp / (gen_len ** length_penalty)
+    def add(b, tokens, score):
+        if len(hyps[b]) >= k and score <= hyps[b][-1][0]:
+            return
         hyps[b].append((score, tokens))
         hyps[b].sort(key=lambda h: -h[0])
         del hyps[b][k:]
 
-    def worst(b):
-        return hyps[b][-1][0] if len(hyps[b]) >= k else -float("inf")
-
     for step in range(max_new):
-        logits = decode(p, cfg, dec, torch.ones_like(dec), enc, emask)[:, -1]
-        lp = torch.log_softmax(logits, -1)
+        lp = torch.log_softmax(logits_fn(seqs), -1)
         V = lp.shape[-1]
         nxt = (lp + beam_scores[:, None]).view(B, k * V)
         top_s, top_i = torch.topk(nxt, 2 * k, dim=1, largest=True, sorted=True)
         new_scores = torch.zeros(B, k)
-        new_tok = torch.zeros(B, k, dtype=torch.long)
+        new_tok = torch.full((B, k), pad, dtype=torch.long)
         new_src = torch.zeros(B, k, dtype=torch.long)
-        cur_len = dec.shape[1]  # tokens so far incl. start
+        gen_len = step + 1
         for b in range(B):
             if done[b]:
-                new_scores[b] = 0
-                new_tok[b] = pad
                 new_src[b] = b * k
                 continue
             j = 0
             for rank in range(2 * k):
-                s = float(top_s[b, rank])
+                sc = float(top_s[b, rank])
                 beam = int(top_i[b, rank]) // V
                 tok = int(top_i[b, rank]) % V
                 if tok == eos:
                     if rank >= k:
                         continue
-                    seq = dec[b * k + beam, 1:].tolist() + [eos]
-                    add(b, seq, s, cur_len)  # generated length = (cur_len - 1) + 1
+                    add(b, seqs[b * k + beam, L0:].tolist() + [eos], sc / gen_len ** length_penalty)
                 else:
-                    new_scores[b, j] = s
+                    new_scores[b, j] = sc
                     new_tok[b, j] = tok
                     new_src[b, j] = b * k + beam
                     j += 1
                 if j == k:
                     break
-            # is_done (early_stopping=False): best running score at this length cannot beat the worst kept
-            if len(hyps[b]) >= k:
-                best_running = float(top_s[b].max()) / (cur_len ** length_penalty)
-                if worst(b) >= best_running:
-                    done[b] = True
-        dec = torch.cat([dec[new_src.view(-1)], new_tok.view(-1, 1)], 1)
+            if len(hyps[b]) >= k and hyps[b][-1][0] >= float(top_s[b, 0]) / gen_len ** length_penalty:
+                done[b] = True
+        seqs = torch.cat([seqs[new_src.view(-1)], new_tok.view(-1, 1)], 1)
         beam_scores = new_scores.view(-1)
         if all(done):
             break
-    # finalize: add live beams of unfinished rows
     for b in range(B):
-        if done[b]:
-            continue
-        for j in range(k):
-            seq = dec[b * k + j, 1:].tolist()
-            add(b, seq, float(beam_scores[b * k + j]), len(seq))
+        if not done[b]:
+            for j in range(k):
+                t = seqs[b * k + j, L0:].tolist()
+                add(b, t, float(beam_scores[b * k + j]) / len(t) ** length_penalty)
     best = [hyps[b][0] for b in range(B)]
     n = max(len(t) for _, t in best)
     out = torch.full((B, n), pad, dtype=torch.long)
     for b, (_, t) in enumerate(best):
         out[b, :len(t)] = torch.tensor(t, dtype=torch.long)
-    return out, torch.tensor([s for s, _ in best], dtype=torch.float32)
+    return out, torch.tensor([sc for sc, _ in best], dtype=torch.float32)
+
+
+def t5_beam(p, cfg, ids, mask, num_beams, max_new, length_penalty):
+    k = num_beams
+    enc = encode(p, cfg, ids, mask).repeat_interleave(k, 0)
+    emask = mask.repeat_interleave(k, 0)
+    init = torch.full((ids.shape[0], 1), cfg["decoder_start_token_id"], dtype=torch.long)
+    fn = lambda seqs: decode(p, cfg, seqs, torch.ones_like(seqs), enc, emask)[:, -1]
+    return beam_search(fn, init, ids.shape[0], k, max_new, length_penalty, cfg["eos_token_id"], cfg["pad_token_id"])
+
+
+def gpt2_beam_fixture():
+    """Beam search on the committed GPT-2 decoder fixture (left-padded prompts, HF generate()'s
+    positions), written next to it as beam.safetensors / beam.json."""
+    from make_decoder_fixtures import read_safetensors, gpt2_forward, hf_positions
+    import json
+    d = os.path.join(FIXTURES, "decoders", "gpt2")
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    p = {kk: torch.from_numpy(v.copy()) for kk, v in read_safetensors(os.path.join(d, "model.safetensors")).items()}
+    ref = read_safetensors(os.path.join(d, "reference.safetensors"))
+    ids = torch.from_numpy(ref["gen.prompt_ids"].copy())
+    mask = torch.from_numpy(ref["gen.prompt_mask"].copy())
+    k, n_new, lpen = 3, 6, 0.8
+    eos = 61  # a token the model favours, so one row finishes early and one runs to max length
+    P = ids.shape[1]
+    emask = mask.repeat_interleave(k, 0)
+
+    def fn(seqs):
+        m = torch.cat([emask, torch.ones(seqs.shape[0], seqs.shape[1] - P, dtype=torch.long)], 1)
+        logits, _ = gpt2_forward(p, cfg, seqs, m, hf_positions(m))
+        return logits[:, -1]
+
+    with torch.no_grad():
+        out, scores = beam_search(fn, ids, ids.shape[0], k, n_new, lpen, eos, 0)
+    write_safetensors(os.path.join(d, "beam.safetensors"), {"beam.output_ids": out, "beam.scores": scores})
+    write_json(os.path.join(d, "beam.json"), {"num_beams": k, "max_new_tokens": n_new, "length_penalty": lpen,
+                                              "eos_token_id": eos, "pad_token_id": 0, "early_stopping": False,
+                                              "prompts": "gen.prompt_ids / gen.prompt_mask of reference.safetensors"})
+    print(f"gpt2 beam: eos {eos}, {out.tolist()} scores {scores.tolist()}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -364,7 +393,7 @@ def build(name, cfg, seed, grad_names, beam, eos_boost):
         gre, gap = greedy(params, cfg, gids, gmask, n_new)
         if gap < 1e-3:
             raise SystemExit(f"{name}: greedy gap {gap:.2e} too small; change the seed")
-        bm, bs = beam_search(params, cfg, gids, gmask, beam["num_beams"], beam["max_new_tokens"], beam["length_penalty"])
+        bm, bs = t5_beam(params, cfg, gids, gmask, beam["num_beams"], beam["max_new_tokens"], beam["length_penalty"])
     ref.update({"gen.input_ids": gids, "gen.attention_mask": gmask, "gen.greedy": gre,
                 "gen.beam": bm, "gen.beam_scores": bs})
     write_safetensors(os.path.join(out_dir, "reference.safetensors"), ref)
@@ -414,6 +443,7 @@ def main():
         "encoder.block.0.layer.1.DenseReluDense.wi_0.weight", "decoder.block.1.layer.2.DenseReluDense.wi_1.weight",
         "decoder.block.0.layer.1.EncDecAttention.q.weight", "decoder.final_layer_norm.weight"],
         {"num_beams": 4, "max_new_tokens": 8, "length_penalty": 0.6}, 2.0)
+    gpt2_beam_fixture()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import org.peft4j.core.io.HfFolder;
 import org.peft4j.core.model.BackboneInputs;
 import org.peft4j.core.model.BackboneOutput;
 import org.peft4j.core.model.WeightSource;
+import org.peft4j.core.model.generate.Seq2SeqLM;
 import org.peft4j.core.nn.Embedding;
 import org.peft4j.core.nn.EmbeddingLayer;
 import org.peft4j.core.nn.KVCache;
@@ -31,7 +32,7 @@ import java.util.Map;
  * first scaled by {@code d_model^-0.5}, as HF does). Parameter names are the HF keys
  * ({@code encoder.block.0.layer.0.SelfAttention.q.weight}, …).
  */
-public final class T5ForConditionalGeneration extends Module {
+public final class T5ForConditionalGeneration extends Module implements Seq2SeqLM {
     static final T5Family FAMILY = new T5Family();
 
     private final T5Config config;
@@ -95,6 +96,21 @@ public final class T5ForConditionalGeneration extends Module {
         return config;
     }
 
+    @Override
+    public int vocabSize() {
+        return config.vocabSize();
+    }
+
+    @Override
+    public int maxPositions() {
+        return config.maxPositions();
+    }
+
+    @Override
+    public int decoderStartTokenId() {
+        return config.requireDecoderStartTokenId();
+    }
+
     public EmbeddingLayer shared() {
         return child("shared", EmbeddingLayer.class);
     }
@@ -108,6 +124,7 @@ public final class T5ForConditionalGeneration extends Module {
     }
 
     /** The encoder's last hidden state {@code [B, S, d_model]} of ids {@code [B, S]} (mask null = no padding). */
+    @Override
     public Tensor encode(INDArray inputIds, INDArray attentionMask) {
         checkIds("input_ids", inputIds);
         return encoder().forward(BackboneInputs.of(encoder().embed(inputIds), attentionMask)).lastHiddenState();
@@ -119,6 +136,7 @@ public final class T5ForConditionalGeneration extends Module {
      * (self-attention, one per decoder layer) and {@code crossCache} (cross-attention keys/values,
      * filled on first use) are for incremental decoding; null = none.
      */
+    @Override
     public Tensor decode(INDArray decoderInputIds, INDArray decoderMask, Tensor encoderHidden, INDArray encoderMask,
                          KVCache[] caches, Tensor[][] crossCache) {
         checkIds("decoder_input_ids", decoderInputIds);
@@ -141,11 +159,13 @@ public final class T5ForConditionalGeneration extends Module {
     }
 
     /** Empty self-attention caches, one per decoder layer. */
+    @Override
     public KVCache[] newCaches() {
         return org.peft4j.core.nn.AttentionContext.newCaches(config.numDecoderLayers());
     }
 
     /** An empty cross-attention cache (one slot per decoder layer). */
+    @Override
     public Tensor[][] newCrossCache() {
         return new Tensor[config.numDecoderLayers()][];
     }
