@@ -10,6 +10,7 @@ import org.peft4j.core.model.bert.BertForSequenceClassification;
 import org.peft4j.core.model.bert.BertModel;
 import org.peft4j.core.model.decoder.CausalLMs;
 import org.peft4j.core.model.decoder.DecoderLM;
+import org.peft4j.core.model.t5.T5ForConditionalGeneration;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tokenizer.HfTokenizer;
@@ -55,7 +56,18 @@ final class Models {
     /** The decoder {@code model_type}s of the registry (gpt2, llama, mistral, qwen2). */
     static final List<String> DECODER_TYPES = ModelFamilies.modelTypes(ModelFamily.Kind.DECODER);
 
-    enum Kind { ENCODER, DECODER }
+    enum Kind {
+        ENCODER, DECODER, SEQ2SEQ;
+
+        /** How messages name it. */
+        String describe() {
+            return switch (this) {
+                case ENCODER -> "an encoder (BERT-family) model";
+                case DECODER -> "a decoder (GPT-2 / LLaMA-family) model";
+                case SEQ2SEQ -> "an encoder-decoder (T5-family) model";
+            };
+        }
+    }
 
     private Models() {
     }
@@ -68,13 +80,21 @@ final class Models {
         final Path dir;
         final BertModel encoder;
         final DecoderLM decoder;
+        /** The encoder-decoder model (T5), or null. */
+        final T5ForConditionalGeneration seq2seq;
         /** The tokenizer, or null when the folder has no tokenizer.json. */
         final Tokenizer tokenizer;
         /** True when the folder holds a sequence-classification checkpoint (encoder + classifier). */
         final boolean seqClsCheckpoint;
 
         Base(String spec, Kind kind, Path dir, BertModel encoder, DecoderLM decoder, Tokenizer tokenizer, boolean seqCls) {
+            this(spec, kind, dir, encoder, decoder, null, tokenizer, seqCls);
+        }
+
+        Base(String spec, Kind kind, Path dir, BertModel encoder, DecoderLM decoder, T5ForConditionalGeneration seq2seq,
+             Tokenizer tokenizer, boolean seqCls) {
             this.spec = spec;
+            this.seq2seq = seq2seq;
             this.kind = kind;
             this.dir = dir;
             this.encoder = encoder;
@@ -84,7 +104,11 @@ final class Models {
         }
 
         Module module() {
-            return kind == Kind.ENCODER ? encoder : decoder;
+            return switch (kind) {
+                case ENCODER -> encoder;
+                case DECODER -> decoder;
+                case SEQ2SEQ -> seq2seq;
+            };
         }
 
         /** The bundled name or the folder, for messages. */
@@ -160,6 +184,8 @@ final class Models {
                 return Kind.ENCODER;
             case DECODER:
                 return Kind.DECODER;
+            case ENCODER_DECODER:
+                return Kind.SEQ2SEQ;
             default:
                 throw new CliException(file + ": model_type '" + modelType(spec) + "' (" + family.name()
                         + ") is neither an encoder nor a decoder; the commands take "
@@ -201,6 +227,13 @@ final class Models {
                 BertModel enc = BertModel.load(dir, new Rng(seed));
                 return new Base(spec, kind, dir, enc, null, tok, isSeqClsFolder(dir));
             }
+            if (kind == Kind.SEQ2SEQ) {
+                if (QuantizedModels.isQuantizedFolder(dir)) {
+                    throw new CliException(dir + " is a quantized encoder-decoder folder, which is not supported");
+                }
+                T5ForConditionalGeneration t5 = T5ForConditionalGeneration.load(dir, seed);
+                return new Base(spec, kind, dir, null, null, t5, tok, false);
+            }
             DecoderLM dec = CausalLMs.load(dir, seed);
             return new Base(spec, kind, dir, null, dec, tok, false);
         } catch (RuntimeException | IOException e) {
@@ -240,15 +273,24 @@ final class Models {
 
     static Base requireEncoder(Base base, String command) {
         if (base.kind != Kind.ENCODER) {
-            throw new CliException(command + " needs an encoder (BERT-family) model; " + base.displayName() + " is a decoder");
+            throw new CliException(command + " needs " + Kind.ENCODER.describe() + "; " + base.displayName() + " is "
+                    + base.kind.describe());
         }
         return base;
     }
 
     static Base requireDecoder(Base base, String command) {
         if (base.kind != Kind.DECODER) {
-            throw new CliException(command + " needs a decoder (GPT-2 / LLaMA-family) model; " + base.displayName()
-                    + " is an encoder");
+            throw new CliException(command + " needs " + Kind.DECODER.describe() + "; " + base.displayName() + " is "
+                    + base.kind.describe());
+        }
+        return base;
+    }
+
+    static Base requireSeq2Seq(Base base, String command) {
+        if (base.kind != Kind.SEQ2SEQ) {
+            throw new CliException(command + " needs " + Kind.SEQ2SEQ.describe() + "; " + base.displayName() + " is "
+                    + base.kind.describe());
         }
         return base;
     }

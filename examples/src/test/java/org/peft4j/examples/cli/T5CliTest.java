@@ -1,0 +1,115 @@
+package org.peft4j.examples.cli;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.peft4j.core.io.SafeTensors;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Map;
+import java.util.stream.Collectors;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@code logits --decoder-ids}, {@code generate} (greedy and beam) and {@code info} on the tiny
+ * T5 fixtures, against their PyTorch reference (peft-core's {@code make_t5_fixtures.py}), and the
+ * encoder-decoder bad inputs (no decoder start token, a decoder input longer than n_positions).
+ */
+class T5CliTest {
+    static final double TOL = 1e-4;
+
+    static Map<String, INDArray> reference(String name) throws Exception {
+        return SafeTensors.load(CliTestSupport.fixture("t5/" + name).resolve("reference.safetensors"));
+    }
+
+    static String real(INDArray ids, INDArray mask, int row) {
+        StringBuilder sb = new StringBuilder();
+        for (int t = 0; t < ids.size(1); t++) {
+            if (mask.getLong(row, t) == 1) {
+                sb.append(sb.length() == 0 ? "" : ",").append(ids.getLong(row, t));
+            }
+        }
+        return sb.toString();
+    }
+
+    static String join(int[] v) {
+        return Arrays.stream(v).mapToObj(Integer::toString).collect(Collectors.joining(","));
+    }
+
+    @Test
+    void logitsWithDecoderIdsMatchReference(@TempDir Path tmp) throws Exception {
+        for (String name : new String[]{"t5-v1_0", "t5-v1_1"}) {
+            Map<String, INDArray> ref = reference(name);
+            INDArray logits = ref.get("logits");
+            Path out = tmp.resolve(name + ".json");
+            CliTestSupport.Run r = CliTestSupport.cli("logits", "--model", CliTestSupport.fixture("t5/" + name).toString(),
+                    "--ids", real(ref.get("input_ids"), ref.get("attention_mask"), 0),
+                    "--decoder-ids", real(ref.get("decoder_input_ids"), ref.get("decoder_attention_mask"), 0),
+                    "--out", out.toString());
+            assertEquals(0, r.code(), r.toString());
+            long t = logits.size(1);
+            long v = logits.size(2);
+            float[] got = CliTestSupport.values(CliTestSupport.JSON.readTree(out.toFile()), 1, t, v);
+            double err = 0;
+            for (int i = 0; i < t; i++) {
+                for (int j = 0; j < v; j++) {
+                    err = Math.max(err, Math.abs(got[(int) (i * v + j)] - logits.getDouble(0, i, j)));
+                }
+            }
+            assertTrue(err <= TOL, name + ": max |error| " + err);
+        }
+    }
+
+    @Test
+    void generateGreedyAndBeamMatchReference() throws Exception {
+        Map<String, INDArray> ref = reference("t5-v1_0");
+        String model = CliTestSupport.fixture("t5/t5-v1_0").toString();
+        String prompt = real(ref.get("gen.input_ids"), ref.get("gen.attention_mask"), 0);
+        CliTestSupport.Run g = CliTestSupport.cli("generate", "--model", model, "--prompt-ids", prompt, "--max-new-tokens", "6",
+                "--no-stop");
+        assertEquals(0, g.code(), g.toString());
+        assertTrue(g.out().contains("generated ids: " + join(ref.get("gen.greedy").getRow(0).toIntVector())), g.out());
+        CliTestSupport.Run b = CliTestSupport.cli("generate", "--model", model, "--prompt-ids", prompt, "--max-new-tokens", "7",
+                "--num-beams", "3");
+        assertEquals(0, b.code(), b.toString());
+        assertTrue(b.out().contains("generated ids: " + join(ref.get("gen.beam").getRow(0).toIntVector())), b.out());
+        assertTrue(b.err().contains("3-beam search"), b.err());
+    }
+
+    @Test
+    void infoNamesTheEncoderDecoder() {
+        CliTestSupport.Run r = CliTestSupport.cli("info", "--model", CliTestSupport.fixture("t5/t5-v1_1").toString(), "--no-tree");
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().contains("t5 (encoder-decoder, T5 family)"), r.out());
+        assertTrue(r.out().contains("gated-gelu"), r.out());
+    }
+
+    @Test
+    void badEncoderDecoderInputsAreClearErrors(@TempDir Path tmp) throws Exception {
+        Path noStart = CliTestSupport.copyModel("t5/t5-v1_0", tmp.resolve("nostart"));
+        ObjectNode c = (ObjectNode) CliTestSupport.JSON.readTree(noStart.resolve("config.json").toFile());
+        c.putNull("decoder_start_token_id");
+        Files.writeString(noStart.resolve("config.json"), c.toString());
+        CliTestSupport.Run r = CliTestSupport.cli("generate", "--model", noStart.toString(), "--prompt-ids", "5,6,7");
+        assertEquals(2, r.code(), r.toString());
+        assertTrue(r.err().contains("decoder_start_token_id"), r.err());
+        assertFalse(r.err().contains("\tat "), r.err());
+
+        Path shortModel = CliTestSupport.copyModel("t5/t5-v1_0", tmp.resolve("short"));
+        c = (ObjectNode) CliTestSupport.JSON.readTree(shortModel.resolve("config.json").toFile());
+        c.put("n_positions", 4);
+        Files.writeString(shortModel.resolve("config.json"), c.toString());
+        r = CliTestSupport.cli("logits", "--model", shortModel.toString(), "--ids", "5,6", "--decoder-ids", "0,5,6,7,8");
+        assertEquals(2, r.code(), r.toString());
+        assertTrue(r.err().contains("decoder_input_ids has 5 positions") && r.err().contains("n_positions 4"), r.err());
+        r = CliTestSupport.cli("generate", "--model", shortModel.toString(), "--prompt-ids", "5,6", "--max-new-tokens", "9");
+        assertEquals(2, r.code(), r.toString());
+        assertTrue(r.err().contains("maxNewTokens 9"), r.err());
+    }
+}
