@@ -411,6 +411,45 @@ def build(name, cfg, seed, grad_names, beam, eos_boost):
     return params
 
 
+def lora_fixture(name, params, cfg, seed):
+    """A PEFT-layout LoRA folder (task SEQ_2_SEQ_LM, PEFT's default T5 targets q and v, in every
+    self- and cross-attention of both stacks) with random A and non-zero B, and the logits of the
+    fixture's batch with the adapted weights W + (lora_alpha / r) B A."""
+    g = torch.Generator().manual_seed(seed)
+    r, alpha = 2, 6
+    ref_dir = os.path.join(FIXTURES, "t5", name)
+    out = os.path.join(ref_dir, "lora")
+    os.makedirs(out, exist_ok=True)
+    adapted = dict(params)
+    tensors = {}
+    for key in sorted(params):
+        if key.endswith(".q.weight") or key.endswith(".v.weight"):
+            mod = key[: -len(".weight")]
+            W = params[key]
+            A = torch.randn((r, W.shape[1]), generator=g) * 0.3
+            B = torch.randn((W.shape[0], r), generator=g) * 0.3
+            tensors[f"base_model.model.{mod}.lora_A.weight"] = A
+            tensors[f"base_model.model.{mod}.lora_B.weight"] = B
+            adapted[key] = W + (alpha / r) * (B @ A)
+    write_safetensors(os.path.join(out, "adapter_model.safetensors"), tensors, {"format": "pt"})
+    write_json(os.path.join(out, "adapter_config.json"), {
+        "peft_type": "LORA", "task_type": "SEQ_2_SEQ_LM", "r": r, "lora_alpha": alpha, "lora_dropout": 0.0,
+        "target_modules": ["q", "v"], "bias": "none", "fan_in_fan_out": False, "inference_mode": True,
+        "init_lora_weights": True, "modules_to_save": None, "base_model_name_or_path": None,
+        "use_rslora": False, "use_dora": False, "rank_pattern": {}, "alpha_pattern": {}})
+    return adapted
+
+
+def write_adapted_logits(name, file, adapted, cfg):
+    from make_decoder_fixtures import read_safetensors
+    ref = read_safetensors(os.path.join(FIXTURES, "t5", name, "reference.safetensors"))
+    t = {kk: torch.from_numpy(v.copy()) for kk, v in ref.items()}
+    with torch.no_grad():
+        logits, _ = forward(adapted, cfg, t["input_ids"], t["attention_mask"], t["decoder_input_ids"],
+                            t["decoder_attention_mask"])
+    write_safetensors(file, {"logits": logits})
+
+
 def base_cfg(**kw):
     cfg = {
         "architectures": ["T5ForConditionalGeneration"],
@@ -427,7 +466,7 @@ def base_cfg(**kw):
 
 def main():
     v10 = base_cfg()
-    build("t5-v1_0", v10, 1701, [
+    p10 = build("t5-v1_0", v10, 1701, [
         "shared.weight", "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
         "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
         "encoder.block.1.layer.0.SelfAttention.q.weight", "decoder.block.2.layer.1.EncDecAttention.k.weight",
@@ -435,6 +474,8 @@ def main():
         "decoder.block.0.layer.2.DenseReluDense.wo.weight", "encoder.final_layer_norm.weight",
         "decoder.block.1.layer.0.layer_norm.weight"],
         {"num_beams": 3, "max_new_tokens": 7, "length_penalty": 1.0}, 3.0)
+    adapted = lora_fixture("t5-v1_0", p10, v10, 1801)
+    write_adapted_logits("t5-v1_0", os.path.join(FIXTURES, "t5", "t5-v1_0", "lora", "expected.safetensors"), adapted, v10)
     v11 = base_cfg(feed_forward_proj="gated-gelu", tie_word_embeddings=False, num_decoder_layers=2,
                    d_kv=4, num_heads=4, relative_attention_num_buckets=16, relative_attention_max_distance=32)
     build("t5-v1_1", v11, 1702, [
