@@ -82,6 +82,87 @@ class T5CliTest {
         assertTrue(b.err().contains("3-beam search"), b.err());
     }
 
+    /**
+     * A T5-style word-level {@code tokenizer.json}: {@code <pad>}=0, {@code </s>}=1, {@code <unk>}=2,
+     * words {@code w<i>} for the other ids, and T5's template (the sequence, then {@code </s>}).
+     */
+    static void writeT5WordTokenizer(Path dir, int vocab) throws Exception {
+        ObjectNode root = CliTestSupport.JSON.createObjectNode();
+        root.put("version", "1.0");
+        root.putNull("truncation");
+        root.putNull("padding");
+        var added = root.putArray("added_tokens");
+        ObjectNode v = CliTestSupport.JSON.createObjectNode();
+        String[] specials = {"<pad>", "</s>", "<unk>"};
+        for (int i = 0; i < specials.length; i++) {
+            ObjectNode t = added.addObject();
+            t.put("id", i).put("content", specials[i]).put("single_word", false).put("lstrip", false).put("rstrip", false)
+                    .put("normalized", false).put("special", true);
+            v.put(specials[i], i);
+        }
+        for (int i = specials.length; i < vocab; i++) {
+            v.put(CliTestSupport.word(i), i);
+        }
+        root.putNull("normalizer");
+        root.putObject("pre_tokenizer").put("type", "Whitespace");
+        ObjectNode pp = root.putObject("post_processor");
+        pp.put("type", "TemplateProcessing");
+        var single = pp.putArray("single");
+        single.addObject().putObject("Sequence").put("id", "A").put("type_id", 0);
+        single.addObject().putObject("SpecialToken").put("id", "</s>").put("type_id", 0);
+        var pair = pp.putArray("pair");
+        pair.addObject().putObject("Sequence").put("id", "A").put("type_id", 0);
+        pair.addObject().putObject("SpecialToken").put("id", "</s>").put("type_id", 0);
+        pair.addObject().putObject("Sequence").put("id", "B").put("type_id", 0);
+        pair.addObject().putObject("SpecialToken").put("id", "</s>").put("type_id", 0);
+        ObjectNode e = pp.putObject("special_tokens").putObject("</s>");
+        e.put("id", "</s>");
+        e.putArray("ids").add(1);
+        e.putArray("tokens").add("</s>");
+        root.putNull("decoder");
+        ObjectNode model = root.putObject("model");
+        model.put("type", "WordLevel");
+        model.set("vocab", v);
+        model.put("unk_token", "<unk>");
+        Files.writeString(dir.resolve("tokenizer.json"), root.toString());
+    }
+
+    @Test
+    void seq2seqTrainingWithLoraThenGenerateWithTheAdapter(@TempDir Path tmp) throws Exception {
+        Path model = CliTestSupport.copyModel("t5/t5-v1_0", tmp.resolve("t5"));
+        writeT5WordTokenizer(model, 40);
+        Path data = tmp.resolve("pairs.jsonl");
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < 16; i++) {
+            int a = 3 + i % 30, b = 4 + (i * 7) % 30, c = 5 + (i * 3) % 30;
+            sb.append(String.format("{\"source\": \"w%d w%d w%d\", \"target\": \"w%d w%d w%d\"}%n", a, b, c, c, b, a));
+        }
+        Files.writeString(data, sb.toString());
+        Path out = tmp.resolve("run");
+        Path cfg = tmp.resolve("s2s.yaml");
+        Files.writeString(cfg, """
+                model: %s
+                task: seq2seq
+                data: {train: %s, eval: %s, max_length: 12}
+                peft: {peft_type: LORA, r: 4, lora_alpha: 8}
+                training: {max_steps: 6, batch_size: 8, learning_rate: 0.05, seed: 3, log_interval: 2}
+                output_dir: %s
+                """.formatted(model, data, data, out));
+        CliTestSupport.Run r = CliTestSupport.cli("train", cfg.toString());
+        assertEquals(0, r.code(), r.toString());
+        assertTrue(r.out().contains("eval exact match (greedy generation)"), r.out());
+        var results = CliTestSupport.JSON.readTree(out.resolve("eval_results.json").toFile());
+        assertTrue(results.has("token_accuracy"), results.toString());
+        var adapterCfg = CliTestSupport.JSON.readTree(out.resolve("adapter/adapter_config.json").toFile());
+        assertEquals("SEQ_2_SEQ_LM", adapterCfg.get("task_type").asText());
+        assertEquals("[\"q\",\"v\"]", adapterCfg.get("target_modules").toString());
+        CliTestSupport.Run g = CliTestSupport.cli("generate", "--model", model.toString(), "--adapter", out.resolve("adapter").toString(),
+                "--prompt", "w5 w6 w7", "--max-new-tokens", "5");
+        assertEquals(0, g.code(), g.toString());
+        CliTestSupport.Run bad = CliTestSupport.cli("train", cfg.toString().replace("s2s", "none"));
+        assertEquals(2, bad.code());
+    }
+
     @Test
     void infoNamesTheEncoderDecoder() {
         CliTestSupport.Run r = CliTestSupport.cli("info", "--model", CliTestSupport.fixture("t5/t5-v1_1").toString(), "--no-tree");
