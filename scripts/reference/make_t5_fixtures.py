@@ -99,12 +99,16 @@ def heads(x, n, d):
     return x.view(B, T, n, d).transpose(1, 2)
 
 
-def attention(p, pre, cfg, x, kv, bias, extra_mask):
-    """scores = q k^T + bias + mask (no scaling), softmax, @ v, o."""
+def attention(p, pre, cfg, x, kv, bias, extra_mask, prefix=None):
+    """scores = q k^T + bias + mask (no scaling), softmax, @ v, o. prefix = (k, v) [B, H, P, d_kv]
+    prepended to the keys/values (prefix tuning)."""
     n, d = cfg["num_heads"], cfg["d_kv"]
     q = heads(x @ p[pre + "q.weight"].T, n, d)
     k = heads(kv @ p[pre + "k.weight"].T, n, d)
     v = heads(kv @ p[pre + "v.weight"].T, n, d)
+    if prefix is not None:
+        k = torch.cat([prefix[0], k], 2)
+        v = torch.cat([prefix[1], v], 2)
     scores = q @ k.transpose(-1, -2)
     if bias is not None:
         scores = scores + bias
@@ -126,9 +130,14 @@ def padding_bias(mask):
     return torch.where(mask[:, None, None, :] == 1, torch.zeros(()), torch.full((), NEG))
 
 
-def encode(p, cfg, ids, mask):
+def encode(p, cfg, ids, mask, virtual=None):
+    """virtual [n, d_model]: prompt tuning's virtual tokens in front of the input (mask ones)."""
     eps = cfg["layer_norm_epsilon"]
     x = p["shared.weight"][ids]
+    if virtual is not None:
+        x = torch.cat([virtual[None].expand(ids.shape[0], -1, -1), x], 1)
+        mask = torch.cat([torch.ones(ids.shape[0], virtual.shape[0], dtype=torch.long), mask], 1)
+        ids = torch.zeros(mask.shape, dtype=torch.long)
     S = ids.shape[1]
     bias = compute_bias(p["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"], S, S, True, cfg)
     pad = padding_bias(mask)
@@ -140,21 +149,30 @@ def encode(p, cfg, ids, mask):
     return t5_norm(x, p["encoder.final_layer_norm.weight"], eps)
 
 
-def decode(p, cfg, dec_ids, dec_mask, enc, enc_mask):
+def decode(p, cfg, dec_ids, dec_mask, enc, enc_mask, prefixes=None):
+    """prefixes: per decoder layer (self_k, self_v, cross_k, cross_v) [B, H, P, d_kv] (prefix
+    tuning as PEFT passes past_key_values): the self-attention prefix counts as P earlier positions
+    (queries at P.., keys 0..P+T-1 for the position bias, always visible); the cross-attention
+    prefix is prepended to the encoder's keys/values, always visible."""
     eps = cfg["layer_norm_epsilon"]
     x = p["shared.weight"][dec_ids]
     B, T = dec_ids.shape
-    bias = compute_bias(p["decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"], T, T, False, cfg)
+    P = 0 if prefixes is None else prefixes[0][0].shape[2]
+    bias = compute_bias(p["decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"], T, P + T, False, cfg,
+                        q_offset=P)
     causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
     allowed = causal[None, None] & (dec_mask[:, None, None, :] == 1)
+    allowed = torch.cat([torch.ones(B, 1, T, P, dtype=torch.bool), allowed.expand(B, 1, T, T)], 3)
     self_mask = torch.where(allowed, torch.zeros(()), torch.full((), NEG))
-    cross_mask = padding_bias(enc_mask)
+    cross_mask = padding_bias(torch.cat([torch.ones(B, P, dtype=torch.long), enc_mask], 1))
     for i in range(cfg["num_decoder_layers"]):
         pre = f"decoder.block.{i}."
+        sp = None if prefixes is None else prefixes[i][:2]
+        cp = None if prefixes is None else prefixes[i][2:]
         h = t5_norm(x, p[pre + "layer.0.layer_norm.weight"], eps)
-        x = x + attention(p, pre + "layer.0.SelfAttention.", cfg, h, h, bias, self_mask)
+        x = x + attention(p, pre + "layer.0.SelfAttention.", cfg, h, h, bias, self_mask, sp)
         h = t5_norm(x, p[pre + "layer.1.layer_norm.weight"], eps)
-        x = x + attention(p, pre + "layer.1.EncDecAttention.", cfg, h, enc, None, cross_mask)
+        x = x + attention(p, pre + "layer.1.EncDecAttention.", cfg, h, enc, None, cross_mask, cp)
         x = x + ff(p, pre + "layer.2.DenseReluDense.", cfg, t5_norm(x, p[pre + "layer.2.layer_norm.weight"], eps))
     x = t5_norm(x, p["decoder.final_layer_norm.weight"], eps)
     if cfg["tie_word_embeddings"]:
@@ -450,6 +468,62 @@ def write_adapted_logits(name, file, adapted, cfg):
     write_safetensors(file, {"logits": logits})
 
 
+def peft_prefix_layout(prompt, B, cfg):
+    """PEFT's get_prompt for PREFIX_TUNING with num_transformer_submodules = 2 (checked at
+    peft_model.py): prompt_embeddings [P, num_layers * 2 * token_dim] is viewed as
+    [B, P, 2L, H, token_dim / H], concatenated with itself along the 2L axis (4L entries), permuted
+    to [4L, B, H, P, D] and split into chunks of 4: decoder layer i gets entries 4i..4i+3 of
+    [k_0, v_0, k_1, v_1, ..., k_{L-1}, v_{L-1}, k_0, v_0, ...] as (self key, self value,
+    cross key, cross value). T5's encoder gets no prefix (past_key_values feed the decoder only)."""
+    L, H = cfg["num_layers"], cfg["num_heads"]
+    P = prompt.shape[0]
+    pkv = prompt[None].expand(B, -1, -1).reshape(B, P, 2 * L, H, -1)
+    pkv = torch.cat([pkv, pkv], 2).permute(2, 0, 3, 1, 4)
+    chunks = pkv.split(4)
+    return [tuple(c[j] for j in range(4)) for c in chunks]
+
+
+def prompt_fixtures(name, params, cfg, seed):
+    """PEFT-layout PREFIX_TUNING and PROMPT_TUNING folders (task SEQ_2_SEQ_LM,
+    num_transformer_submodules 2) and the logits of the fixture batch with each."""
+    from make_decoder_fixtures import read_safetensors
+    g = torch.Generator().manual_seed(seed)
+    base = os.path.join(FIXTURES, "t5", name)
+    ref = {kk: torch.from_numpy(v.copy()) for kk, v in read_safetensors(os.path.join(base, "reference.safetensors")).items()}
+    ids, mask, dec, dmask = ref["input_ids"], ref["attention_mask"], ref["decoder_input_ids"], ref["decoder_attention_mask"]
+    L, H, dkv, d = cfg["num_layers"], cfg["num_heads"], cfg["d_kv"], cfg["d_model"]
+    assert cfg["num_decoder_layers"] == L and H * dkv == d
+    P = 3
+    prompt = torch.randn((P, L * 2 * H * dkv), generator=g) * 0.8
+    out = os.path.join(base, "prefix")
+    os.makedirs(out, exist_ok=True)
+    write_safetensors(os.path.join(out, "adapter_model.safetensors"), {"prompt_embeddings": prompt}, {"format": "pt"})
+    write_json(os.path.join(out, "adapter_config.json"), {
+        "peft_type": "PREFIX_TUNING", "task_type": "SEQ_2_SEQ_LM", "num_virtual_tokens": P, "token_dim": H * dkv,
+        "num_transformer_submodules": 2, "num_attention_heads": H, "num_layers": L, "prefix_projection": False,
+        "encoder_hidden_size": H * dkv, "inference_mode": True, "base_model_name_or_path": None})
+    with torch.no_grad():
+        enc = encode(params, cfg, ids, mask)
+        logits = decode(params, cfg, dec, dmask, enc, mask, peft_prefix_layout(prompt, ids.shape[0], cfg))
+    write_safetensors(os.path.join(out, "expected.safetensors"), {"logits": logits})
+
+    n = 2
+    virt = torch.randn((2 * n, d), generator=g)
+    out = os.path.join(base, "prompt")
+    os.makedirs(out, exist_ok=True)
+    write_safetensors(os.path.join(out, "adapter_model.safetensors"), {"prompt_embeddings": virt}, {"format": "pt"})
+    write_json(os.path.join(out, "adapter_config.json"), {
+        "peft_type": "PROMPT_TUNING", "task_type": "SEQ_2_SEQ_LM", "num_virtual_tokens": n, "token_dim": d,
+        "num_transformer_submodules": 2, "num_attention_heads": H, "num_layers": L, "prompt_tuning_init": "RANDOM",
+        "inference_mode": True, "base_model_name_or_path": None})
+    with torch.no_grad():
+        # PeftModelForSeq2SeqLM: the first num_virtual_tokens of the [2n, d] table go in front of the encoder input
+        enc = encode(params, cfg, ids, mask, virt[:n])
+        emask = torch.cat([torch.ones(ids.shape[0], n, dtype=torch.long), mask], 1)
+        logits = decode(params, cfg, dec, dmask, enc, emask)
+    write_safetensors(os.path.join(out, "expected.safetensors"), {"logits": logits})
+
+
 def base_cfg(**kw):
     cfg = {
         "architectures": ["T5ForConditionalGeneration"],
@@ -478,12 +552,13 @@ def main():
     write_adapted_logits("t5-v1_0", os.path.join(FIXTURES, "t5", "t5-v1_0", "lora", "expected.safetensors"), adapted, v10)
     v11 = base_cfg(feed_forward_proj="gated-gelu", tie_word_embeddings=False, num_decoder_layers=2,
                    d_kv=4, num_heads=4, relative_attention_num_buckets=16, relative_attention_max_distance=32)
-    build("t5-v1_1", v11, 1702, [
+    p11 = build("t5-v1_1", v11, 1702, [
         "shared.weight", "lm_head.weight", "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
         "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
         "encoder.block.0.layer.1.DenseReluDense.wi_0.weight", "decoder.block.1.layer.2.DenseReluDense.wi_1.weight",
         "decoder.block.0.layer.1.EncDecAttention.q.weight", "decoder.final_layer_norm.weight"],
         {"num_beams": 4, "max_new_tokens": 8, "length_penalty": 0.6}, 2.0)
+    prompt_fixtures("t5-v1_1", p11, v11, 1802)
     gpt2_beam_fixture()
 
 

@@ -515,9 +515,7 @@ public final class Generator {
     private static final class Seq2SeqSession implements Session {
         private final Seq2SeqLM model;
         private final boolean useCache;
-        private final int start;
-        private Tensor encoder;
-        private INDArray encoderMask;
+        private Seq2SeqLM.Encoded encoded;
         private INDArray decIds;
         private final KVCache[] caches;
         private Tensor[][] cross;
@@ -526,11 +524,9 @@ public final class Generator {
         Seq2SeqSession(Seq2SeqLM model, INDArray ids, INDArray mask, boolean useCache, int start) {
             this.model = model;
             this.useCache = useCache;
-            this.start = start;
             try (NoGrad ignored = NoGrad.enter()) {
-                this.encoder = model.encode(ids, mask);
+                this.encoded = model.encode(ids, mask);
             }
-            this.encoderMask = mask;
             int b = (int) ids.size(0);
             this.decIds = Nd4j.valueArrayOf(new long[]{b, 1}, (long) start, DataType.INT64);
             this.caches = useCache ? model.newCaches() : null;
@@ -550,13 +546,12 @@ public final class Generator {
                 decIds = Nd4j.concat(1, decIds, col);
                 feed = useCache ? col : decIds;
             }
-            return lastColumn(model.decode(feed, null, encoder, encoderMask, caches, cross));
+            return lastColumn(model.decode(feed, null, encoded, caches, cross));
         }
 
         @Override
         public void selectRows(long[] rows) {
-            encoder = Tensor.constant(encoder.value().get(NDArrayIndex.indices(rows), NDArrayIndex.all(), NDArrayIndex.all()).dup('c'));
-            encoderMask = rows(encoderMask, rows);
+            encoded = encoded.selectRows(rows);
             decIds = rows(decIds, rows);
             if (caches != null) {
                 for (KVCache c : caches) {

@@ -7,6 +7,10 @@ import org.nd4j.linalg.factory.Nd4j;
 import org.peft4j.core.io.HfFolder;
 import org.peft4j.core.model.BackboneInputs;
 import org.peft4j.core.model.BackboneOutput;
+import org.peft4j.core.model.HeadModel;
+import org.peft4j.core.model.HeadOutput;
+import org.peft4j.core.model.InputPreparation;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.peft4j.core.model.WeightSource;
 import org.peft4j.core.model.generate.Seq2SeqLM;
 import org.peft4j.core.nn.Embedding;
@@ -32,11 +36,12 @@ import java.util.Map;
  * first scaled by {@code d_model^-0.5}, as HF does). Parameter names are the HF keys
  * ({@code encoder.block.0.layer.0.SelfAttention.q.weight}, …).
  */
-public final class T5ForConditionalGeneration extends Module implements Seq2SeqLM {
+public final class T5ForConditionalGeneration extends Module implements Seq2SeqLM, HeadModel {
     static final T5Family FAMILY = new T5Family();
 
     private final T5Config config;
     private final ObjectNode sourceConfig;
+    private InputPreparation inputPreparation;
 
     T5ForConditionalGeneration(T5Config c, ObjectNode sourceConfig, WeightSource weights, Rng dropout) {
         this.config = c;
@@ -123,31 +128,115 @@ public final class T5ForConditionalGeneration extends Module implements Seq2SeqL
         return child("decoder", T5Stack.class);
     }
 
-    /** The encoder's last hidden state {@code [B, S, d_model]} of ids {@code [B, S]} (mask null = no padding). */
+    /**
+     * One encoder run on ids {@code [B, S]} (mask null = no padding). An installed prompt method
+     * ({@link #setInputPreparation}) acts here, as PEFT's {@code PeftModelForSeq2SeqLM} does:
+     * prompt tuning and P-tuning put their virtual tokens in front of the encoder input (the mask
+     * gets ones for them, so the decoder cross-attends over them too); prefix tuning's per-layer
+     * prefix goes to the <b>decoder</b> (PEFT passes it as {@code past_key_values}, which T5's
+     * encoder never reads), laid out as PEFT's {@code num_transformer_submodules = 2}: its
+     * {@code 2L} key/value entries {@code [k_0, v_0, …, k_{L−1}, v_{L−1}]} are doubled and cut into
+     * chunks of four, so decoder layer {@code i} gets layer {@code 2i mod L}'s key/value as its
+     * self-attention prefix and layer {@code (2i+1) mod L}'s as its cross-attention prefix.
+     */
     @Override
-    public Tensor encode(INDArray inputIds, INDArray attentionMask) {
+    public Encoded encode(INDArray inputIds, INDArray attentionMask) {
         checkIds("input_ids", inputIds);
-        return encoder().forward(BackboneInputs.of(encoder().embed(inputIds), attentionMask)).lastHiddenState();
+        BackboneInputs in = BackboneInputs.of(encoder().embed(inputIds), attentionMask);
+        Tensor[] selfK = null;
+        Tensor[] selfV = null;
+        Tensor[] crossK = null;
+        Tensor[] crossV = null;
+        if (inputPreparation != null) {
+            long s = in.seqLength();
+            in = inputPreparation.prepare(encoder(), in);
+            if (in.prefixKeys() != null) {
+                Tensor[] k = in.prefixKeys();
+                Tensor[] v = in.prefixValues();
+                int layers = k.length;
+                int dl = config.numDecoderLayers();
+                if (layers != dl) {
+                    throw new IllegalArgumentException("prefix tuning on T5 needs num_layers (" + layers
+                            + ") = num_decoder_layers (" + dl + "): PEFT gives the decoder one prefix per encoder layer");
+                }
+                selfK = new Tensor[dl];
+                selfV = new Tensor[dl];
+                crossK = new Tensor[dl];
+                crossV = new Tensor[dl];
+                for (int i = 0; i < dl; i++) {
+                    selfK[i] = k[(2 * i) % layers];
+                    selfV[i] = v[(2 * i) % layers];
+                    crossK[i] = k[(2 * i + 1) % layers];
+                    crossV[i] = v[(2 * i + 1) % layers];
+                }
+                long p = in.prefixLength();
+                INDArray m = in.attentionMask();
+                if (m != null && m.size(1) == p + s) {
+                    m = m.get(NDArrayIndex.all(), NDArrayIndex.interval(p, p + s)).dup();
+                }
+                in = in.withPrefix(null, null).withAttentionMask(m);
+            }
+        }
+        Tensor hidden = encoder().forward(in).lastHiddenState();
+        return new Encoded(hidden, in.attentionMask(), selfK, selfV, crossK, crossV);
     }
 
     /**
-     * Decoder logits {@code [B, T, vocab]} for {@code decoderInputIds [B, T]} over the encoder
-     * output. {@code decoderMask} covers cached + new positions (null = none); {@code caches}
+     * Decoder logits {@code [B, T, vocab]} for {@code decoderInputIds [B, T]} over an encoder run.
+     * {@code decoderMask} covers cached + new positions (null = none); {@code caches}
      * (self-attention, one per decoder layer) and {@code crossCache} (cross-attention keys/values,
      * filled on first use) are for incremental decoding; null = none.
      */
     @Override
-    public Tensor decode(INDArray decoderInputIds, INDArray decoderMask, Tensor encoderHidden, INDArray encoderMask,
-                         KVCache[] caches, Tensor[][] crossCache) {
+    public Tensor decode(INDArray decoderInputIds, INDArray decoderMask, Encoded encoded, KVCache[] caches,
+                         Tensor[][] crossCache) {
         checkIds("decoder_input_ids", decoderInputIds);
+        long past = caches == null || caches[0] == null ? 0 : caches[0].length();
+        if (past + decoderInputIds.size(1) > config.maxPositions()) {
+            throw new IllegalArgumentException("decoder input of " + (past + decoderInputIds.size(1)) + " positions ("
+                    + past + " cached) exceeds the model's n_positions " + config.maxPositions());
+        }
         BackboneInputs in = BackboneInputs.of(decoder().embed(decoderInputIds), decoderMask).withCaches(caches);
-        return logits(decoder().forward(in, encoderHidden, encoderMask, crossCache).lastHiddenState());
+        if (encoded.selfPrefixKeys() != null) {
+            in = in.withPrefix(encoded.selfPrefixKeys(), encoded.selfPrefixValues());
+        }
+        return logits(decoder().forward(in, encoded, crossCache).lastHiddenState());
     }
 
     /** The full forward: logits {@code [B, T, vocab]} (teacher forcing with {@code decoderInputIds}). */
     public Tensor forward(INDArray inputIds, INDArray attentionMask, INDArray decoderInputIds, INDArray decoderMask) {
-        Tensor enc = encode(inputIds, attentionMask);
-        return decode(decoderInputIds, decoderMask, enc, attentionMask, null, null);
+        return decode(decoderInputIds, decoderMask, encode(inputIds, attentionMask), null, null);
+    }
+
+    /** The encoder, where prompt methods put their virtual tokens. */
+    @Override
+    public T5Stack backbone() {
+        return encoder();
+    }
+
+    /**
+     * Not available: an encoder-decoder needs decoder inputs; use
+     * {@link #forward(INDArray, INDArray, INDArray, INDArray)} or {@link #encode} + {@link #decode}.
+     */
+    @Override
+    public HeadOutput forward(BackboneInputs inputs) {
+        throw new UnsupportedOperationException("T5ForConditionalGeneration needs decoder inputs:"
+                + " use forward(inputIds, attentionMask, decoderInputIds, decoderMask)");
+    }
+
+    @Override
+    public void setInputPreparation(InputPreparation preparation) {
+        this.inputPreparation = preparation;
+    }
+
+    @Override
+    public InputPreparation inputPreparation() {
+        return inputPreparation;
+    }
+
+    @Override
+    public boolean isEncoderDecoder() {
+        return true;
     }
 
     /** The decoder's final hidden states → logits (tied: {@code (h · d_model^-0.5) · sharedᵀ}). */

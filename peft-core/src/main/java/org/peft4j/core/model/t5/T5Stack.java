@@ -4,6 +4,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.peft4j.core.model.Backbone;
 import org.peft4j.core.model.BackboneInputs;
 import org.peft4j.core.model.BackboneOutput;
+import org.peft4j.core.model.generate.Seq2SeqLM;
 import org.peft4j.core.nn.EmbeddingLayer;
 import org.peft4j.core.nn.KVCache;
 import org.peft4j.core.nn.Module;
@@ -29,7 +30,9 @@ import java.util.function.Supplier;
  *
  * <p>As a {@link Backbone} the encoder runs on {@link BackboneInputs} alone (virtual tokens of
  * prompt tuning go in front of its input). The decoder also needs the encoder's output:
- * {@link #forward(BackboneInputs, Tensor, INDArray, Tensor[][])}.
+ * {@link #forward(BackboneInputs, Seq2SeqLM.Encoded, Tensor[][])}; a self-attention prefix (prefix
+ * tuning) comes in the inputs, a cross-attention prefix with the encoder output, and is put in
+ * front of the encoder's keys/values (always visible).
  */
 public final class T5Stack extends Module implements Backbone {
     private final T5Config config;
@@ -71,16 +74,18 @@ public final class T5Stack extends Module implements Backbone {
             throw new IllegalStateException("the T5 decoder stack needs the encoder output:"
                     + " use forward(inputs, encoderHidden, encoderMask, crossCache) or T5ForConditionalGeneration");
         }
-        return run(inputs, null, null, null);
+        return run(inputs, null, null, null, null, null);
     }
 
     /**
-     * The decoder on its inputs, attending to {@code encoderHidden [B, S, d_model]} (padding mask
-     * {@code encoderMask [B, S]}, null = none). {@code crossCache} (one entry per layer, filled on
-     * first use) keeps each layer's cross-attention keys/values so generation computes them once;
-     * null computes them every call.
+     * The decoder on its inputs, attending to the encoder output {@code enc} (hidden states
+     * {@code [B, S, d_model]}, padding mask {@code [B, S]} or null, optional cross-attention
+     * prefixes). {@code crossCache} (one entry per layer, filled on first use) keeps each layer's
+     * cross-attention keys/values so generation computes them once; null computes them every call.
      */
-    public BackboneOutput forward(BackboneInputs inputs, Tensor encoderHidden, INDArray encoderMask, Tensor[][] crossCache) {
+    public BackboneOutput forward(BackboneInputs inputs, Seq2SeqLM.Encoded enc, Tensor[][] crossCache) {
+        Tensor encoderHidden = enc.hidden();
+        INDArray encoderMask = enc.mask();
         if (!decoder) {
             throw new IllegalStateException("the T5 encoder stack has no cross-attention");
         }
@@ -97,10 +102,17 @@ public final class T5Stack extends Module implements Backbone {
         if (crossCache != null && crossCache.length != numLayers()) {
             throw new IllegalArgumentException("expected " + numLayers() + " cross-attention cache entries, got " + crossCache.length);
         }
-        return run(inputs, encoderHidden, encoderMask, crossCache);
+        Tensor[] ck = enc.crossPrefixKeys();
+        Tensor[] cv = enc.crossPrefixValues();
+        if ((ck == null) != (cv == null) || (ck != null && (ck.length != numLayers() || cv.length != numLayers()))) {
+            throw new IllegalArgumentException("cross-attention prefix keys/values must both be given, one per decoder layer ("
+                    + numLayers() + ")");
+        }
+        return run(inputs, encoderHidden, encoderMask, crossCache, ck, cv);
     }
 
-    private BackboneOutput run(BackboneInputs inputs, Tensor encoderHidden, INDArray encoderMask, Tensor[][] crossCache) {
+    private BackboneOutput run(BackboneInputs inputs, Tensor encoderHidden, INDArray encoderMask, Tensor[][] crossCache,
+                               Tensor[] crossPrefixK, Tensor[] crossPrefixV) {
         inputs.check(this);
         int t = (int) inputs.seqLength();
         int p = (int) inputs.prefixLength();
@@ -109,9 +121,11 @@ public final class T5Stack extends Module implements Backbone {
         Tensor bias = block(0).selfAttentionLayer().attention().positionBias(t, p + past + t, p + past);
         AttentionMask selfMask = (decoder ? AttentionMask.causal(past) : AttentionMask.bidirectional())
                 .withPrefix(p).withKeyPadding(inputs.attentionMask());
-        AttentionMask crossMask = encoderHidden == null ? null : AttentionMask.bidirectional().withKeyPadding(encoderMask);
+        long crossP = crossPrefixK == null || crossPrefixK[0] == null ? 0 : crossPrefixK[0].size(2);
+        AttentionMask crossMask = encoderHidden == null ? null
+                : AttentionMask.bidirectional().withPrefix(crossP).withKeyPadding(encoderMask);
         Pass pass = new Pass(bias, selfMask, inputs.caches(), inputs.prefixKeys(), inputs.prefixValues(), encoderHidden,
-                crossMask, crossCache);
+                crossMask, crossCache, crossPrefixK, crossPrefixV);
         List<Tensor> hidden = inputs.outputHiddenStates() ? new ArrayList<>() : null;
         for (int i = 0; i < numLayers(); i++) {
             if (hidden != null) {
@@ -137,9 +151,13 @@ public final class T5Stack extends Module implements Backbone {
         private final Tensor encoderHidden;
         private final AttentionMask crossMask;
         private final Tensor[][] crossCache;
+        private final Tensor[] crossPrefixK;
+        private final Tensor[] crossPrefixV;
 
         Pass(Tensor bias, AttentionMask selfMask, KVCache[] caches, Tensor[] prefixKeys, Tensor[] prefixValues,
-             Tensor encoderHidden, AttentionMask crossMask, Tensor[][] crossCache) {
+             Tensor encoderHidden, AttentionMask crossMask, Tensor[][] crossCache, Tensor[] crossPrefixK, Tensor[] crossPrefixV) {
+            this.crossPrefixK = crossPrefixK;
+            this.crossPrefixV = crossPrefixV;
             this.bias = bias;
             this.selfMask = selfMask;
             this.caches = caches;
@@ -180,6 +198,10 @@ public final class T5Stack extends Module implements Backbone {
                 return crossCache[layer];
             }
             Tensor[] kv = attention.keysValues(encoderHidden);
+            if (crossPrefixK != null && crossPrefixK[layer] != null) {
+                kv = new Tensor[]{org.peft4j.core.tensor.Ops.concat(2, crossPrefixK[layer], kv[0]),
+                        org.peft4j.core.tensor.Ops.concat(2, crossPrefixV[layer], kv[1])};
+            }
             if (crossCache != null) {
                 crossCache[layer] = kv;
             }
