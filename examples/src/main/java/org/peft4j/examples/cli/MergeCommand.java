@@ -99,6 +99,9 @@ final class MergeCommand implements Command {
                 } else if (plain instanceof DecoderLM d) {
                     d.save(staging);
                     kind[0] = d.getClass().getSimpleName();
+                } else if (plain instanceof org.peft4j.core.model.t5.T5ForConditionalGeneration t5) {
+                    t5.save(staging);
+                    kind[0] = "T5ForConditionalGeneration";
                 } else {
                     throw new CliException("cannot write a " + plain.getClass().getSimpleName() + " as a Hugging Face folder");
                 }
@@ -124,7 +127,11 @@ final class MergeCommand implements Command {
 
     /** A short probe sequence inside the vocabulary: [CLS]-like start, then spread ids. */
     static INDArray probeIds(Models.Base base) {
-        int vocab = base.kind == Models.Kind.ENCODER ? base.encoder.config().vocabSize() : base.decoder.vocabSize();
+        int vocab = switch (base.kind) {
+            case ENCODER -> base.encoder.config().vocabSize();
+            case DECODER -> base.decoder.vocabSize();
+            case SEQ2SEQ -> base.seq2seq.vocabSize();
+        };
         long[] ids = new long[8];
         for (int i = 0; i < ids.length; i++) {
             ids[i] = (1 + 37L * i * i + 11L * i) % vocab;
@@ -143,6 +150,10 @@ final class MergeCommand implements Command {
         if (m instanceof DecoderLM d) {
             return d.forward(ids, null).value();
         }
+        if (m instanceof org.peft4j.core.model.t5.T5ForConditionalGeneration t5) {
+            // the decoder on the probe as decoder input, the encoder on the probe
+            return t5.forward(ids, null, ids, null).value();
+        }
         throw new CliException("cannot run a " + m.getClass().getSimpleName());
     }
 
@@ -155,6 +166,9 @@ final class MergeCommand implements Command {
         }
         if (plain instanceof Gpt2LMHeadModel) {
             return Gpt2LMHeadModel.load(dir);
+        }
+        if (plain instanceof org.peft4j.core.model.t5.T5ForConditionalGeneration) {
+            return org.peft4j.core.model.t5.T5ForConditionalGeneration.load(dir);
         }
         return LlamaForCausalLM.load(dir);
     }

@@ -159,6 +159,11 @@ class T5CliTest {
         CliTestSupport.Run g = CliTestSupport.cli("generate", "--model", model.toString(), "--adapter", out.resolve("adapter").toString(),
                 "--prompt", "w5 w6 w7", "--max-new-tokens", "5");
         assertEquals(0, g.code(), g.toString());
+        Path merged = tmp.resolve("merged");
+        CliTestSupport.Run mg = CliTestSupport.cli("merge", "--model", model.toString(), "--adapter", out.resolve("adapter").toString(),
+                "--out", merged.toString());
+        assertEquals(0, mg.code(), mg.toString());
+        assertTrue(mg.out().contains("T5ForConditionalGeneration"), mg.out());
         CliTestSupport.Run bad = CliTestSupport.cli("train", cfg.toString().replace("s2s", "none"));
         assertEquals(2, bad.code());
     }
