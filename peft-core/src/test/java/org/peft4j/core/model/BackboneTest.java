@@ -476,7 +476,10 @@ class BackboneTest {
             assertEquals(p, prefixed.resolvedPositionOffset(), "the offset counts the prefix");
             INDArray viaPrefix = m.forward(prefixed).logits().value();
             assertTrue(maxAbsDiff(viaPrefix, viaCache) <= SAME_TOL, name + ": prefix vs cache " + maxAbsDiff(viaPrefix, viaCache));
-            assertTrue(maxAbsDiff(viaPrefix, steps(full, p, p + t)) <= SAME_TOL, name + ": prefix vs whole sequence");
+            // against the whole sequence the rotary tables are taken at other offsets and the
+            // products run in another order: fp32 differences reach 1.1e-5 on LLaMA/Qwen2 here
+            double whole = maxAbsDiff(viaPrefix, steps(full, p, p + t));
+            assertTrue(whole <= 2 * SAME_TOL, name + ": prefix vs whole sequence " + whole);
             // a mask over prefix + tokens (Hugging Face's layout) of ones changes nothing
             INDArray ones = Nd4j.ones(DataType.INT64, 2, p + t);
             INDArray masked = m.forward(prefixed.withAttentionMask(ones)).logits().value();
