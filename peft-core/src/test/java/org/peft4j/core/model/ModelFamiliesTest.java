@@ -115,7 +115,11 @@ class ModelFamiliesTest {
         assertEquals(List.of("model."), llama.checkpointPrefixes());
         assertTrue(llama.streamsLayers());
         assertSame(gpt2, ModelFamilies.find("GPT2").orElseThrow(), "model_type is matched case-insensitively");
-        assertTrue(ModelFamilies.find("t5").isEmpty());
+        ModelFamily<?> t5 = ModelFamilies.get("t5", "test");
+        assertInstanceOf(org.peft4j.core.model.t5.T5Family.class, t5);
+        assertSame(t5, ModelFamilies.get("mt5", "test"));
+        assertEquals(ModelFamily.Kind.ENCODER_DECODER, t5.kind());
+        assertTrue(ModelFamilies.find("bart").isEmpty());
     }
 
     @Test
