@@ -168,6 +168,20 @@ class T5CliTest {
         assertEquals(2, bad.code());
     }
 
+    /** The experiment command end to end on a tiny budget (the real run's figures are in the README). */
+    @Test
+    void seq2seqExperimentRunsEndToEnd(@TempDir Path tmp) throws Exception {
+        Path out = tmp.resolve("exp");
+        CliTestSupport.Run r = CliTestSupport.cli("seq2seq-experiment", "--out", out.toString(), "--vocab", "40", "--train-pairs",
+                "40", "--test-pairs", "8", "--pretrain-steps", "3", "--adapt-steps", "2");
+        assertEquals(0, r.code(), r.toString());
+        var results = CliTestSupport.JSON.readTree(out.resolve("results.json").toFile());
+        assertTrue(results.has("pretrain_reverse") && results.has("lora") && results.has("prefix_tuning"), results.toString());
+        assertTrue(results.get("lora").get("trainable_parameters").asLong() > 0, results.toString());
+        assertTrue(Files.isRegularFile(out.resolve("t5-reverse/model.safetensors")));
+        assertTrue(Files.isRegularFile(out.resolve("adapter-prefix_tuning/adapter_config.json")));
+    }
+
     @Test
     void infoNamesTheEncoderDecoder() {
         CliTestSupport.Run r = CliTestSupport.cli("info", "--model", CliTestSupport.fixture("t5/t5-v1_1").toString(), "--no-tree");
