@@ -54,6 +54,11 @@ public final class Ia3Method implements PeftMethod {
      * @throws IllegalArgumentException when the family is not one peft4j knows
      */
     public static Defaults defaultTargets(Module model) {
+        String type = org.peft4j.core.model.ModelFamilies.modelTypeOf(model).orElse("");
+        if (type.equals("t5") || type.equals("mt5")) {
+            // PEFT: TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING["t5"] = ["k", "v", "wo"], feedforward ["wo"]
+            return new Defaults(type, List.of("k", "v", "wo"), List.of("wo"));
+        }
         boolean cAttn = false, kProj = false, bertKey = false;
         for (String path : model.namedModules().keySet()) {
             String last = path.substring(path.lastIndexOf('.') + 1);

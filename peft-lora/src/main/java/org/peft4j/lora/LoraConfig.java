@@ -282,6 +282,10 @@ public final class LoraConfig extends PeftConfig {
     }
 
     /** PEFT corrects the flag to the targets' layout (Conv1D → true, Linear → false); so does peft4j. */
+    void setTargetModules(TargetModules t) {
+        this.targetModules = t;
+    }
+
     void setFanInFanOut(boolean v) {
         this.fanInFanOut = v;
     }

@@ -65,9 +65,33 @@ public final class LoraMethod implements PeftMethod {
         return new Rng(h ^ ((long) stream << 56));
     }
 
+    /**
+     * PEFT's {@code TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING} for the families peft4j
+     * has, keyed by {@code model_type}: what an adapter without {@code target_modules} targets
+     * (and then records in its config, as PEFT does).
+     */
+    static final java.util.Map<String, List<String>> DEFAULT_TARGETS = java.util.Map.of(
+            "t5", List.of("q", "v"), "mt5", List.of("q", "v"), "bert", List.of("query", "value"),
+            "gpt2", List.of("c_attn"), "llama", List.of("q_proj", "v_proj"), "mistral", List.of("q_proj", "v_proj"),
+            "qwen2", List.of("q_proj", "v_proj"));
+
+    static org.peft4j.core.peft.TargetModules defaultTargets(Module model) {
+        String type = org.peft4j.core.model.ModelFamilies.modelTypeOf(model).orElse(null);
+        List<String> t = type == null ? null : DEFAULT_TARGETS.get(type);
+        if (t == null) {
+            throw new IllegalArgumentException("target_modules is not set and LoRA has no default for "
+                    + (type == null ? "a " + model.getClass().getSimpleName() : "model_type '" + type + "'")
+                    + " (defaults exist for " + new java.util.TreeSet<>(DEFAULT_TARGETS.keySet()) + "); set target_modules");
+        }
+        return org.peft4j.core.peft.TargetModules.of(t);
+    }
+
     @Override
     public List<String> inject(Module model, PeftConfig config, String adapterName, boolean forLoading) {
         LoraConfig c = (LoraConfig) config;
+        if (c.targetModules() == null) {
+            c.setTargetModules(defaultTargets(model));
+        }
         List<String> targets = TargetMatcher.findTargets(model, c.targetSpec());
         // Check every target before changing anything, so a bad config leaves the model untouched.
         for (String key : targets) {

@@ -38,6 +38,12 @@ public final class PrefixTuningMethod extends PromptLearningMethod {
         return b.numKeyValueHeads();
     }
 
+    /** PEFT's prefix encoder has num_virtual_tokens rows, whatever num_transformer_submodules says. */
+    @Override
+    protected int sourceRows(PromptLearningConfig c) {
+        return c.numVirtualTokens();
+    }
+
     @Override
     protected int outputDim(PromptLearningConfig config, Backbone b) {
         return b.numLayers() * 2 * tokenDim(b);
@@ -54,7 +60,7 @@ public final class PrefixTuningMethod extends PromptLearningMethod {
     @Override
     protected PromptSource newSource(PromptLearningConfig config, Backbone b, EmbeddingLayer words, Rng rng) {
         PrefixTuningConfig c = (PrefixTuningConfig) config;
-        int n = c.totalVirtualTokens();
+        int n = sourceRows(c);
         if (c.prefixProjection()) {
             int h = c.encoderHiddenSize() == null ? tokenDim(b) : c.encoderHiddenSize();
             return new PromptSource.PrefixProjection(n, tokenDim(b), h, outputDim(c, b), rng);
@@ -65,7 +71,7 @@ public final class PrefixTuningMethod extends PromptLearningMethod {
     @Override
     public BackboneInputs prepareInputs(Module model, PeftConfig config, String adapterName, Backbone b,
                                         BackboneInputs inputs) {
-        int n = ((PromptLearningConfig) config).totalVirtualTokens();
+        int n = ((PromptLearningConfig) config).numVirtualTokens();
         long past = inputs.pastLength();
         long t = inputs.seqLength();
         checkPositions(b, n, past, t);

@@ -47,12 +47,13 @@ public abstract class PromptLearningConfig extends PeftConfig {
         return numLayers;
     }
 
-    void setModelSizes(int tokenDim, int numAttentionHeads, int numLayers) {
+    void setModelSizes(int tokenDim, int numAttentionHeads, int numLayers, boolean encoderDecoder) {
         this.tokenDim = tokenDim;
         this.numAttentionHeads = numAttentionHeads;
         this.numLayers = numLayers;
         if (numTransformerSubmodules == null) {
-            this.numTransformerSubmodules = 1;   // decoder-only and encoder-only models (2 is PEFT's seq2seq)
+            // PEFT: 2 for SEQ_2_SEQ_LM (encoder-decoder), else 1
+            this.numTransformerSubmodules = encoderDecoder ? 2 : 1;
         }
     }
 
@@ -67,9 +68,9 @@ public abstract class PromptLearningConfig extends PeftConfig {
         if (numVirtualTokens == null || numVirtualTokens <= 0) {
             throw new IllegalArgumentException("num_virtual_tokens must be a positive integer, got " + numVirtualTokens);
         }
-        if (numTransformerSubmodules != null && numTransformerSubmodules != 1) {
-            throw new IllegalArgumentException("num_transformer_submodules must be 1 (encoder-only or decoder-only models), got "
-                    + numTransformerSubmodules);
+        if (numTransformerSubmodules != null && numTransformerSubmodules != 1 && numTransformerSubmodules != 2) {
+            throw new IllegalArgumentException("num_transformer_submodules must be 1 (encoder-only or decoder-only models) or 2"
+                    + " (encoder-decoder models), got " + numTransformerSubmodules);
         }
     }
 }

@@ -93,6 +93,15 @@ public abstract class PromptLearningMethod implements PeftMethod {
     public List<String> inject(Module model, PeftConfig config, String adapterName, boolean forLoading) {
         PromptLearningConfig c = (PromptLearningConfig) config;
         Backbone b = backboneOf(model);
+        boolean encDec = model instanceof HeadModel h && h.isEncoderDecoder();
+        if (c.numTransformerSubmodules() != null && (c.numTransformerSubmodules() == 2) != encDec) {
+            throw new IllegalArgumentException(peftType() + " adapter with num_transformer_submodules "
+                    + c.numTransformerSubmodules() + (encDec
+                    ? " was built for an encoder-only or decoder-only model; " + model.getClass().getSimpleName()
+                    + " is an encoder-decoder model (PEFT's SEQ_2_SEQ_LM layout, num_transformer_submodules 2)"
+                    : " is PEFT's encoder-decoder (SEQ_2_SEQ_LM) layout; " + model.getClass().getSimpleName()
+                    + " is not an encoder-decoder model (it needs num_transformer_submodules 1)"));
+        }
         int tokenDim = tokenDim(b);
         if (c.tokenDim() != null && c.tokenDim() != tokenDim) {
             throw new IllegalArgumentException("token_dim " + c.tokenDim() + " does not match the model's " + tokenDim
@@ -106,7 +115,7 @@ public abstract class PromptLearningMethod implements PeftMethod {
             throw new IllegalArgumentException("num_attention_heads " + c.numAttentionHeads() + " does not match the model's "
                     + attentionHeads(b));
         }
-        c.setModelSizes(tokenDim, attentionHeads(b), b.numLayers());
+        c.setModelSizes(tokenDim, attentionHeads(b), b.numLayers(), encDec);
         fillDefaults(c, b);
         if (c.totalVirtualTokens() >= b.maxPositions()) {
             throw new IllegalArgumentException("num_virtual_tokens " + c.totalVirtualTokens() + " leaves no room in the model's "
@@ -124,10 +133,18 @@ public abstract class PromptLearningMethod implements PeftMethod {
             model.replace(path, layer);
         }
         PromptSource source = forLoading
-                ? new PromptSource.Table(Nd4j.zeros(DataType.FLOAT, c.totalVirtualTokens(), outputDim(c, b)))
+                ? new PromptSource.Table(Nd4j.zeros(DataType.FLOAT, sourceRows(c), outputDim(c, b)))
                 : newSource(c, b, layer, new Rng(config.seed()));
         layer.addAdapter(adapterName, source);
         return List.of(path);
+    }
+
+    /**
+     * Rows of the adapter's table ({@code prompt_embeddings}): PEFT's {@code total_virtual_tokens}
+     * (num_virtual_tokens × num_transformer_submodules); prefix tuning keeps num_virtual_tokens.
+     */
+    protected int sourceRows(PromptLearningConfig c) {
+        return c.totalVirtualTokens();
     }
 
     /** Sizes a method fills from the model when the config leaves them out (encoder widths). */

@@ -76,13 +76,15 @@ public class PromptTuningMethod extends PromptLearningMethod {
 
     @Override
     public long virtualTokensInCache(PeftConfig config, long cachedTokens) {
-        return cachedTokens > 0 ? ((PromptLearningConfig) config).totalVirtualTokens() : 0;
+        return cachedTokens > 0 ? ((PromptLearningConfig) config).numVirtualTokens() : 0;
     }
 
     @Override
     public BackboneInputs prepareInputs(Module model, PeftConfig config, String adapterName, Backbone backbone,
                                         BackboneInputs inputs) {
-        int n = ((PromptLearningConfig) config).totalVirtualTokens();
+        // the first num_virtual_tokens rows; with num_transformer_submodules 2 (encoder-decoder) PEFT's
+        // table has twice as many and PeftModelForSeq2SeqLM puts only these in front of the encoder input
+        int n = ((PromptLearningConfig) config).numVirtualTokens();
         long past = inputs.pastLength();
         long t = inputs.seqLength();
         INDArray mask = inputs.attentionMask();
@@ -95,7 +97,10 @@ public class PromptTuningMethod extends PromptLearningMethod {
             return inputs;
         }
         checkPositions(backbone, n, 0, t);
-        Tensor prompts = promptOutput(model, adapterName);   // [n, hidden]
+        Tensor prompts = promptOutput(model, adapterName);   // [n·submodules, hidden]
+        if (prompts.size(0) != n) {
+            prompts = Ops.slice(prompts, 0, 0, n);
+        }
         Tensor embeds = Ops.concat(1, repeatBatch(prompts, inputs.batchSize()), inputs.inputEmbeddings());   // [B, n+T, hidden]
         BackboneInputs out = inputs.withInputEmbeddings(embeds);
         if (mask != null) {

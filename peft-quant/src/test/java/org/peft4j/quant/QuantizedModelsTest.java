@@ -224,7 +224,7 @@ class QuantizedModelsTest {
         JsonFiles.write(unknown.resolve(HfFolder.CONFIG_FILE), cfg);
         e = assertThrows(IllegalArgumentException.class, () -> QuantizedModels.load(unknown, QuantConfig.nf4()));
         assertTrue(e.getMessage().contains("unknown model_type 'falcon'") && e.getMessage().contains(HfFolder.CONFIG_FILE)
-                && e.getMessage().contains("bert, gpt2, llama, mistral, qwen2"), e.getMessage());
+                && e.getMessage().contains("bert, gpt2, llama, mistral, mt5, qwen2, t5"), e.getMessage());
     }
 
     /** Rewrites the single weights file of {@code dir} with {@code edit} applied. */

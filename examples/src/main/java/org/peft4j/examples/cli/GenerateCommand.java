@@ -25,7 +25,7 @@ final class GenerateCommand implements Command {
 
     @Override
     public String summary() {
-        return "generate text with a decoder (GPT-2 / LLaMA family), optionally with an adapter";
+        return "generate text with a decoder (GPT-2 / LLaMA family) or an encoder-decoder (T5), optionally with an adapter";
     }
 
     @Override
@@ -33,10 +33,11 @@ final class GenerateCommand implements Command {
         return """
                 usage: peft4j generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [--adapter DIR]
                                        [--max-new-tokens N] [--greedy | --temperature T --top-k K --top-p P --seed S]
-                                       [--repetition-penalty R] [--no-stop]
+                                       [--repetition-penalty R] [--num-beams K --length-penalty L --early-stopping] [--no-stop]
 
                 Continues the prompt with the model's KV-cached generator and prints the prompt and the
-                continuation. --prompt needs a tokenizer.json in the model folder; --prompt-ids takes token
+                continuation; for an encoder-decoder (T5 family) the prompt is the encoder input and the
+                output is the decoder's text, started from the config's decoder_start_token_id. --prompt needs a tokenizer.json in the model folder; --prompt-ids takes token
                 ids directly (for folders without a tokenizer) and prints the generated ids.
                 Decoding is greedy unless --temperature, --top-k or --top-p is given (then it samples, seeded
                 by --seed, default 0); --greedy forces greedy decoding. Generation stops at the config's
@@ -46,18 +47,21 @@ final class GenerateCommand implements Command {
                   --top-k K               keep the K most likely tokens (0 = off)
                   --top-p P               nucleus sampling mass in (0, 1] (1 = off)
                   --repetition-penalty R  Hugging Face's repetition penalty (1 = off)
+                  --num-beams K           beam search with K beams (Hugging Face's BeamSearchScorer; not with sampling)
+                  --length-penalty L      beam search: hypotheses score sum log p / length^L (default 1.0)
+                  --early-stopping        beam search: a row stops once it has K finished hypotheses
                 """;
     }
 
     @Override
     public Set<String> valueOptions() {
         return Set.of("model", "prompt", "prompt-ids", "adapter", "max-new-tokens", "temperature", "top-k", "top-p",
-                "repetition-penalty", "seed");
+                "repetition-penalty", "seed", "num-beams", "length-penalty");
     }
 
     @Override
     public Set<String> flagOptions() {
-        return Set.of("greedy", "no-stop");
+        return Set.of("greedy", "no-stop", "early-stopping");
     }
 
     @Override
@@ -81,12 +85,23 @@ final class GenerateCommand implements Command {
         }
         Path adapter = a.getPath("adapter");
         Classification.Opened o = Classification.openModel(a.get("model"), adapter, 0);
-        try (Models.Base base = Models.requireCausalLm(o.base(), "generate")) {
+        int beams = a.getInt("num-beams", 1);
+        if (beams < 1) {
+            throw new CliException("--num-beams must be >= 1, got " + beams);
+        }
+        if (beams > 1 && sample) {
+            throw new CliException("--num-beams " + beams + " is beam search, which does not sample: drop --temperature/--top-k/--top-p");
+        }
+        try (Models.Base base = o.base()) {
+            boolean s2s = base.kind == Models.Kind.SEQ2SEQ;
+            if (!s2s) {
+                Models.requireCausalLm(base, "generate");
+            }
             if (o.model() != null) {
                 throw new CliException("adapter " + adapter + " is a sequence-classification adapter (it saves the "
                         + o.model().headName() + " head); generate needs a causal-LM adapter");
             }
-            DecoderLM model = base.decoder;
+            int vocab = s2s ? base.seq2seq.vocabSize() : base.decoder.vocabSize();
             Tokenizer tok = a.has("prompt") ? base.requireTokenizer("--prompt") : base.tokenizer;
             int[] prompt;
             if (a.has("prompt")) {
@@ -98,12 +113,13 @@ final class GenerateCommand implements Command {
                 prompt = Arrays.stream(LogitsCommand.parseIds(a.get("prompt-ids"), "prompt-ids")).mapToInt(Math::toIntExact).toArray();
             }
             for (int id : prompt) {
-                if (id >= model.vocabSize()) {
-                    throw new CliException("prompt token id " + id + " is outside the vocabulary [0, " + model.vocabSize() + ")");
+                if (id >= vocab) {
+                    throw new CliException("prompt token id " + id + " is outside the vocabulary [0, " + vocab + ")");
                 }
             }
-            List<Integer> eos = eosIds(model);
-            int pad = tok != null && tok.padId() >= 0 ? tok.padId() : eos.isEmpty() ? 0 : eos.get(0);
+            List<Integer> eos = s2s ? base.seq2seq.config().eosTokenIds() : eosIds(base.decoder);
+            int pad = s2s ? base.seq2seq.config().padTokenId()
+                    : tok != null && tok.padId() >= 0 ? tok.padId() : eos.isEmpty() ? 0 : eos.get(0);
             GenerationConfig cfg = GenerationConfig.builder()
                     .maxNewTokens(maxNew)
                     .doSample(sample)
@@ -113,10 +129,14 @@ final class GenerateCommand implements Command {
                     .stopTokenIds(a.flag("no-stop") ? Set.of() : new LinkedHashSet<>(eos))
                     .padTokenId(pad)
                     .seed(a.getLong("seed", 0))
+                    .numBeams(beams).lengthPenalty(a.getDouble("length-penalty", 1.0)).earlyStopping(a.flag("early-stopping"))
                     .build();
-            GenerationResult r = new Generator(model).generate(new int[][]{prompt}, cfg);
+            Generator g = s2s ? new Generator(base.seq2seq) : new Generator(base.decoder);
+            GenerationResult r = g.generate(new int[][]{prompt}, cfg);
             int[] gen = r.tokens(0);
-            if (a.has("prompt")) {
+            if (a.has("prompt") && s2s) {
+                out.println(tok.decode(gen));
+            } else if (a.has("prompt")) {
                 out.print(a.get("prompt"));
                 out.println(tok.decode(gen));
             } else {
@@ -126,7 +146,7 @@ final class GenerateCommand implements Command {
                     out.println("text: " + tok.decode(gen));
                 }
             }
-            err.printf("(%d new tokens, %s)%n", gen.length, sample ? "sampled" : "greedy");
+            err.printf("(%d new tokens, %s)%n", gen.length, sample ? "sampled" : beams > 1 ? beams + "-beam search" : "greedy");
         }
     }
 

@@ -85,6 +85,9 @@ final class InfoCommand implements Command {
             return base.decoderClassifier.modelType() + " (decoder, " + base.decoderClassifier.architecture() + ", "
                     + base.decoderClassifier.numLabels() + " labels, pad_token_id " + base.decoderClassifier.padTokenId() + ")";
         }
+        if (base.kind == Models.Kind.SEQ2SEQ) {
+            return base.seq2seq.config().modelType() + " (encoder-decoder, T5 family)";
+        }
         if (base.decoder instanceof Gpt2LMHeadModel) {
             return "gpt2 (decoder)";
         }
@@ -104,6 +107,14 @@ final class InfoCommand implements Command {
             return String.format(Locale.ROOT, "layers %d, hidden %d, heads %d (key/value heads %d, head dim %d), vocab %d, max positions %d",
                     b.numLayers(), b.hiddenSize(), b.numAttentionHeads(), b.numKeyValueHeads(), b.headDim(), b.vocabSize(),
                     b.maxPositions());
+        }
+        if (base.kind == Models.Kind.SEQ2SEQ) {
+            org.peft4j.core.model.t5.T5Config c = base.seq2seq.config();
+            return String.format(Locale.ROOT, "encoder layers %d, decoder layers %d, d_model %d, heads %d (d_kv %d), d_ff %d (%s),"
+                            + " vocab %d, relative buckets %d (max distance %d), tied head %s, decoder start %s, eos %s",
+                    c.numLayers(), c.numDecoderLayers(), c.dModel(), c.numHeads(), c.dKv(), c.dFf(), c.feedForwardProj(),
+                    c.vocabSize(), c.relativeAttentionNumBuckets(), c.relativeAttentionMaxDistance(),
+                    c.tieWordEmbeddings() ? "yes (rescaled by d_model^-0.5)" : "no", c.decoderStartTokenId(), c.eosTokenIds());
         }
         if (base.decoder instanceof Gpt2LMHeadModel g) {
             Gpt2Config c = g.config();

@@ -31,7 +31,7 @@ final class LogitsCommand implements Command {
     @Override
     public String usage() {
         return """
-                usage: peft4j logits --model DIR|minilm|bge-small --ids 1,2,3 [--out FILE.json] [--adapter DIR]
+                usage: peft4j logits --model DIR|minilm|bge-small --ids 1,2,3 [--decoder-ids 0,5] [--out FILE.json] [--adapter DIR]
 
                 Runs the model on one sequence of token ids (no padding, token types 0) and writes
                 {"shape": [...], "values": [row-major floats]}:
@@ -39,7 +39,10 @@ final class LogitsCommand implements Command {
                                                   a sequence classifier (a ...ForSequenceClassification folder,
                                                   or an adapter saving the score head): [1, labels];
                   encoders (BERT family):         the whole last hidden state, shape [1, T, hidden]
-                                                  ([1, n + T, hidden] with n virtual tokens of a prompt adapter).
+                                                  ([1, n + T, hidden] with n virtual tokens of a prompt adapter);
+                  encoder-decoders (T5 family):   --ids is the encoder input, --decoder-ids the decoder input
+                                                  (default: the config's decoder_start_token_id); the logits
+                                                  of every decoder position, shape [1, T_dec, vocab].
                   --adapter DIR   run the base model with a saved adapter folder
                   --out FILE      write the JSON to FILE instead of stdout
                 """;
@@ -47,7 +50,7 @@ final class LogitsCommand implements Command {
 
     @Override
     public Set<String> valueOptions() {
-        return Set.of("model", "ids", "out", "adapter");
+        return Set.of("model", "ids", "decoder-ids", "out", "adapter");
     }
 
     @Override
@@ -59,6 +62,10 @@ final class LogitsCommand implements Command {
         try (Models.Base base = o.base(); NoGrad ignored = NoGrad.enter()) {
             INDArray input = Nd4j.createFromArray(new long[][]{ids});
             int vocab = base.vocabSize();
+            if (a.has("decoder-ids") && base.kind != Models.Kind.SEQ2SEQ) {
+                throw new CliException("--decoder-ids is for encoder-decoder (T5-family) models; " + base.displayName()
+                        + " is " + base.kind.describe());
+            }
             for (long id : ids) {
                 if (id >= vocab) {
                     throw new CliException("--ids: token id " + id + " is outside the vocabulary [0, " + vocab + ")");
@@ -67,6 +74,15 @@ final class LogitsCommand implements Command {
             INDArray result;
             if (base.kind == Models.Kind.DECODER && o.model() instanceof DecoderForSequenceClassification c) {
                 result = c.forward(input, null).value();                                    // [1, numLabels]
+            } else if (base.kind == Models.Kind.SEQ2SEQ) {
+                long[] dec = a.has("decoder-ids") ? parseIds(a.get("decoder-ids"), "decoder-ids")
+                        : new long[]{base.seq2seq.decoderStartTokenId()};
+                for (long id : dec) {
+                    if (id >= vocab) {
+                        throw new CliException("--decoder-ids: token id " + id + " is outside the vocabulary [0, " + vocab + ")");
+                    }
+                }
+                result = base.seq2seq.forward(input, null, Nd4j.createFromArray(new long[][]{dec}), null).value();
             } else if (base.kind == Models.Kind.DECODER) {
                 INDArray logits = base.decoder.forward(input, null).value();            // [1, T, V]
                 result = logits.get(NDArrayIndex.all(), NDArrayIndex.point(ids.length - 1), NDArrayIndex.all())

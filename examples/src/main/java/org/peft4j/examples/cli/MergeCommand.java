@@ -103,6 +103,9 @@ final class MergeCommand implements Command {
                 } else if (plain instanceof DecoderForSequenceClassification d) {
                     d.save(staging);
                     kind[0] = d.architecture() + " (" + d.numLabels() + " labels: " + d.labels() + ")";
+                } else if (plain instanceof org.peft4j.core.model.t5.T5ForConditionalGeneration t5) {
+                    t5.save(staging);
+                    kind[0] = "T5ForConditionalGeneration";
                 } else {
                     throw new CliException("cannot write a " + plain.getClass().getSimpleName() + " as a Hugging Face folder");
                 }
@@ -150,6 +153,10 @@ final class MergeCommand implements Command {
         if (m instanceof DecoderForSequenceClassification d) {
             return d.forward(ids, null).value();
         }
+        if (m instanceof org.peft4j.core.model.t5.T5ForConditionalGeneration t5) {
+            // the decoder on the probe as decoder input, the encoder on the probe
+            return t5.forward(ids, null, ids, null).value();
+        }
         throw new CliException("cannot run a " + m.getClass().getSimpleName());
     }
 
@@ -165,6 +172,9 @@ final class MergeCommand implements Command {
         }
         if (plain instanceof Gpt2LMHeadModel) {
             return Gpt2LMHeadModel.load(dir);
+        }
+        if (plain instanceof org.peft4j.core.model.t5.T5ForConditionalGeneration) {
+            return org.peft4j.core.model.t5.T5ForConditionalGeneration.load(dir);
         }
         return LlamaForCausalLM.load(dir);
     }

@@ -11,6 +11,7 @@ import org.peft4j.core.model.bert.BertModel;
 import org.peft4j.core.model.decoder.CausalLMs;
 import org.peft4j.core.model.decoder.DecoderForSequenceClassification;
 import org.peft4j.core.model.decoder.DecoderLM;
+import org.peft4j.core.model.t5.T5ForConditionalGeneration;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tokenizer.HfTokenizer;
@@ -56,7 +57,18 @@ final class Models {
     /** The decoder {@code model_type}s of the registry (gpt2, llama, mistral, qwen2). */
     static final List<String> DECODER_TYPES = ModelFamilies.modelTypes(ModelFamily.Kind.DECODER);
 
-    enum Kind { ENCODER, DECODER }
+    enum Kind {
+        ENCODER, DECODER, SEQ2SEQ;
+
+        /** How messages name it. */
+        String describe() {
+            return switch (this) {
+                case ENCODER -> "an encoder (BERT-family) model";
+                case DECODER -> "a decoder (GPT-2 / LLaMA-family) model";
+                case SEQ2SEQ -> "an encoder-decoder (T5-family) model";
+            };
+        }
+    }
 
     private Models() {
     }
@@ -72,18 +84,26 @@ final class Models {
         final DecoderLM decoder;
         /** A decoder folder holding a {@code …ForSequenceClassification} checkpoint, or null. */
         final DecoderForSequenceClassification decoderClassifier;
+        /** The encoder-decoder model (T5), or null. */
+        final T5ForConditionalGeneration seq2seq;
         /** The tokenizer, or null when the folder has no tokenizer.json. */
         final Tokenizer tokenizer;
         /** True when the folder holds a sequence-classification checkpoint (encoder + classifier). */
         final boolean seqClsCheckpoint;
 
         Base(String spec, Kind kind, Path dir, BertModel encoder, DecoderLM decoder, Tokenizer tokenizer, boolean seqCls) {
-            this(spec, kind, dir, encoder, decoder, null, tokenizer, seqCls);
+            this(spec, kind, dir, encoder, decoder, null, null, tokenizer, seqCls);
         }
 
         Base(String spec, Kind kind, Path dir, BertModel encoder, DecoderLM decoder, DecoderForSequenceClassification classifier,
              Tokenizer tokenizer, boolean seqCls) {
+            this(spec, kind, dir, encoder, decoder, classifier, null, tokenizer, seqCls);
+        }
+
+        Base(String spec, Kind kind, Path dir, BertModel encoder, DecoderLM decoder, DecoderForSequenceClassification classifier,
+             T5ForConditionalGeneration seq2seq, Tokenizer tokenizer, boolean seqCls) {
             this.spec = spec;
+            this.seq2seq = seq2seq;
             this.kind = kind;
             this.dir = dir;
             this.encoder = encoder;
@@ -94,13 +114,20 @@ final class Models {
         }
 
         Module module() {
-            return kind == Kind.ENCODER ? encoder : decoder != null ? decoder : decoderClassifier;
+            return switch (kind) {
+                case ENCODER -> encoder;
+                case DECODER -> decoder != null ? decoder : decoderClassifier;
+                case SEQ2SEQ -> seq2seq;
+            };
         }
 
         /** The vocabulary size of the model. */
         int vocabSize() {
-            return kind == Kind.ENCODER ? encoder.config().vocabSize()
-                    : decoder != null ? decoder.vocabSize() : decoderClassifier.backbone().vocabSize();
+            return switch (kind) {
+                case ENCODER -> encoder.config().vocabSize();
+                case DECODER -> decoder != null ? decoder.vocabSize() : decoderClassifier.backbone().vocabSize();
+                case SEQ2SEQ -> seq2seq.config().vocabSize();
+            };
         }
 
         /** The bundled name or the folder, for messages. */
@@ -176,6 +203,8 @@ final class Models {
                 return Kind.ENCODER;
             case DECODER:
                 return Kind.DECODER;
+            case ENCODER_DECODER:
+                return Kind.SEQ2SEQ;
             default:
                 throw new CliException(file + ": model_type '" + modelType(spec) + "' (" + family.name()
                         + ") is neither an encoder nor a decoder; the commands take "
@@ -220,6 +249,13 @@ final class Models {
                 BertModel enc = BertModel.load(dir, new Rng(seed));
                 return new Base(spec, kind, dir, enc, null, tok, isSeqClsFolder(dir));
             }
+            if (kind == Kind.SEQ2SEQ) {
+                if (QuantizedModels.isQuantizedFolder(dir)) {
+                    throw new CliException(dir + " is a quantized encoder-decoder folder, which is not supported");
+                }
+                T5ForConditionalGeneration t5 = T5ForConditionalGeneration.load(dir, seed);
+                return new Base(spec, kind, dir, null, null, null, t5, tok, false);
+            }
             if (DecoderForSequenceClassification.isSequenceClassification(HfFolder.readConfig(dir))) {
                 return new Base(spec, kind, dir, null, null, DecoderForSequenceClassification.load(dir, seed), tok, true);
             }
@@ -262,15 +298,24 @@ final class Models {
 
     static Base requireEncoder(Base base, String command) {
         if (base.kind != Kind.ENCODER) {
-            throw new CliException(command + " needs an encoder (BERT-family) model; " + base.displayName() + " is a decoder");
+            throw new CliException(command + " needs " + Kind.ENCODER.describe() + "; " + base.displayName() + " is "
+                    + base.kind.describe());
         }
         return base;
     }
 
     static Base requireDecoder(Base base, String command) {
         if (base.kind != Kind.DECODER) {
-            throw new CliException(command + " needs a decoder (GPT-2 / LLaMA-family) model; " + base.displayName()
-                    + " is an encoder");
+            throw new CliException(command + " needs " + Kind.DECODER.describe() + "; " + base.displayName() + " is "
+                    + base.kind.describe());
+        }
+        return base;
+    }
+
+    static Base requireSeq2Seq(Base base, String command) {
+        if (base.kind != Kind.SEQ2SEQ) {
+            throw new CliException(command + " needs " + Kind.SEQ2SEQ.describe() + "; " + base.displayName() + " is "
+                    + base.kind.describe());
         }
         return base;
     }

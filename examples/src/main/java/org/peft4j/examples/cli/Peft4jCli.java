@@ -31,7 +31,8 @@ public final class Peft4jCli {
     public Peft4jCli() {
         for (Command c : List.of(new DemoCommand(), new TrainCommand(), new EvalCommand(), new PredictCommand(),
                 new MergeCommand(), new CompareCommand(), new InfoCommand(), new LogitsCommand(), new GenerateCommand(),
-                new EmbedCommand(), new QuantizeCliCommand(), new DataCommand(), new DistillCommand())) {
+                new EmbedCommand(), new QuantizeCliCommand(), new DataCommand(), new DistillCommand(),
+                new Seq2SeqExperimentCommand())) {
             commands.put(c.name(), c);
         }
     }

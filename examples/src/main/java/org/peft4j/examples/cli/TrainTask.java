@@ -29,7 +29,7 @@ interface TrainTask {
     String CAUSAL_LM = "causal_lm";
 
     /** Every task, by the name a recipe uses (the first is the default). */
-    List<TrainTask> ALL = List.of(new SequenceClassificationTask(), new CausalLmTask());
+    List<TrainTask> ALL = List.of(new SequenceClassificationTask(), new CausalLmTask(), new Seq2SeqTask());
 
     /** The {@code task:} value. */
     String name();

@@ -73,7 +73,7 @@ class ModelsRegistryTest {
         CliException e = assertThrows(CliException.class, () -> Models.load(dir.toString(), 0L));
         assertTrue(e.getMessage().contains(dir.resolve(HfFolder.CONFIG_FILE).toString())
                 && e.getMessage().contains("unknown model_type 'falcon'")
-                && e.getMessage().contains("bert, gpt2, llama, mistral, qwen2"), e.getMessage());
+                && e.getMessage().contains("bert, gpt2, llama, mistral, mt5, qwen2, t5"), e.getMessage());
         CliTestSupport.Run r = CliTestSupport.cli("info", "--model", dir.toString());
         assertEquals(2, r.code(), r.toString());
         assertTrue(r.err().contains("unknown model_type 'falcon'"), r.toString());

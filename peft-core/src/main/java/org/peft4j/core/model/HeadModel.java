@@ -29,6 +29,14 @@ public interface HeadModel {
         }
     }
 
+    /**
+     * True for encoder-decoder models (T5): prompt methods then follow PEFT's
+     * {@code num_transformer_submodules = 2} layout.
+     */
+    default boolean isEncoderDecoder() {
+        return false;
+    }
+
     /** The installed preparation, or null. */
     default InputPreparation inputPreparation() {
         return null;

@@ -120,6 +120,22 @@ public final class ModelFamilies {
         return Optional.empty();
     }
 
+    /**
+     * The {@code model_type} of the first module in {@code model}'s tree (itself first) that a
+     * registered family knows ({@link #configJson}), e.g. {@code "t5"} for a
+     * {@code T5ForConditionalGeneration} inside a wrapper; empty when none. PEFT's per-family
+     * defaults (LoRA's and IA3's {@code target_modules}) are keyed by it.
+     */
+    public static Optional<String> modelTypeOf(Module model) {
+        for (Module m : model.namedModules().values()) {
+            Optional<ObjectNode> c = configJson(m);
+            if (c.isPresent() && c.get().hasNonNull("model_type")) {
+                return Optional.of(c.get().get("model_type").asText().toLowerCase(Locale.ROOT));
+            }
+        }
+        return Optional.empty();
+    }
+
     /** {@code dir/config.json} as an object (an error naming the file when it is not one). */
     static ObjectNode readConfig(Path dir) throws IOException {
         JsonNode n = HfFolder.readConfig(dir);

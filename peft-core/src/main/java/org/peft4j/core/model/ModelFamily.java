@@ -25,7 +25,7 @@ import java.util.function.Predicate;
  * ({@code bert}, also what the bundled MiniLM / BGE checkpoints are), {@link org.peft4j.core.model.gpt2.Gpt2Family}
  * ({@code gpt2}) and {@link org.peft4j.core.model.llama.LlamaFamily} ({@code llama}, {@code mistral}, {@code qwen2}).
  *
- * <p><b>Adding a family (T5 next).</b> Write its package ({@code org.peft4j.core.model.t5}: a
+ * <p><b>Adding a family</b> (T5, {@code org.peft4j.core.model.t5}, was added this way). Write its package (for T5: a
  * {@code T5Config} parsed from {@code config.json}, the modules, {@code T5ForConditionalGeneration})
  * and one {@code T5Family implements ModelFamily<T5Config>}: {@code modelTypes()} =
  * {@code ["t5"]}, {@code kind()} = {@link Kind#ENCODER_DECODER}, {@code configJson} the config of a

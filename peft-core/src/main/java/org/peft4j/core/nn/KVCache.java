@@ -94,6 +94,27 @@ public final class KVCache {
         return new Tensor[]{Tensor.constant(lengthView(keys, length)), Tensor.constant(lengthView(values, length))};
     }
 
+    /**
+     * Keeps batch rows {@code rows} in that order (repeats allowed, so the batch may grow): beam
+     * search reorders and expands its hypotheses' caches with it.
+     */
+    public void selectRows(long[] rows) {
+        if (keys == null) {
+            return;
+        }
+        for (long r : rows) {
+            if (r < 0 || r >= keys.size(0)) {
+                throw new IllegalArgumentException("KV cache row " + r + " outside [0, " + keys.size(0) + ")");
+            }
+        }
+        INDArrayIndex all = NDArrayIndex.all();
+        try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+            INDArrayIndex sel = NDArrayIndex.indices(rows);
+            keys = keys.get(sel, all, all, all).dup('c');
+            values = values.get(NDArrayIndex.indices(rows), all, all, all).dup('c');
+        }
+    }
+
     private void ensureCapacity(INDArray kv, INDArray vv, long needed) {
         long cap = capacity();
         if (needed <= cap) {

@@ -300,6 +300,20 @@ public final class ScaledDotProductAttention {
      */
     public static WithProbabilities attendWithProbabilities(Heads q, Heads k, Heads v, AttentionMask mask, double scale,
                                                             double dropoutP, Rng rng, boolean training, boolean mergedOutput) {
+        return attendWithProbabilities(q, k, v, null, mask, scale, dropoutP, rng, training, mergedOutput);
+    }
+
+    /**
+     * {@link #attendWithProbabilities} with an additive score bias:
+     * {@code softmax(scale·q·kᵀ + scoreBias, masked)·v}. {@code scoreBias} broadcasts to the
+     * scores {@code [B, H, T, S]} (T5's relative position bias is {@code [1, H, T, S]}) and is
+     * differentiable (its gradient is the score gradient summed over the broadcast axes); null =
+     * none. Masked scores are replaced after the bias is added, as Hugging Face's additive
+     * minimum mask does in effect.
+     */
+    public static WithProbabilities attendWithProbabilities(Heads q, Heads k, Heads v, Tensor scoreBias, AttentionMask mask,
+                                                            double scale, double dropoutP, Rng rng, boolean training,
+                                                            boolean mergedOutput) {
         if (!(dropoutP >= 0.0 && dropoutP < 1.0)) {
             throw new IllegalArgumentException("attention dropout must be in [0, 1), got " + dropoutP);
         }
@@ -334,7 +348,18 @@ public final class ScaledDotProductAttention {
             v4 = Ops.indexSelect(v4, 1, ids);
         }
         DataType dt = q4.value().dataType();
-        Tensor scores = Ops.mul(Ops.matmul(q4, k4, false, true), scale);                 // [B, H, T, S]
+        Tensor scores = Ops.matmul(q4, k4, false, true);                                  // [B, H, T, S]
+        if (scale != 1.0) {
+            scores = Ops.mul(scores, scale);
+        }
+        if (scoreBias != null) {
+            long[] bs = scoreBias.shape();
+            if (bs.length != 4 || (bs[0] != 1 && bs[0] != b) || (bs[1] != 1 && bs[1] != h) || (bs[2] != 1 && bs[2] != t) || bs[3] != s) {
+                throw new IllegalArgumentException("score bias " + Arrays.toString(bs) + " does not broadcast to scores ["
+                        + b + ", " + h + ", " + t + ", " + s + "]");
+            }
+            scores = Ops.add(scores, scoreBias);
+        }
         AttentionMask.Built built = mask == null ? null : mask.build(b, t, s, dt);
         if (built != null) {
             scores = Ops.maskedFill(scores, built.fill(), AttentionMask.MASKED_SCORE);

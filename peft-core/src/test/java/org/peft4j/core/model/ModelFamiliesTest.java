@@ -90,10 +90,11 @@ class ModelFamiliesTest {
 
     @Test
     void everyModelTypeMapsToItsFamily() {
-        assertEquals(List.of("bert", "gpt2", "llama", "mistral", "qwen2"), ModelFamilies.knownModelTypes());
+        assertEquals(List.of("bert", "gpt2", "llama", "mistral", "mt5", "qwen2", "t5"), ModelFamilies.knownModelTypes());
+        assertEquals(List.of("mt5", "t5"), ModelFamilies.modelTypes(ModelFamily.Kind.ENCODER_DECODER));
         assertEquals(List.of("gpt2", "llama", "mistral", "qwen2"), ModelFamilies.modelTypes(ModelFamily.Kind.DECODER));
         assertEquals(List.of("bert"), ModelFamilies.modelTypes(ModelFamily.Kind.ENCODER));
-        assertEquals(3, ModelFamilies.all().size());
+        assertEquals(4, ModelFamilies.all().size());
 
         ModelFamily<?> bert = ModelFamilies.get("bert", "test");
         assertInstanceOf(BertFamily.class, bert);
@@ -114,7 +115,11 @@ class ModelFamiliesTest {
         assertEquals(List.of("model."), llama.checkpointPrefixes());
         assertTrue(llama.streamsLayers());
         assertSame(gpt2, ModelFamilies.find("GPT2").orElseThrow(), "model_type is matched case-insensitively");
-        assertTrue(ModelFamilies.find("t5").isEmpty());
+        ModelFamily<?> t5 = ModelFamilies.get("t5", "test");
+        assertInstanceOf(org.peft4j.core.model.t5.T5Family.class, t5);
+        assertSame(t5, ModelFamilies.get("mt5", "test"));
+        assertEquals(ModelFamily.Kind.ENCODER_DECODER, t5.kind());
+        assertTrue(ModelFamilies.find("bart").isEmpty());
     }
 
     @Test
@@ -159,7 +164,7 @@ class ModelFamiliesTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ModelFamilies.forFolder(dir));
         String file = dir.resolve(HfFolder.CONFIG_FILE).toString();
         assertTrue(e.getMessage().contains(file) && e.getMessage().contains("'falcon'"), e.getMessage());
-        assertTrue(e.getMessage().contains("bert, gpt2, llama, mistral, qwen2"), e.getMessage());
+        assertTrue(e.getMessage().contains("bert, gpt2, llama, mistral, mt5, qwen2, t5"), e.getMessage());
         Path none = withModelType(DECODERS.resolve("gpt2"), null);
         e = assertThrows(IllegalArgumentException.class, () -> ModelFamilies.forFolder(none));
         assertTrue(e.getMessage().contains("no model_type") && e.getMessage().contains(none.resolve(HfFolder.CONFIG_FILE).toString()),

@@ -19,9 +19,23 @@ import java.util.Set;
  * @param stopTokenIds      a sequence ends after emitting one of these (it is included in the output)
  * @param padTokenId        fed (and reported) for sequences that already stopped while others go on
  * @param seed              sampling seed
+ * @param numBeams          1: greedy or sampling; more: beam search with that many beams (Hugging Face's
+ *                          {@code BeamSearchScorer}; not with {@code doSample})
+ * @param lengthPenalty     beam search: a finished hypothesis scores {@code sum log p / length^lengthPenalty}
+ *                          (length = generated tokens, the stop token included)
+ * @param earlyStopping     beam search: stop a row as soon as it has {@code numBeams} finished hypotheses
+ *                          (HF {@code early_stopping=True}); false (HF's default) stops when no live beam can
+ *                          beat the worst finished one at the current length
  */
 public record GenerationConfig(int maxNewTokens, boolean doSample, double temperature, int topK, double topP,
-                               double repetitionPenalty, Set<Integer> stopTokenIds, int padTokenId, long seed) {
+                               double repetitionPenalty, Set<Integer> stopTokenIds, int padTokenId, long seed,
+                               int numBeams, double lengthPenalty, boolean earlyStopping) {
+
+    /** The configuration without beam search (one beam, length penalty 1). */
+    public GenerationConfig(int maxNewTokens, boolean doSample, double temperature, int topK, double topP,
+                            double repetitionPenalty, Set<Integer> stopTokenIds, int padTokenId, long seed) {
+        this(maxNewTokens, doSample, temperature, topK, topP, repetitionPenalty, stopTokenIds, padTokenId, seed, 1, 1.0, false);
+    }
 
     public GenerationConfig {
         if (maxNewTokens < 0) {
@@ -42,6 +56,15 @@ public record GenerationConfig(int maxNewTokens, boolean doSample, double temper
         if (padTokenId < 0) {
             throw new IllegalArgumentException("padTokenId must be >= 0, found " + padTokenId);
         }
+        if (numBeams < 1) {
+            throw new IllegalArgumentException("numBeams must be >= 1, found " + numBeams);
+        }
+        if (numBeams > 1 && doSample) {
+            throw new IllegalArgumentException("beam search (numBeams " + numBeams + ") does not sample; set doSample false");
+        }
+        if (!Double.isFinite(lengthPenalty)) {
+            throw new IllegalArgumentException("lengthPenalty must be finite, found " + lengthPenalty);
+        }
         stopTokenIds = Set.copyOf(stopTokenIds);
     }
 
@@ -57,7 +80,7 @@ public record GenerationConfig(int maxNewTokens, boolean doSample, double temper
     public Builder toBuilder() {
         return new Builder().maxNewTokens(maxNewTokens).doSample(doSample).temperature(temperature).topK(topK)
                 .topP(topP).repetitionPenalty(repetitionPenalty).stopTokenIds(stopTokenIds).padTokenId(padTokenId)
-                .seed(seed);
+                .seed(seed).numBeams(numBeams).lengthPenalty(lengthPenalty).earlyStopping(earlyStopping);
     }
 
     /** Defaults: 20 new tokens, greedy, temperature 1, top-k off, top-p 1, penalty 1, no stop tokens, pad 0, seed 0. */
@@ -71,6 +94,24 @@ public record GenerationConfig(int maxNewTokens, boolean doSample, double temper
         private Set<Integer> stopTokenIds = Set.of();
         private int padTokenId;
         private long seed;
+        private int numBeams = 1;
+        private double lengthPenalty = 1.0;
+        private boolean earlyStopping;
+
+        public Builder numBeams(int v) {
+            numBeams = v;
+            return this;
+        }
+
+        public Builder lengthPenalty(double v) {
+            lengthPenalty = v;
+            return this;
+        }
+
+        public Builder earlyStopping(boolean v) {
+            earlyStopping = v;
+            return this;
+        }
 
         public Builder maxNewTokens(int v) {
             maxNewTokens = v;
@@ -124,7 +165,7 @@ public record GenerationConfig(int maxNewTokens, boolean doSample, double temper
 
         public GenerationConfig build() {
             return new GenerationConfig(maxNewTokens, doSample, temperature, topK, topP, repetitionPenalty,
-                    stopTokenIds, padTokenId, seed);
+                    stopTokenIds, padTokenId, seed, numBeams, lengthPenalty, earlyStopping);
         }
     }
 }
