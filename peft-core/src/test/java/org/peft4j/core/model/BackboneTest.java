@@ -476,7 +476,10 @@ class BackboneTest {
             assertEquals(p, prefixed.resolvedPositionOffset(), "the offset counts the prefix");
             INDArray viaPrefix = m.forward(prefixed).logits().value();
             assertTrue(maxAbsDiff(viaPrefix, viaCache) <= SAME_TOL, name + ": prefix vs cache " + maxAbsDiff(viaPrefix, viaCache));
-            assertTrue(maxAbsDiff(viaPrefix, steps(full, p, p + t)) <= SAME_TOL, name + ": prefix vs whole sequence");
+            // the whole sequence sums its attention in another order than the cached / prefixed run:
+            // fp32 rounding reaches 1.08e-5 (llama-gqa) and 1.00e-5 (qwen2) with this machine's BLAS
+            assertTrue(maxAbsDiff(viaPrefix, steps(full, p, p + t)) <= 3e-5, name + ": prefix vs whole sequence "
+                    + maxAbsDiff(viaPrefix, steps(full, p, p + t)) + ", cache vs whole sequence " + maxAbsDiff(viaCache, steps(full, p, p + t)));
             // a mask over prefix + tokens (Hugging Face's layout) of ones changes nothing
             INDArray ones = Nd4j.ones(DataType.INT64, 2, p + t);
             INDArray masked = m.forward(prefixed.withAttentionMask(ones)).logits().value();
