@@ -108,7 +108,10 @@ public final class Peft4jCli {
         } catch (CliException | IllegalArgumentException | UnsupportedOperationException | PeftException e) {
             return userError(name, e, err, debug);
         } catch (TrainingDivergedException e) {
-            return userError(name, new CliException(e.getMessage() + " (try a lower learning rate)", e), err, debug);
+            // at the first step a NaN is more likely in the inputs than caused by the learning rate
+            String hint = e.step() <= 1 ? "try a lower learning rate, or look for NaN/Inf in the model's weights:"
+                    + " --strict-finite refuses them" : "try a lower learning rate";
+            return userError(name, new CliException(e.getMessage() + " (" + hint + ")", e), err, debug);
         } catch (UncheckedIOException e) {
             return userError(name, e.getCause(), err, debug);
         } catch (NoSuchFileException e) {

@@ -105,9 +105,12 @@ record TrainRecipe(Path file, ObjectNode root, String model, TrainTask task, Jso
         if (!root.path("training").isMissingNode() && !root.path("training").isObject()) {
             throw new CliException(file + ": 'training' must be a mapping of TrainingConfig keys");
         }
-        if (training.has("output_dir")) {
-            throw new CliException(file + ": training.output_dir is not read from a recipe: the output folder is the"
-                    + " top-level output_dir (or --output-dir)");
+        JsonNode tod = training.get("output_dir");
+        if (tod != null && outputDir == null
+                && !(tod.isTextual() && Path.of(tod.textValue()).toAbsolutePath().normalize().equals(outDir))) {
+            // the output folder is the top-level output_dir; a different one here would be ignored silently
+            throw new CliException(file + ": training.output_dir " + tod + " differs from output_dir " + outDir
+                    + "; the output folder is the top-level output_dir (or --output-dir): remove training.output_dir");
         }
         training.put("output_dir", outDir.toString());
         if (!training.has("checkpoint_interval")) {
@@ -339,7 +342,9 @@ record TrainRecipe(Path file, ObjectNode root, String model, TrainTask task, Jso
         p.remove("peft_version");
         p.remove("inference_mode");
         r.set("peft", p);
-        r.set("training", training.toJson());
+        ObjectNode t = training.toJson();
+        t.remove("output_dir");   // the top-level output_dir is the one read
+        r.set("training", t);
         r.put("output_dir", outputDir.toString());
         ObjectNode prov = r.putObject("provenance");
         prov.put("config_file", file.toAbsolutePath().normalize().toString());

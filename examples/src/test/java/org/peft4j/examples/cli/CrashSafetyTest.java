@@ -154,7 +154,8 @@ class CrashSafetyTest {
 
         int trainKills = 0;
         int mergeKills = 0;
-        int[] loaded = new int[3];   // checkpoints resumed, adapter folders loaded, merged exports loaded
+        // checkpoints resumed, adapter folders loaded, merged exports loaded, older checkpoints read
+        int[] loaded = new int[4];
         for (int i = 0; i < iterations; i++) {
             // training again into the same folder (from the start, over the old checkpoints and adapter)
             Process p = child(tmp.resolve("train-" + i + ".log"), "train", configFile.toString(), "--output-dir",
@@ -178,10 +179,11 @@ class CrashSafetyTest {
             assertEquals(0, pr.code(), "merged export after kill " + i + " loads as a model: " + pr);
             loaded[2]++;
         }
-        String line = String.format(Locale.ROOT, "kill loop: %d iterations each; train: %d killed mid-run, %d trainer"
-                        + " checkpoints resumed from (train --resume), %d adapter folders loaded onto the model (predict);"
-                        + " merge export: %d killed mid-run, %d exports loaded as a model (predict)%n",
-                iterations, trainKills, loaded[0], loaded[1], mergeKills, loaded[2]);
+        String line = String.format(Locale.ROOT, "kill loop: %d iterations each; train: %d killed mid-run, %d newest"
+                        + " trainer checkpoints resumed from (train --resume) and %d older ones read completely, %d adapter"
+                        + " folders loaded onto the model (predict); merge export: %d killed mid-run, %d exports loaded as a"
+                        + " model (predict)%n",
+                iterations, trainKills, loaded[0], loaded[3], loaded[1], mergeKills, loaded[2]);
         Files.writeString(Path.of("target", "kill-loop-report.txt"), line, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
         System.out.print(line);
         assertTrue(trainKills + mergeKills > 0, "no kill landed while a process was running");
@@ -199,9 +201,9 @@ class CrashSafetyTest {
 
     /**
      * Every checkpoint and the adapter folder (when there) of {@code run} reads completely and
-     * loads: each checkpoint is resumed from by the real command line (alone in a scratch output
-     * folder, one more update: parameters, optimizer state, schedule, data order and dropout
-     * generators restored onto a fresh model), and the adapter is loaded onto the model by
+     * loads: the newest checkpoint — the one {@code --resume} picks — is resumed from by the real
+     * command line (alone in a scratch output folder, one more update: parameters, optimizer state, schedule, data order and dropout
+     * generators restored onto a fresh model; older ones are read completely), and the adapter is loaded onto the model by
      * {@code predict} (PeftModel's loader, every key and shape checked).
      */
     private static void checkTrainingFolder(Path run, int iteration, int[] loaded) throws IOException {
@@ -219,9 +221,16 @@ class CrashSafetyTest {
         }
         for (Path c : checkpoints) {
             AtomicFiles.recover(c);
+        }
+        Optional<Path> newest = TrainerCheckpoint.latest(run);
+        for (Path c : checkpoints) {
             long step = TrainerCheckpoint.readTrainerState(c).globalStep();
             assertFalse(TrainerCheckpoint.readParameters(c).isEmpty(), c.toString());
             TrainerCheckpoint.readOptimizerTensors(c);
+            if (!newest.map(c::equals).orElse(false)) {
+                loaded[3]++;   // older ones: read completely (resume would never pick them)
+                continue;
+            }
             Path scratch = tmp.resolve("resume-check-" + iteration + "-" + c.getFileName());
             copyTree(c, scratch.resolve(c.getFileName().toString()));
             CliTestSupport.Run r = CliTestSupport.cli("train", configFile.toString(), "--output-dir", scratch.toString(),
