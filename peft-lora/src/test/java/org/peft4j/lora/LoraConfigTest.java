@@ -193,4 +193,37 @@ class LoraConfigTest {
         assertEquals(1234, c.copy().seed());
         assertEquals(1234, c.toBuilder().r(2).build().seed());
     }
+
+    /** A recipe's peft section: a wrong type or an unknown key is an error naming peft.<key>, never a silent default. */
+    @Test
+    void strictReadingNamesTheKeyOfEveryWrongTypeAndUnknownKey() throws Exception {
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        java.util.function.Function<String, String> err = text -> assertThrows(IllegalArgumentException.class,
+                () -> PeftConfig.fromJsonStrict(json.readTree(text), "r.yaml", "peft")).getMessage();
+        String base = "\"peft_type\": \"LORA\", \"target_modules\": [\"q\"]";
+        assertEquals("r.yaml: peft.r must be an integer, got \"four\" (string)", err.apply("{" + base + ", \"r\": \"four\"}"));
+        assertEquals("r.yaml: peft.r must be an integer, got 2.5 (number)", err.apply("{" + base + ", \"r\": 2.5}"));
+        assertEquals("r.yaml: peft.lora_dropout must be a number, got null (null)",
+                err.apply("{" + base + ", \"lora_dropout\": null}"));
+        assertEquals("r.yaml: peft.lora_dropout must be a number, got true (boolean)",
+                err.apply("{" + base + ", \"lora_dropout\": true}"));
+        assertEquals("r.yaml: peft.use_rslora must be true or false, got 1 (number)",
+                err.apply("{" + base + ", \"use_rslora\": 1}"));
+        assertEquals("r.yaml: peft.bias must be a string, got 0 (number)", err.apply("{" + base + ", \"bias\": 0}"));
+        assertTrue(err.apply("{" + base + ", \"task_type\": 0}").startsWith("r.yaml: peft.task_type must be one of ["),
+                "an enum given as a number");
+        assertTrue(err.apply("{\"peft_type\": \"LORA\", \"target_modules\": [\"q\", 3]}")
+                .startsWith("r.yaml: peft.target_modules"), "a number in the module list");
+        String unknown = err.apply("{" + base + ", \"lora_alfa\": 8}");
+        assertTrue(unknown.startsWith("r.yaml: unknown key peft.lora_alfa for LORA (known: ") && unknown.contains("lora_alpha"),
+                unknown);
+        assertTrue(err.apply("{\"peft_type\": 3}").startsWith("r.yaml: peft.peft_type must be a string"));
+        // what is right is read, numeric text included (YAML 1.1 leaves 1e-1 as text)
+        LoraConfig ok = (LoraConfig) PeftConfig.fromJsonStrict(json.readTree(
+                "{" + base + ", \"r\": 4, \"lora_alpha\": 8, \"lora_dropout\": \"1e-1\"}"), "r.yaml", "peft");
+        assertEquals(4, ok.r());
+        assertEquals(0.1, ok.loraDropout(), 1e-12);
+        // the lenient reader of adapter_config.json files still warns about unknown keys only
+        assertEquals(4, ((LoraConfig) PeftConfig.fromJson("{" + base + ", \"r\": 4, \"lora_alfa\": 8}", "a.json")).r());
+    }
 }

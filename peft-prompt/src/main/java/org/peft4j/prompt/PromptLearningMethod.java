@@ -227,8 +227,8 @@ public abstract class PromptLearningMethod implements PeftMethod {
             return;
         }
         Map<String, INDArray> w;
-        try {
-            w = SafeTensors.load(file);
+        try (org.peft4j.core.io.CheckpointWeights cw = org.peft4j.core.io.CheckpointWeights.openFile(file)) {
+            w = cw.readAll(true);   // non-finite values reported, as for every adapter file
         } catch (IOException e) {
             throw new PeftException("cannot read " + file + ": " + e.getMessage(), e);
         }

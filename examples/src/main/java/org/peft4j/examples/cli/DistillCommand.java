@@ -127,7 +127,7 @@ final class DistillCommand implements Command {
         ObjectMapper yaml = TrainRecipe.yaml();
         JsonNode parsed;
         try {
-            parsed = yaml.readTree(file.toFile());
+            parsed = YamlTree.read(file, TrainRecipe.yamlFactory()); // aliases resolved, expansion bounded
         } catch (IOException e) {
             throw new CliException("cannot parse " + file + " as YAML: " + TrainRecipe.firstLine(e.getMessage()));
         }
@@ -138,20 +138,23 @@ final class DistillCommand implements Command {
         for (String o : a.getAll("set")) {
             TrainRecipe.applyOverride(root, o, yaml);
         }
-        TrainRecipe.checkKeys(root, TOP_KEYS, file.toString());
+        TrainRecipe.checkKeys(root, TOP_KEYS, file, "");
         JsonNode teacherNode = mapping(root, "teacher", file, true);
         JsonNode studentNode = mapping(root, "student", file, true);
         JsonNode data = mapping(root, "data", file, true);
         JsonNode distill = mapping(root, "distill", file, false);
-        TrainRecipe.checkKeys(teacherNode, TEACHER_KEYS, file + ": teacher");
-        TrainRecipe.checkKeys(studentNode, STUDENT_KEYS, file + ": student");
-        TrainRecipe.checkKeys(data, TrainRecipe.DATA_KEYS, file + ": data");
-        TrainRecipe.checkKeys(distill, DISTILL_KEYS, file + ": distill");
-        Path outDir = (a.has("output-dir") ? a.getPath("output-dir")
-                : Path.of(root.path("output_dir").asText("runs/" + TrainRecipe.stem(file)))).toAbsolutePath().normalize();
+        TrainRecipe.checkKeys(teacherNode, TEACHER_KEYS, file, "teacher");
+        TrainRecipe.checkKeys(studentNode, STUDENT_KEYS, file, "student");
+        TrainRecipe.checkKeys(data, TrainRecipe.DATA_KEYS, file, "data");
+        TrainRecipe.checkKeys(distill, DISTILL_KEYS, file, "distill");
+        Path outDir = TrainRecipe.outputDir(root, file, a.has("output-dir") ? a.getPath("output-dir") : null);
         TrainingConfig training = trainingConfig(root, outDir, file);
-        long seed = distill.path("seed").asLong(training.seed());
-        int maxLen = data.path("max_length").asInt(128);
+        long seed = distill.has("seed") ? TrainRecipe.integer(distill, "seed", 0, file, "distill") : training.seed();
+        int maxLen = TrainRecipe.integer(data, "max_length", 128, file, "data");
+        for (String k : List.of("train_limit", "eval_limit")) {
+            TrainRecipe.integer(data, k, 0, file, "data");
+        }
+        TrainRecipe.number(studentNode, "full_learning_rate", 0, file, "student");
         DistillationConfig dcfg = distillationConfig(distill, file);
         List<Integer> ks = intList(distill.path("k"), List.of(ALL), file + ": distill.k");
         List<String> methods = textList(distill.path("methods"), List.of(KD), Set.of(LABELS_ONLY, KD), file + ": distill.methods");
@@ -165,6 +168,9 @@ final class DistillCommand implements Command {
                 Set.of(MODE_PEFT, MODE_FULL), file + ": student.modes");
         if (modes.contains(MODE_PEFT) && !peftNode.isObject()) {
             throw new CliException(file + ": student.modes has 'peft' but student.peft is not a mapping of PEFT keys");
+        }
+        if (peftNode.isObject()) {
+            PeftConfig.fromJsonStrict(peftNode, file.toString(), "student.peft"); // checked before anything runs
         }
         out.println("peft4j distill: " + file.toAbsolutePath());
         Files.createDirectories(outDir);
@@ -199,8 +205,8 @@ final class DistillCommand implements Command {
         DataSources.Labelled train = DataSources.load(data.path("train").asText("imdb"), "train", textField, labelField, labelNames);
         DataSources.Labelled eval = data.has("eval")
                 ? DataSources.load(data.get("eval").asText(), "test", textField, labelField, labelNames) : null;
-        List<TextExample> trainText = DemoCommand.limit(train.examples(), data.path("train_limit").asInt(0));
-        List<TextExample> evalText = eval == null ? List.of() : DemoCommand.limit(eval.examples(), data.path("eval_limit").asInt(0));
+        List<TextExample> trainText = DemoCommand.limit(train.examples(), TrainRecipe.integer(data, "train_limit", 0, file, "data"));
+        List<TextExample> evalText = eval == null ? List.of() : DemoCommand.limit(eval.examples(), TrainRecipe.integer(data, "eval_limit", 0, file, "data"));
         if (evalText.isEmpty()) {
             throw new CliException(file + ": data.eval is needed: the runs are compared by their test accuracy");
         }
@@ -411,9 +417,9 @@ final class DistillCommand implements Command {
             training.put("checkpoint_interval", -1);
         }
         try {
-            return TrainingConfig.fromJson(training);
+            return TrainingConfig.fromJson(training, "training.");
         } catch (IllegalArgumentException e) {
-            throw new CliException(file + ": training: " + e.getMessage(), e);
+            throw new CliException(file + ": " + e.getMessage(), e);
         }
     }
 
@@ -427,9 +433,10 @@ final class DistillCommand implements Command {
         }
         String hl = d.path("hidden_loss").asText(pairs.isEmpty() ? "none" : "mse").toUpperCase(Locale.ROOT);
         try {
-            return new DistillationConfig(d.path("temperature").asDouble(2.0), d.path("alpha").asDouble(0.5),
-                    DistillationConfig.HiddenLoss.valueOf(hl), d.path("hidden_weight").asDouble(1.0), pairs,
-                    d.path("attention_weight").asDouble(0.0));
+            return new DistillationConfig(TrainRecipe.number(d, "temperature", 2.0, file, "distill"),
+                    TrainRecipe.number(d, "alpha", 0.5, file, "distill"),
+                    DistillationConfig.HiddenLoss.valueOf(hl), TrainRecipe.number(d, "hidden_weight", 1.0, file, "distill"),
+                    pairs, TrainRecipe.number(d, "attention_weight", 0.0, file, "distill"));
         } catch (IllegalArgumentException e) {
             throw new CliException(file + ": distill: " + e.getMessage(), e);
         }

@@ -1,5 +1,6 @@
 package org.peft4j.examples.cli;
 
+import org.peft4j.core.io.FiniteCheck;
 import org.peft4j.core.peft.PeftException;
 import org.peft4j.core.train.TrainingDivergedException;
 
@@ -19,6 +20,10 @@ import java.util.Map;
  * stderr, no stack trace), 1 internal error (with the stack trace). {@code --debug} (anywhere on
  * the line) or {@code PEFT4J_DEBUG=1} prints stack traces for user errors too. Running out of
  * memory is a user error naming the limit to raise ({@code PEFT4J_JAVA_OPTS}).
+ *
+ * <p>Weights or adapters holding NaN or Inf are reported when loaded with a warning naming the
+ * tensor; {@code --strict-finite} (anywhere on the line) makes that an error
+ * ({@link FiniteCheck.Policy#ERROR} for the run).
  */
 public final class Peft4jCli {
     /** Exit code of a user error. */
@@ -54,15 +59,33 @@ public final class Peft4jCli {
     public int run(String[] argv, PrintStream out, PrintStream err) {
         // --debug anywhere: stack traces for user errors too (as PEFT4J_DEBUG=1)
         boolean debug = "1".equals(System.getenv("PEFT4J_DEBUG"));
+        boolean strictFinite = false;
         List<String> kept = new java.util.ArrayList<>();
         for (String a : argv) {
             if (a.equals("--debug")) {
                 debug = true;
+            } else if (a.equals(STRICT_FINITE)) {
+                strictFinite = true;
             } else {
                 kept.add(a);
             }
         }
         argv = kept.toArray(new String[0]);
+        // --strict-finite anywhere: a NaN/Inf weight is an error instead of a warning, for this run
+        FiniteCheck.Policy before = strictFinite ? FiniteCheck.setPolicy(FiniteCheck.Policy.ERROR) : null;
+        try {
+            return run(argv, out, err, debug);
+        } finally {
+            if (before != null) {
+                FiniteCheck.setPolicy(before);
+            }
+        }
+    }
+
+    /** The global flag that makes a NaN/Inf in loaded weights an error. */
+    static final String STRICT_FINITE = "--strict-finite";
+
+    private int run(String[] argv, PrintStream out, PrintStream err, boolean debug) {
         if (argv.length == 0 || isHelp(argv[0]) || argv[0].equals("help") && argv.length == 1) {
             out.print(mainHelp());
             return argv.length == 0 ? USAGE_ERROR : 0;
@@ -86,7 +109,10 @@ public final class Peft4jCli {
         } catch (CliException | IllegalArgumentException | UnsupportedOperationException | PeftException e) {
             return userError(name, e, err, debug);
         } catch (TrainingDivergedException e) {
-            return userError(name, new CliException(e.getMessage() + " (try a lower learning rate)", e), err, debug);
+            // at the first step a NaN is more likely in the inputs than caused by the learning rate
+            String hint = e.step() <= 1 ? "try a lower learning rate, or look for NaN/Inf in the model's weights:"
+                    + " --strict-finite refuses them" : "try a lower learning rate";
+            return userError(name, new CliException(e.getMessage() + " (" + hint + ")", e), err, debug);
         } catch (UncheckedIOException e) {
             return userError(name, e.getCause(), err, debug);
         } catch (NoSuchFileException e) {
@@ -154,6 +180,8 @@ public final class Peft4jCli {
         }
         sb.append("\nmodels: 'minilm' (all-MiniLM-L6-v2) and 'bge-small' (bge-small-en-v1.5) are bundled;\n");
         sb.append("any Hugging Face folder (config.json + model.safetensors) of a BERT, GPT-2 or LLaMA-family model works.\n");
+        sb.append("\nanywhere on the line: --debug (stack traces for errors), --strict-finite (NaN/Inf in loaded\n");
+        sb.append("weights is an error, not a warning); memory limits: PEFT4J_JAVA_OPTS=\"-Xmx8g ...\"\n");
         sb.append("start with:  peft4j demo\n");
         return sb.toString();
     }

@@ -47,7 +47,7 @@ final class SequenceClassificationTask implements TrainTask {
     public Run run(TrainRecipe recipe, PrintStream out) throws IOException {
         JsonNode data = recipe.data();
         TrainingConfig cfg = recipe.training();
-        int maxLen = recipe.maxLength();
+        int requestedLen = recipe.maxLength();
         List<String> labelNames = new ArrayList<>();
         data.path("labels").forEach(x -> labelNames.add(x.asText()));
         String textField = data.path("text_field").asText("text");
@@ -65,6 +65,14 @@ final class SequenceClassificationTask implements TrainTask {
 
         Models.Base base = Models.load(recipe.model(), cfg.seed());
         try (base) {
+            // a sequence may not be longer than the model's position table: an explicit data.max_length
+            // beyond it is an error before anything runs; the default (128) is capped at it
+            int maxPositions = base.encoder.config().maxPositionEmbeddings();
+            if (recipe.data().has("max_length") && requestedLen > maxPositions) {
+                throw new CliException(recipe.file() + ": data.max_length " + requestedLen + " is longer than "
+                        + base.displayName() + " allows (max_position_embeddings " + maxPositions + "); lower it");
+            }
+            int maxLen = Math.min(requestedLen, maxPositions);
             Tokenizer tok = base.requireTokenizer("training");
             SequenceClassifier model = newClassifier(base, labels, tok, cfg.seed());
             if (model.numLabels() < labels.size()) {

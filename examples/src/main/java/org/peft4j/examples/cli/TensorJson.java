@@ -13,7 +13,8 @@ import java.nio.file.Path;
 
 /**
  * The {@code {"shape": [...], "values": [row-major floats]}} form that {@code logits} and
- * {@code embed} write: one JSON object, values in C order, as fp32 numbers.
+ * {@code embed} write: one JSON object, values in C order, as fp32 numbers ({@code null} for a
+ * NaN or infinite value, which JSON cannot hold).
  */
 final class TensorJson {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -31,7 +32,11 @@ final class TensorJson {
         // dup('c') makes the row-major order explicit for views and f-ordered arrays
         float[] v = a.castTo(DataType.FLOAT).dup('c').data().asFloat();
         for (float f : v) {
-            values.add(f);
+            if (Float.isFinite(f)) {
+                values.add(f);
+            } else {
+                values.addNull();   // JSON has no NaN/Infinity (Jackson would write the string "NaN")
+            }
         }
         return n;
     }

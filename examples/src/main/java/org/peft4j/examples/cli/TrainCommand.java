@@ -106,9 +106,12 @@ final class TrainCommand implements Command {
      */
     static Path trainAndWrite(TrainRecipe recipe, PrintStream out) throws java.io.IOException {
         Path outDir = recipe.outputDir();
-        recipe.checkInputs(); // nothing is created on disk before the recipe and its inputs are valid
-        Files.createDirectories(outDir);
+        // nothing is created on disk before the recipe and its inputs are valid: the files named are
+        // checked here, and the task reads the data, loads the model and applies the method before
+        // the trainer writes its first line to OUTPUT_DIR (or the adapter is saved)
+        recipe.checkInputs();
         TrainTask.Run run = recipe.task().run(recipe, out);
+        Files.createDirectories(outDir);
 
         Path adapterDir = outDir.resolve("adapter");
         run.peft().save(adapterDir);

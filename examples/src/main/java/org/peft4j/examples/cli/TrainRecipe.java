@@ -75,30 +75,29 @@ record TrainRecipe(Path file, ObjectNode root, String model, TrainTask task, Jso
         for (String override : overrides) {
             applyOverride((ObjectNode) root, override, yaml);
         }
-        checkKeys(root, TOP_KEYS, file.toString());
+        checkKeys(root, TOP_KEYS, file, "");
+        for (String k : List.of("model", "task")) {
+            JsonNode v = root.get(k);
+            if (v != null && !v.isTextual()) {
+                throw new CliException(file + ": " + k + " must be a string, got " + describe(v));
+            }
+        }
+        if (root.has("provenance") && !root.get("provenance").isObject()) {
+            throw new CliException(file + ": provenance must be a mapping (it is written by peft4j train and not read),"
+                    + " got " + describe(root.get("provenance")));
+        }
         String model = text(root, "model", file + ": 'model' (minilm, bge-small or a model folder)");
         TrainTask task = TrainTask.forName(root.path("task").asText(TrainTask.SEQ_CLS), file);
         JsonNode data = root.path("data");
         if (!data.isObject()) {
             throw new CliException(file + ": 'data' must be a mapping with at least 'train'");
         }
-        checkKeys(data, DATA_KEYS, file + ": data");
+        checkKeys(data, DATA_KEYS, file, "data");
         JsonNode peftNode = root.path("peft");
         if (!peftNode.isObject()) {
             throw new CliException(file + ": 'peft' must be a mapping with the method's PEFT keys (peft_type: LORA, r: 8, ...)");
         }
-        JsonNode od = root.get("output_dir");
-        if (od != null && !od.isTextual()) {
-            throw new CliException(file + ": output_dir must be a path (a string), got " + od);
-        }
-        if (outputDir == null && od != null && Path.of(od.textValue()).normalize().startsWith("..")) {
-            // a recipe (perhaps downloaded) must not write above the folder it is run from; a
-            // --output-dir typed by the user may go anywhere
-            throw new CliException(file + ": output_dir '" + od.textValue() + "' climbs out of the current folder"
-                    + " with '..'; give an absolute path or use --output-dir");
-        }
-        Path outDir = outputDir != null ? outputDir : Path.of(od != null ? od.textValue() : "runs/" + stem(file));
-        outDir = outDir.toAbsolutePath().normalize();
+        Path outDir = outputDir(root, file, outputDir);
 
         // training arguments: TrainingConfig's own keys; checkpoints off unless asked for
         ObjectNode training = root.path("training").isObject() ? ((ObjectNode) root.get("training")).deepCopy()
@@ -106,18 +105,26 @@ record TrainRecipe(Path file, ObjectNode root, String model, TrainTask task, Jso
         if (!root.path("training").isMissingNode() && !root.path("training").isObject()) {
             throw new CliException(file + ": 'training' must be a mapping of TrainingConfig keys");
         }
+        JsonNode tod = training.get("output_dir");
+        if (tod != null && outputDir == null
+                && !(tod.isTextual() && Path.of(tod.textValue()).toAbsolutePath().normalize().equals(outDir))) {
+            // the output folder is the top-level output_dir; a different one here would be ignored silently
+            throw new CliException(file + ": training.output_dir " + tod + " differs from output_dir " + outDir
+                    + "; the output folder is the top-level output_dir (or --output-dir): remove training.output_dir");
+        }
         training.put("output_dir", outDir.toString());
         if (!training.has("checkpoint_interval")) {
             training.put("checkpoint_interval", -1);
         }
         TrainingConfig cfg;
         try {
-            cfg = TrainingConfig.fromJson(training);
+            cfg = TrainingConfig.fromJson(training, "training.");
         } catch (IllegalArgumentException e) {
-            throw new CliException(file + ": training: " + e.getMessage(), e);
+            throw new CliException(file + ": " + e.getMessage(), e);
         }
 
-        PeftConfig peft = PeftConfig.fromJson(JsonFiles.mapper().writeValueAsString(peftNode), file + ": peft");
+        // strictly typed: an unknown key or a wrong-typed value is an error naming peft.<key>
+        PeftConfig peft = PeftConfig.fromJsonStrict(peftNode, file.toString(), "peft");
         peft.setSeed(cfg.seed());
         if (peft.baseModelNameOrPath() == null) {
             peft.setBaseModelNameOrPath(Models.baseModelId(model));
@@ -137,10 +144,71 @@ record TrainRecipe(Path file, ObjectNode root, String model, TrainTask task, Jso
         if (data.has("labels") && !data.get("labels").isArray()) {
             throw new CliException(file + ": data.labels must be a list of class names, got " + data.get("labels"));
         }
+        for (int i = 0; i < data.path("labels").size(); i++) {
+            JsonNode l = data.get("labels").get(i);
+            if (!l.isTextual() && !l.isNumber() || l.asText().isBlank()) {
+                throw new CliException(file + ": data.labels[" + i + "] must be a class name, got " + describe(l));
+            }
+        }
         if (maxLen <= 0) {
             throw new CliException(file + ": data.max_length must be positive, got " + maxLen);
         }
         return new TrainRecipe(file, (ObjectNode) root, model, task, data, peft, cfg, maxLen, outDir, resume);
+    }
+
+    /**
+     * The output folder of a recipe: {@code --output-dir} when given (the user typed it: it may be
+     * anywhere), else the recipe's {@code output_dir} (default {@code runs/<file stem>}). A
+     * relative one — perhaps from a downloaded recipe — must stay inside the current folder: a path
+     * climbing out with {@code ..}, or one whose existing part is a symbolic link leading out, is
+     * refused, naming the way to write there on purpose ({@code --output-dir}). An absolute path
+     * names its folder outright and is taken as it is (the resolved config and distillation's
+     * teacher recipes rely on that).
+     */
+    static Path outputDir(JsonNode root, Path file, Path override) {
+        if (override != null) {
+            return override.toAbsolutePath().normalize();
+        }
+        JsonNode od = root.get("output_dir");
+        if (od != null && !od.isTextual()) {
+            throw new CliException(file + ": output_dir must be a path (a string), got " + describe(od));
+        }
+        String spec = od != null ? od.textValue() : "runs/" + stem(file);
+        Path rel;
+        try {
+            rel = Path.of(spec);
+        } catch (java.nio.file.InvalidPathException e) {
+            throw new CliException(file + ": output_dir '" + spec + "' is not a valid path: " + e.getReason());
+        }
+        if (spec.isBlank()) {
+            throw new CliException(file + ": output_dir is empty");
+        }
+        if (!rel.isAbsolute() && rel.normalize().startsWith("..")) {
+            throw new CliException(file + ": output_dir '" + spec + "' climbs out of the current folder with '..';"
+                    + " give an absolute path or use --output-dir");
+        }
+        if (rel.isAbsolute()) {
+            return rel.normalize(); // named outright: the folder the recipe's author chose, nothing else
+        }
+        Path cwd = Path.of("").toAbsolutePath().normalize();
+        Path out = cwd.resolve(rel).normalize();
+        // the part that exists already must not be (or pass through) a link out of the current folder
+        Path existing = out;
+        while (existing != null && !Files.exists(existing, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            existing = existing.getParent();
+        }
+        if (existing != null) {
+            try {
+                Path real = existing.toRealPath();
+                if (!real.startsWith(cwd.toRealPath())) {
+                    throw new CliException(file + ": output_dir '" + spec + "' leads through the link " + existing
+                            + " to " + real + ", outside the current folder; use --output-dir to write there");
+                }
+            } catch (IOException e) {
+                throw new CliException(file + ": output_dir '" + spec + "': cannot resolve " + existing + ": " + e.getMessage());
+            }
+        }
+        return out;
     }
 
     /**
@@ -177,7 +245,41 @@ record TrainRecipe(Path file, ObjectNode root, String model, TrainTask task, Jso
         if (v.isTextual() && v.textValue().strip().matches("[-+]?[0-9]{1,9}")) {
             return Integer.parseInt(v.textValue().strip());
         }
-        throw new CliException(file + ": data." + key + " must be an integer, got " + v);
+        throw new CliException(file + ": data." + key + " must be an integer, got " + describe(v));
+    }
+
+    /**
+     * {@code parent.<key>} (at dotted {@code path} in {@code file}) as a number, {@code dflt} when
+     * absent; a JSON number or a numeric plain scalar ({@code 1e-3}, which YAML 1.1 leaves as
+     * text). Anything else is an error naming the key: never a silent default.
+     */
+    static double number(JsonNode parent, String key, double dflt, Object file, String path) {
+        JsonNode v = parent.get(key);
+        if (v == null) {
+            return dflt;
+        }
+        if (v.isNumber()) {
+            return v.doubleValue();
+        }
+        if (v.isTextual() && v.textValue().strip().matches("[-+]?(\\d+\\.?\\d*|\\.\\d+)([eE][-+]?\\d+)?")) {
+            return Double.parseDouble(v.textValue().strip());
+        }
+        throw new CliException(file + ": " + path + "." + key + " must be a number, got " + describe(v));
+    }
+
+    /** As {@link #number}, an integer. */
+    static int integer(JsonNode parent, String key, int dflt, Object file, String path) {
+        JsonNode v = parent.get(key);
+        if (v == null) {
+            return dflt;
+        }
+        if (v.isIntegralNumber() && v.canConvertToInt()) {
+            return v.intValue();
+        }
+        if (v.isTextual() && v.textValue().strip().matches("[-+]?[0-9]{1,9}")) {
+            return Integer.parseInt(v.textValue().strip());
+        }
+        throw new CliException(file + ": " + path + "." + key + " must be an integer, got " + describe(v));
     }
 
     /** {@code data.<key>} as an integer ({@code dflt} when absent); a non-integer is an error naming the key. */
@@ -240,7 +342,9 @@ record TrainRecipe(Path file, ObjectNode root, String model, TrainTask task, Jso
         p.remove("peft_version");
         p.remove("inference_mode");
         r.set("peft", p);
-        r.set("training", training.toJson());
+        ObjectNode t = training.toJson();
+        t.remove("output_dir");   // the top-level output_dir is the one read
+        r.set("training", t);
         r.put("output_dir", outputDir.toString());
         ObjectNode prov = r.putObject("provenance");
         prov.put("config_file", file.toAbsolutePath().normalize().toString());
@@ -321,11 +425,22 @@ record TrainRecipe(Path file, ObjectNode root, String model, TrainTask task, Jso
         node.set(path[path.length - 1], value);
     }
 
-    static void checkKeys(JsonNode node, Set<String> known, String where) {
+    /** A value as messages show it: {@code "fast" (string)}. */
+    static String describe(JsonNode v) {
+        String t = v.toString();
+        return (t.length() > 60 ? t.substring(0, 60) + "..." : t) + " (" + v.getNodeType().name().toLowerCase(java.util.Locale.ROOT) + ")";
+    }
+
+    /**
+     * Every key of mapping {@code node} (at dotted {@code path} in {@code file}; "" for the top
+     * level) is one of {@code known}; else an error naming the key by its full path.
+     */
+    static void checkKeys(JsonNode node, Set<String> known, Object file, String path) {
         for (Iterator<String> it = node.fieldNames(); it.hasNext(); ) {
             String k = it.next();
             if (!known.contains(k)) {
-                throw new CliException(where + ": unknown key '" + k + "' (known: " + String.join(", ", new TreeSet<>(known)) + ")");
+                throw new CliException(file + ": unknown key " + (path.isEmpty() ? "'" + k + "'" : path + "." + k)
+                        + " (known: " + String.join(", ", new TreeSet<>(known)) + ")");
             }
         }
     }

@@ -4,6 +4,9 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import org.peft4j.core.io.SafeTensors;
+import org.peft4j.core.peft.PeftModel;
+
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -82,11 +85,11 @@ class CliBadInputsTest {
         bad("config file missing", "does not exist", "train", tmp.resolve("missing.yaml").toString());
         bad("YAML syntax error", "cannot parse", "train", recipe("syntax", "model: [unclosed\n").toString());
         bad("unknown top-level key", "unknown key 'epochz'", "train", recipe("unknown", GOOD + "epochz: 3\n").toString());
-        bad("string where a number belongs", "'learning_rate' must be a number, got \"fast\"", "train",
+        bad("string where a number belongs", "training.learning_rate must be a number, got \"fast\"", "train",
                 recipe("type", GOOD.replace("learning_rate: 0.01", "learning_rate: fast")).toString());
         bad("word as data.max_length", "data.max_length must be an integer", "train",
                 recipe("maxlen", GOOD.replace("max_length: 16", "max_length: long")).toString());
-        bad("--set with a wrong type", "'epochs' must be an integer", "train", recipe("set", GOOD).toString(),
+        bad("--set with a wrong type", "training.epochs must be an integer", "train", recipe("set", GOOD).toString(),
                 "--set", "training.epochs=abc");
         bad("duplicate key", "Duplicate field 'output_dir'", "train", recipe("dup", GOOD + "output_dir: again\n").toString());
         StringBuilder bomb = new StringBuilder("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
@@ -106,9 +109,82 @@ class CliBadInputsTest {
                 recipe("nomodel", GOOD.replace("model: MODEL", "model: " + tmp.resolve("no-such-model"))).toString());
         bad("data file missing", "does not exist", "train",
                 recipe("nodata", GOOD.replace("train: DATA", "train: " + tmp.resolve("no-such.jsonl"))).toString());
-        for (String n : List.of("type", "maxlen", "set", "escape", "nomodel", "nodata", "bomb")) {
+        bad("bad flag", "unknown option --frobnicate", "train", recipe("flag", GOOD).toString(), "--frobnicate");
+        bad("peft: a word where a number belongs", "peft.r must be an integer, got \"four\" (string)", "train",
+                recipe("peftword", GOOD.replace("r: 2", "r: four")).toString());
+        bad("peft: a fraction where an integer belongs", "peft.r must be an integer, got 2.5 (number)", "train",
+                recipe("peftfrac", GOOD.replace("r: 2", "r: 2.5")).toString());
+        bad("peft: null for a number", "peft.lora_dropout must be a number, got null", "train",
+                recipe("peftnull", GOOD.replace("r: 2", "r: 2\n  lora_dropout: ~")).toString());
+        bad("peft: unknown key", "unknown key peft.lora_alfa for LORA", "train",
+                recipe("peftkey", GOOD.replace("r: 2", "r: 2\n  lora_alfa: 8")).toString());
+        bad("training: unknown key", "unknown training config key training.epochz", "train",
+                recipe("trainkey", GOOD.replace("epochs: 1", "epochz: 1")).toString());
+        bad("data: unknown key", "unknown key data.trian", "train",
+                recipe("datakey", GOOD.replace("train: DATA", "train: DATA\n  trian: x")).toString());
+        bad("training: value out of range", "training.learning_rate must be finite and > 0", "train",
+                recipe("range", GOOD.replace("learning_rate: 0.01", "learning_rate: -1")).toString());
+        Path badJsonl = tmp.resolve("broken.jsonl");
+        Files.writeString(badJsonl, "{\"text\": \"w4 w5\", \"label\": \"pos\"}\n{\"text\": \"w6\", \"label\n");
+        bad("data file that is not JSONL", "broken.jsonl", "train",
+                recipe("badfile", GOOD.replace("train: DATA", "train: " + badJsonl)).toString());
+        bad("data.max_length longer than the model allows", "max_position_embeddings 32", "train",
+                recipe("toolong", GOOD.replace("max_length: 16", "max_length: 64")).toString());
+        // a recipe's relative output_dir may not lead out of the current folder through a link
+        Path outside = Files.createDirectories(tmp.resolve("outside"));
+        Path link = Path.of("target", "cli-bad-inputs-link").toAbsolutePath();
+        Files.createDirectories(link.getParent());
+        Files.deleteIfExists(link);
+        Files.createSymbolicLink(link, outside);
+        try {
+            bad("output_dir through a symlink out of the current folder", "outside the current folder", "train",
+                    recipe("symlink", GOOD.replace("output_dir: OUT", "output_dir: target/cli-bad-inputs-link/run")).toString());
+            assertFalse(Files.exists(outside.resolve("run")), "nothing written through the link");
+        } finally {
+            Files.deleteIfExists(link);
+        }
+        for (String n : List.of("type", "maxlen", "set", "escape", "nomodel", "nodata", "bomb", "flag", "peftword",
+                "peftfrac", "peftnull", "peftkey", "trainkey", "datakey", "range", "badfile", "toolong", "symlink")) {
             assertFalse(Files.exists(tmp.resolve("out-" + n)), n + ": nothing may be created before validation");
         }
+        bad("adapter folder missing", "no-such-adapter", "predict", "--model", bert.toString(), "--adapter",
+                tmp.resolve("no-such-adapter").toString(), "--text", "w4 w5");
+
+        // a good run, then its adapter with one tensor of the wrong shape
+        CliTestSupport.Run good = CliTestSupport.cli("train", recipe("good", GOOD.replace("target_modules: [query, value]",
+                "target_modules: [query, value]\n  modules_to_save: [classifier]")).toString());
+        assertEquals(0, good.code(), good.toString());
+        Path adapter = tmp.resolve("out-good").resolve("adapter");
+        CliTestSupport.Run goodPredict = CliTestSupport.cli("predict", "--model", bert.toString(), "--adapter",
+                adapter.toString(), "--text", "w4 w5");
+        assertEquals(0, goodPredict.code(), "the unchanged adapter loads: " + goodPredict);
+        Path wrong = tmp.resolve("wrong-shape-adapter");
+        Files.createDirectories(wrong);
+        for (String f : CliTestSupport.fileNames(adapter)) {
+            Files.copy(adapter.resolve(f), wrong.resolve(f));
+        }
+        var tensors = new java.util.LinkedHashMap<>(SafeTensors.load(adapter.resolve(PeftModel.WEIGHTS_NAME)));
+        String key = tensors.keySet().stream().filter(k -> k.contains("lora_A")).findFirst().orElseThrow();
+        tensors.put(key, tensors.get(key).transpose().dup());
+        SafeTensors.write(wrong.resolve(PeftModel.WEIGHTS_NAME), tensors);
+        bad("adapter tensor of the wrong shape", key, "predict", "--model", bert.toString(), "--adapter", wrong.toString(),
+                "--text", "w4 w5");
+
+        // a model whose weights hold NaN: a warning on load and a diverged loss; with --strict-finite an error on load
+        Path nan = tmp.resolve("nan-model");
+        CliTestSupport.copyModel("bert-tiny", nan);
+        Files.copy(bert.resolve("tokenizer.json"), nan.resolve("tokenizer.json"));
+        var w = new java.util.LinkedHashMap<>(SafeTensors.load(nan.resolve("model.safetensors")));
+        String ln = w.keySet().stream().filter(k -> k.contains("embeddings.LayerNorm.weight")).findFirst().orElseThrow();
+        w.put(ln, w.get(ln).dup().putScalar(0, Float.NaN));
+        SafeTensors.write(nan.resolve("model.safetensors"), w);
+        bad("NaN loss (a model holding NaN)", "try a lower learning rate", "train",
+                recipe("nanloss", GOOD.replace("model: MODEL", "model: " + nan)).toString());
+        bad("NaN in the weights with --strict-finite", "tensor '" + ln + "' holds 1 NaN", "train",
+                recipe("nanstrict", GOOD.replace("model: MODEL", "model: " + nan)).toString(), "--strict-finite");
+        assertFalse(Files.exists(tmp.resolve("out-nanstrict")), "strict: nothing created");
+        assertEquals(org.peft4j.core.io.FiniteCheck.Policy.WARN, org.peft4j.core.io.FiniteCheck.policy(),
+                "--strict-finite lasts one run");
 
         // model folders holding hostile weights
         Path evil = Files.createDirectories(tmp.resolve("evil-bin"));
@@ -128,6 +204,14 @@ class CliBadInputsTest {
                 .order(ByteOrder.LITTLE_ENDIAN).putLong(header.length).put(header).array());
         bad("safetensors claiming a 10^12-element tensor", "needs 1000000000000 × 4 = 4000000000000 bytes", "embed",
                 "--model", huge.toString(), "--text", "w4 w5");
+        Path escaping = Files.createDirectories(tmp.resolve("escaping-index"));
+        Files.copy(bert.resolve("config.json"), escaping.resolve("config.json"));
+        Files.copy(bert.resolve("tokenizer.json"), escaping.resolve("tokenizer.json"));
+        Files.copy(bert.resolve("model.safetensors"), tmp.resolve("outside.safetensors"));
+        Files.writeString(escaping.resolve("model.safetensors.index.json"),
+                "{\"metadata\": {}, \"weight_map\": {\"embeddings.word_embeddings.weight\": \"../outside.safetensors\"}}");
+        bad("shard index naming a file outside the folder", "lies outside the checkpoint folder", "embed",
+                "--model", escaping.toString(), "--text", "w4 w5");
 
         Files.createDirectories(Path.of("target"));
         Files.write(Path.of("target", "cli-bad-inputs.txt"), TABLE);

@@ -127,7 +127,7 @@ class CliErrorsTest {
         Path badTraining = tmp.resolve("badtraining.yaml");
         Files.writeString(badTraining, "model: minilm\ndata: {train: imdb}\npeft: {peft_type: LORA}\ntraining: {learning_rate: -1}\n");
         msg = userError(CliTestSupport.cli("train", badTraining.toString()));
-        assertTrue(msg.contains("learningRate"), msg);
+        assertTrue(msg.contains("training.learning_rate must be finite and > 0"), "names the key as written: " + msg);
 
         Path notYaml = tmp.resolve("broken.yaml");
         Files.writeString(notYaml, "model: [unclosed\n");

@@ -154,6 +154,8 @@ class CrashSafetyTest {
 
         int trainKills = 0;
         int mergeKills = 0;
+        // checkpoints resumed, adapter folders loaded, merged exports loaded, older checkpoints read
+        int[] loaded = new int[4];
         for (int i = 0; i < iterations; i++) {
             // training again into the same folder (from the start, over the old checkpoints and adapter)
             Process p = child(tmp.resolve("train-" + i + ".log"), "train", configFile.toString(), "--output-dir",
@@ -161,7 +163,7 @@ class CrashSafetyTest {
             if (killAt(p, trainSeconds * (0.4 + 0.6 * rng.nextDouble()))) {
                 trainKills++;
             }
-            checkTrainingFolder(run);
+            checkTrainingFolder(run, i, loaded);
 
             Process m = child(tmp.resolve("merge-" + i + ".log"), "merge", "--model", bertDir.toString(), "--adapter",
                     adapter.toString(), "--out", merged.toString());
@@ -172,10 +174,16 @@ class CrashSafetyTest {
             assertEquals(mergedTensors, HfFolder.readWeights(merged).size(), "merged export after kill " + i);
             HfFolder.readConfig(merged);
             assertTrue(Files.isRegularFile(merged.resolve("tokenizer.json")), "tokenizer.json after kill " + i);
+            // loaded as a model: the merged classification folder predicts on its own
+            CliTestSupport.Run pr = CliTestSupport.cli("predict", "--model", merged.toString(), "--text", "w4 w5 w6");
+            assertEquals(0, pr.code(), "merged export after kill " + i + " loads as a model: " + pr);
+            loaded[2]++;
         }
-        String line = String.format(Locale.ROOT, "kill loop: %d iterations each; train (checkpoints + adapter save):"
-                        + " %d killed mid-run, all folders complete; merge export: %d killed mid-run, export complete%n",
-                iterations, trainKills, mergeKills);
+        String line = String.format(Locale.ROOT, "kill loop: %d iterations each; train: %d killed mid-run, %d newest"
+                        + " trainer checkpoints resumed from (train --resume) and %d older ones read completely, %d adapter"
+                        + " folders loaded onto the model (predict); merge export: %d killed mid-run, %d exports loaded as a"
+                        + " model (predict)%n",
+                iterations, trainKills, loaded[0], loaded[3], loaded[1], mergeKills, loaded[2]);
         Files.writeString(Path.of("target", "kill-loop-report.txt"), line, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
         System.out.print(line);
         assertTrue(trainKills + mergeKills > 0, "no kill landed while a process was running");
@@ -191,27 +199,69 @@ class CrashSafetyTest {
         return true;
     }
 
-    /** Every checkpoint and the adapter folder (when there) of {@code run} reads completely. */
-    private static void checkTrainingFolder(Path run) throws IOException {
+    /**
+     * Every checkpoint and the adapter folder (when there) of {@code run} reads completely and
+     * loads: the newest checkpoint — the one {@code --resume} picks — is resumed from by the real
+     * command line (alone in a scratch output folder, one more update: parameters, optimizer state, schedule, data order and dropout
+     * generators restored onto a fresh model; older ones are read completely), and the adapter is loaded onto the model by
+     * {@code predict} (PeftModel's loader, every key and shape checked).
+     */
+    private static void checkTrainingFolder(Path run, int iteration, int[] loaded) throws IOException {
         if (!Files.isDirectory(run)) {
             return;
         }
+        List<Path> checkpoints = new ArrayList<>();
         try (Stream<Path> s = Files.list(run)) {
             for (Path c : (Iterable<Path>) s::iterator) {
                 String n = c.getFileName().toString();
                 if (n.startsWith("checkpoint-") && Files.isDirectory(c)) {
-                    AtomicFiles.recover(c);
-                    TrainerCheckpoint.readTrainerState(c);
-                    assertFalse(TrainerCheckpoint.readParameters(c).isEmpty(), c.toString());
-                    TrainerCheckpoint.readOptimizerTensors(c);
+                    checkpoints.add(c);
                 }
             }
+        }
+        for (Path c : checkpoints) {
+            AtomicFiles.recover(c);
+        }
+        Optional<Path> newest = TrainerCheckpoint.latest(run);
+        for (Path c : checkpoints) {
+            long step = TrainerCheckpoint.readTrainerState(c).globalStep();
+            assertFalse(TrainerCheckpoint.readParameters(c).isEmpty(), c.toString());
+            TrainerCheckpoint.readOptimizerTensors(c);
+            if (!newest.map(c::equals).orElse(false)) {
+                loaded[3]++;   // older ones: read completely (resume would never pick them)
+                continue;
+            }
+            Path scratch = tmp.resolve("resume-check-" + iteration + "-" + c.getFileName());
+            copyTree(c, scratch.resolve(c.getFileName().toString()));
+            CliTestSupport.Run r = CliTestSupport.cli("train", configFile.toString(), "--output-dir", scratch.toString(),
+                    "--resume", "--set", "training.max_steps=" + (step + 1));
+            assertEquals(0, r.code(), c + " after kill " + iteration + " resumes: " + r);
+            assertTrue(r.out().contains("resuming from " + scratch.resolve(c.getFileName().toString())), r.out());
+            loaded[0]++;
+            AtomicFiles.deleteRecursively(scratch);
         }
         Path adapter = run.resolve("adapter");
         AtomicFiles.recover(adapter);
         if (Files.exists(adapter)) {
             PeftConfig.load(adapter);
             assertFalse(SafeTensors.load(adapter.resolve(PeftModel.WEIGHTS_NAME)).isEmpty(), adapter.toString());
+            CliTestSupport.Run r = CliTestSupport.cli("predict", "--model", bertDir.toString(), "--adapter",
+                    adapter.toString(), "--text", "w4 w5 w6");
+            assertEquals(0, r.code(), "adapter after kill " + iteration + " loads onto the model: " + r);
+            loaded[1]++;
+        }
+    }
+
+    private static void copyTree(Path from, Path to) throws IOException {
+        Files.createDirectories(to);
+        try (Stream<Path> s = Files.list(from)) {
+            for (Path f : (Iterable<Path>) s::iterator) {
+                if (Files.isDirectory(f)) {
+                    copyTree(f, to.resolve(f.getFileName().toString()));
+                } else {
+                    Files.copy(f, to.resolve(f.getFileName().toString()));
+                }
+            }
         }
     }
 }

@@ -32,11 +32,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * committed inputs of {@link ParserFuzzTest}. A target fails if the fuzzer finds any input on
  * which the parser throws something other than the project's named errors.
  *
- * <p>Budget: {@code -Dpeft4j.fuzz.seconds=N} (default 3 per target, so the regular run stays short),
- * {@code -Dpeft4j.fuzz.parallel=P} children at a time (default 2).
- * A longer run on demand:
+ * <p>Budget. The regular run is deterministic: a fixed number of inputs per target
+ * ({@link FuzzTargets#REGULAR_RUNS}, libFuzzer's {@code -runs}) from a fixed seed ({@code -seed=1}),
+ * so it executes the same inputs on every machine however fast it is (a wall-clock budget made
+ * a slow machine, or a fast one, explore differently and find different things). A time-based
+ * run, longer, on demand: {@code -Dpeft4j.fuzz.seconds=N} per target (libFuzzer's
+ * {@code -max_total_time}, no run limit); {@code -Dpeft4j.fuzz.seed=S} changes the seed;
+ * {@code -Dpeft4j.fuzz.parallel=P} children at a time (default 2):
  * <pre>
- *   mvn -pl examples -am test -Dtest=FuzzBudgetTest -Dpeft4j.fuzz.seconds=120 -Dsurefire.failIfNoSpecifiedTests=false
+ *   mvn -pl examples -am test -Dtest=FuzzBudgetTest -Dpeft4j.fuzz.seconds=60 -Dpeft4j.fuzz.parallel=1 -Dsurefire.failIfNoSpecifiedTests=false
  * </pre>
  * ({@code -Dpeft4j.fuzz.includes=org.peft4j.**:com.fasterxml.jackson.**:org.yaml.**} also guides the
  * fuzzer through Jackson's and SnakeYAML's code, at ~6 s more start-up per target.)
@@ -50,13 +54,15 @@ class FuzzBudgetTest {
 
     @Test
     void noTargetFindsAnUnexpectedException() throws Exception {
-        int seconds = Integer.getInteger("peft4j.fuzz.seconds", 3);
+        int seconds = Integer.getInteger("peft4j.fuzz.seconds", 0);  // 0: the fixed run counts
         String cp = System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"));
         Path java = Path.of(System.getProperty("java.home"), "bin", "java");
         Path report = Path.of("target", "fuzz-report.txt");
         Files.createDirectories(report.getParent());
         int parallel = Integer.getInteger("peft4j.fuzz.parallel", 2);
         ExecutorService pool = Executors.newFixedThreadPool(parallel);
+        assertEquals(FuzzTargets.TARGETS.keySet(), FuzzTargets.REGULAR_RUNS.keySet(), "a run count for every target");
+        long start = System.nanoTime();
         Map<String, Future<String[]>> results = new LinkedHashMap<>();
         for (String name : FuzzTargets.TARGETS.keySet()) {
             results.put(name, pool.submit(() -> fuzz(name, seconds, cp, java)));
@@ -71,6 +77,8 @@ class FuzzBudgetTest {
                 failures.add(r[1]);
             }
         }
+        summary.append(String.format(Locale.ROOT, "all targets: %.1f s wall, %d at a time%n",
+                (System.nanoTime() - start) / 1e9, parallel));
         Files.writeString(report, summary, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
         System.out.print(summary);
         assertEquals(List.of(), failures, String.join("\n\n", failures));
@@ -81,6 +89,7 @@ class FuzzBudgetTest {
         Path corpus = Files.createDirectories(tmp.resolve("corpus-" + name));
         Path artifacts = Files.createDirectories(Path.of("target", "fuzz-artifacts", name)).toAbsolutePath();
         int seeds = copySeeds(ParserFuzzTest.methodOf(name), corpus);
+        String budget = seconds > 0 ? "-max_total_time=" + seconds : "-runs=" + FuzzTargets.REGULAR_RUNS.get(name);
         Path log = Files.createDirectories(Path.of("target", "fuzz-logs")).resolve(name + ".log");
         List<String> cmd = List.of(java.toString(), "-Xmx768m", "-Dorg.bytedeco.javacpp.maxbytes=1g",
                 "-Dorg.bytedeco.javacpp.maxphysicalbytes=2g", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
@@ -90,10 +99,12 @@ class FuzzBudgetTest {
                 "--target_class=" + FuzzTargets.class.getName(),
                 "--instrumentation_includes=" + System.getProperty("peft4j.fuzz.includes", "org.peft4j.**"),
                 "--custom_hook_excludes=org.peft4j.**",
-                "-max_total_time=" + seconds, "-seed=1", "-rss_limit_mb=3072", "-timeout=20",
+                budget, "-seed=" + Long.getLong("peft4j.fuzz.seed", 1), "-rss_limit_mb=3072", "-timeout=20",
                 "--reproducer_path=" + artifacts, "-artifact_prefix=" + artifacts + "/", corpus.toString());
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
-        boolean done = p.waitFor(seconds + 120L, TimeUnit.SECONDS);
+        long t0 = System.nanoTime();
+        boolean done = p.waitFor(seconds > 0 ? seconds + 120L : 600L, TimeUnit.SECONDS);
+        double wall = (System.nanoTime() - t0) / 1e9;
         if (!done) {
             p.destroyForcibly();
         }
@@ -101,8 +112,8 @@ class FuzzBudgetTest {
         Matcher m = DONE.matcher(out);
         long runs = m.find() ? Long.parseLong(m.group(1)) : -1;
         int rc = done ? p.exitValue() : -1;
-        String line = String.format(Locale.ROOT, "%-16s %9d execs in %ds (%d seed inputs) exit %d%n", name, runs,
-                seconds, seeds, rc);
+        String line = String.format(Locale.ROOT, "%-16s %9d execs, %s, seed %d (%d seed inputs): %.1f s wall, exit %d%n",
+                name, runs, budget, Long.getLong("peft4j.fuzz.seed", 1), seeds, wall, rc);
         String failure = rc != 0 || runs <= 0
                 ? name + ": exit " + rc + ", " + runs + " runs; crasher in " + artifacts + "\n" + tail(out, 3000) : null;
         return new String[]{line, failure};

@@ -67,6 +67,23 @@ public final class FuzzTargets {
         return m;
     }
 
+    /**
+     * Inputs per target in the regular (deterministic) run of {@link FuzzBudgetTest}: two to four
+     * seconds of fuzzing each, so start-up (~10 s a child JVM) dominates the test's time. Cheap parsers get more.
+     */
+    public static final Map<String, Integer> REGULAR_RUNS = Map.ofEntries(
+            Map.entry("safetensors", 3_000),
+            Map.entry("torch_bin", 2_000),
+            Map.entry("bert_config", 80_000),
+            Map.entry("decoder_config", 40_000),
+            Map.entry("adapter_config", 80_000),
+            Map.entry("onnx", 80_000),
+            Map.entry("quant_state", 10_000),
+            Map.entry("train_yaml", 800),
+            Map.entry("jsonl_data", 20_000),
+            Map.entry("csv_data", 20_000),
+            Map.entry("tokenizer_json", 60_000));
+
     /** Runs target {@code name} on {@code data}. */
     public static void run(String name, byte[] data) {
         Consumer<byte[]> t = TARGETS.get(name);

@@ -12,8 +12,8 @@ import com.code_intelligence.jazzer.junit.FuzzTest;
  * <pre>
  *   JAZZER_FUZZ=1 mvn -pl examples -am test -Dtest='ParserFuzzTest#torchBin' -Dsurefire.failIfNoSpecifiedTests=false
  * </pre>
- * New findings are written to that inputs folder. {@link FuzzBudgetTest} fuzzes every target for
- * a few seconds in each regular run.
+ * New findings are written to that inputs folder. {@link FuzzBudgetTest} fuzzes every target for a
+ * fixed number of inputs (seeded) in each regular run.
  */
 class ParserFuzzTest {
     @FuzzTest(maxDuration = "10m")

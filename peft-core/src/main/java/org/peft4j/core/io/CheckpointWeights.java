@@ -4,11 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.api.ops.impl.reduce.longer.MatchCondition;
-import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.indexing.conditions.Conditions;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -39,7 +34,6 @@ import java.util.function.Supplier;
  * {@link #forEach}. Close it to release the shard files.
  */
 public final class CheckpointWeights implements AutoCloseable {
-    private static final Logger LOG = LoggerFactory.getLogger(CheckpointWeights.class);
     private final Path source;
     private final Map<Path, WeightFile> shards;
     /** key → its shard, in iteration order: shard by shard (index order), data order within a shard. */
@@ -234,25 +228,15 @@ public final class CheckpointWeights implements AutoCloseable {
 
     /**
      * The tensor {@code key}, read now; see {@link SafeTensorsFile#get(String, boolean)}. A
-     * floating-point tensor holding NaN or Inf is reported with a warning naming it and its file
-     * (a checkpoint that diverged, or a damaged download).
+     * floating-point tensor holding NaN or Inf is reported naming it and its file (a checkpoint
+     * that diverged, or a damaged download): a warning, or an error under {@link FiniteCheck}'s
+     * strict policy.
      */
     public INDArray get(String key, boolean widenToFloat) {
         WeightFile f = shard(key);
         INDArray a = f.get(key, widenToFloat);
-        warnIfNotFinite(a, key, f.file());
+        FiniteCheck.check(a, key, f.file());
         return a;
-    }
-
-    static void warnIfNotFinite(INDArray a, String key, Path file) {
-        if (!a.dataType().isFPType() || a.length() == 0) {
-            return;
-        }
-        long nan = Nd4j.getExecutioner().exec(new MatchCondition(a, Conditions.isNan())).getLong(0);
-        long inf = Nd4j.getExecutioner().exec(new MatchCondition(a, Conditions.isInfinite())).getLong(0);
-        if (nan > 0 || inf > 0) {
-            LOG.warn("{}: tensor '{}' holds {} NaN and {} infinite values (of {})", file, key, nan, inf, a.length());
-        }
     }
 
     /** The raw bytes of {@code key}, memory-mapped (see {@link SafeTensorsFile#getBytes}). */

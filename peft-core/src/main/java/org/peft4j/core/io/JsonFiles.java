@@ -106,7 +106,8 @@ public final class JsonFiles {
 
     /**
      * {@code value} (a JsonNode, Map, record or bean) as Python-style pretty JSON with sorted
-     * keys and a final newline.
+     * keys and a final newline. A NaN or infinite number is written as {@code null}: JSON has no
+     * such numbers (Jackson would write the string {@code "NaN"}).
      */
     public static String toPrettyString(Object value) {
         JsonNode tree = value instanceof JsonNode n ? n : MAPPER.valueToTree(value);
@@ -122,7 +123,7 @@ public final class JsonFiles {
         AtomicFiles.writeString(file, toPrettyString(value));
     }
 
-    /** A deep copy of {@code n} whose objects have their keys in sorted order. */
+    /** A deep copy of {@code n} whose objects have their keys in sorted order, non-finite numbers as null. */
     static JsonNode sorted(JsonNode n) {
         if (n.isObject()) {
             List<String> names = new ArrayList<>();
@@ -142,6 +143,9 @@ public final class JsonFiles {
                 out.add(sorted(e));
             }
             return out;
+        }
+        if (n.isNumber() && (n.isDouble() || n.isFloat()) && !Double.isFinite(n.doubleValue())) {
+            return com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.nullNode();
         }
         return n;
     }

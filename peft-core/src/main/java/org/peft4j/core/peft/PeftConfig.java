@@ -10,6 +10,9 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.cfg.CoercionAction;
+import com.fasterxml.jackson.databind.cfg.CoercionInputShape;
+import com.fasterxml.jackson.databind.type.LogicalType;
 import com.fasterxml.jackson.databind.jsontype.NamedType;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -214,6 +217,55 @@ public abstract class PeftConfig {
         return config;
     }
 
+    /**
+     * Reads a config a user wrote (the {@code peft} section of a {@code peft4j train} recipe),
+     * strictly: a key the method's config does not know (and PEFT does not define) is an error,
+     * and so is a value of the wrong type — a word where a number belongs, a number where a string
+     * belongs, a fraction where an integer belongs, {@code null} or {@code ""} for a number or a
+     * boolean, a number for an enum. Each error names the key by its full dotted path,
+     * {@code path} + {@code .key} (e.g. {@code peft.r}, {@code peft.target_modules[1]}), and the
+     * value found. A numeric string ({@code "0.1"}, YAML 1.1's {@code 1e-3}) is read as the number.
+     * ({@link #fromJson} stays as lenient as PEFT for {@code adapter_config.json} files: unknown
+     * keys are a warning.)
+     *
+     * @param source names the file in messages
+     * @param path   the dotted path of {@code tree} in that file ({@code "peft"})
+     */
+    public static PeftConfig fromJsonStrict(JsonNode tree, String source, String path) {
+        String where = source + ": " + path;
+        if (tree == null || !tree.isObject()) {
+            throw new IllegalArgumentException(where + " must be a mapping with the method's PEFT keys (peft_type: LORA, ...)");
+        }
+        JsonNode type = tree.get("peft_type");
+        if (type == null || !type.isTextual()) {
+            throw new IllegalArgumentException(where + ".peft_type must be a string naming the method (installed: "
+                    + PeftMethods.installedTypes() + "), got " + (type == null ? "nothing" : Mappers.describe(type)));
+        }
+        PeftMethod method = PeftMethods.get(type.asText(), source + ": " + path + ".peft_type");
+        PeftConfig config;
+        try {
+            config = Mappers.STRICT.treeToValue(tree, method.configClass());
+        } catch (com.fasterxml.jackson.databind.JsonMappingException e) {
+            throw new IllegalArgumentException(Mappers.strictMessage(e, tree, source, path), e);
+        } catch (JsonProcessingException | IllegalArgumentException e) {
+            String msg = e instanceof JsonProcessingException jpe ? jpe.getOriginalMessage() : e.getMessage();
+            throw new IllegalArgumentException("invalid " + type.asText() + " config in " + where + ": " + msg, e);
+        }
+        java.util.Set<String> known = new java.util.TreeSet<>(config.toMap().keySet());
+        for (Map.Entry<String, Object> e : config.unknownKeys.entrySet()) {
+            if (!config.tolerateKnownKey(e.getKey(), e.getValue())) {
+                throw new IllegalArgumentException(source + ": unknown key " + path + "." + e.getKey() + " for "
+                        + type.asText() + " (known: " + String.join(", ", known) + ")");
+            }
+        }
+        try {
+            config.validate();
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("invalid " + type.asText() + " config in " + where + ": " + e.getMessage(), e);
+        }
+        return config;
+    }
+
     /** Reads {@code dir/adapter_config.json}. */
     public static PeftConfig load(Path dir) {
         Path file = dir.resolve(PeftModel.CONFIG_NAME);
@@ -247,6 +299,82 @@ public abstract class PeftConfig {
     /** The shared Jackson mapper, with every installed config class registered under its peft_type. */
     static final class Mappers {
         static final ObjectMapper MAPPER = create();
+        /** {@link #MAPPER} without Jackson's silent coercions ({@link #fromJsonStrict}). */
+        static final ObjectMapper STRICT = strict();
+
+        private static ObjectMapper strict() {
+            ObjectMapper m = create();
+            m.configure(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES, true);
+            m.configure(DeserializationFeature.ACCEPT_FLOAT_AS_INT, false);
+            m.configure(DeserializationFeature.FAIL_ON_NUMBERS_FOR_ENUMS, true);
+            m.coercionConfigDefaults().setCoercion(CoercionInputShape.EmptyString, CoercionAction.Fail);
+            m.coercionConfigFor(LogicalType.Boolean).setCoercion(CoercionInputShape.Integer, CoercionAction.Fail)
+                    .setCoercion(CoercionInputShape.Float, CoercionAction.Fail);
+            m.coercionConfigFor(LogicalType.Textual).setCoercion(CoercionInputShape.Integer, CoercionAction.Fail)
+                    .setCoercion(CoercionInputShape.Float, CoercionAction.Fail)
+                    .setCoercion(CoercionInputShape.Boolean, CoercionAction.Fail);
+            m.coercionConfigFor(LogicalType.Integer).setCoercion(CoercionInputShape.Float, CoercionAction.Fail)
+                    .setCoercion(CoercionInputShape.Boolean, CoercionAction.Fail);
+            m.coercionConfigFor(LogicalType.Float).setCoercion(CoercionInputShape.Boolean, CoercionAction.Fail);
+            return m;
+        }
+
+        /** "FILE: peft.r must be an integer, got "four" (string)" for a mapping error at that path. */
+        static String strictMessage(com.fasterxml.jackson.databind.JsonMappingException e, JsonNode tree, String source,
+                                    String path) {
+            StringBuilder key = new StringBuilder(path);
+            JsonNode at = tree;
+            for (com.fasterxml.jackson.databind.JsonMappingException.Reference r : e.getPath()) {
+                if (r.getFieldName() != null) {
+                    key.append('.').append(r.getFieldName());
+                    at = at == null ? null : at.get(r.getFieldName());
+                } else if (r.getIndex() >= 0) {
+                    key.append('[').append(r.getIndex()).append(']');
+                    at = at == null ? null : at.get(r.getIndex());
+                }
+            }
+            Class<?> target = e instanceof com.fasterxml.jackson.databind.exc.MismatchedInputException mie
+                    ? mie.getTargetType() : null;
+            if (target != null && at != null) {
+                return source + ": " + key + " must be " + expected(target) + ", got " + describe(at);
+            }
+            String cause = e.getCause() != null && e.getCause().getMessage() != null ? e.getCause().getMessage()
+                    : e.getOriginalMessage();
+            return source + ": " + key + ": " + cause;
+        }
+
+        private static String expected(Class<?> t) {
+            if (t == int.class || t == long.class || t == short.class || t == Integer.class || t == Long.class
+                    || t == Short.class || t == java.math.BigInteger.class) {
+                return "an integer";
+            }
+            if (t == float.class || t == double.class || t == Float.class || t == Double.class
+                    || t == java.math.BigDecimal.class || t == Number.class) {
+                return "a number";
+            }
+            if (t == boolean.class || t == Boolean.class) {
+                return "true or false";
+            }
+            if (t == String.class) {
+                return "a string";
+            }
+            if (t.isEnum()) {
+                return "one of " + java.util.Arrays.toString(t.getEnumConstants());
+            }
+            if (t.isArray() || java.util.Collection.class.isAssignableFrom(t)) {
+                return "a list";
+            }
+            if (Map.class.isAssignableFrom(t)) {
+                return "a mapping";
+            }
+            return "a " + t.getSimpleName();
+        }
+
+        static String describe(JsonNode v) {
+            String t = v.toString();
+            return (t.length() > 60 ? t.substring(0, 60) + "..." : t) + " ("
+                    + v.getNodeType().name().toLowerCase(java.util.Locale.ROOT) + ")";
+        }
 
         private static ObjectMapper create() {
             ObjectMapper m = new ObjectMapper();

@@ -104,13 +104,14 @@ public final class PythonJson {
         sb.append('"');
     }
 
-    /** Python's {@code repr(float)}: shortest round-trip digits, exponent form below 1e-4 and from 1e16. */
+    /**
+     * Python's {@code repr(float)}: shortest round-trip digits, exponent form below 1e-4 and from
+     * 1e16. NaN and ±Infinity are refused: Python's {@code json.dumps} would write them, but they
+     * are not JSON, and a config holding one is broken anyway.
+     */
     static String pythonFloat(double d) {
-        if (Double.isNaN(d)) {
-            return "NaN";
-        }
-        if (Double.isInfinite(d)) {
-            return d > 0 ? "Infinity" : "-Infinity";
+        if (!Double.isFinite(d)) {
+            throw new IllegalArgumentException("cannot write " + d + " as JSON (JSON has no NaN or Infinity)");
         }
         if (d == 0) {
             return (1 / d < 0) ? "-0.0" : "0.0";

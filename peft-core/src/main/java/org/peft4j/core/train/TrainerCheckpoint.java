@@ -220,12 +220,17 @@ public final class TrainerCheckpoint {
         }
     }
 
-    /** The trainable parameters stored in a checkpoint folder. */
+    /**
+     * The trainable parameters stored in a checkpoint folder; a non-finite one is reported as
+     * {@link org.peft4j.core.io.FiniteCheck} says (a warning, or an error under its strict policy).
+     */
     public static Map<String, INDArray> readParameters(Path dir) {
         Path f = dir.resolve(PARAMETERS_FILE);
         requireFile(f);
         try {
-            return SafeTensors.load(f);
+            Map<String, INDArray> m = SafeTensors.load(f);
+            m.forEach((k, v) -> org.peft4j.core.io.FiniteCheck.check(v, k, f));
+            return m;
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read checkpoint parameters " + f, e);
         }

@@ -172,8 +172,19 @@ public record TrainingConfig(
 
     /** Reads {@link #toJson()} output; absent keys keep the builder defaults, unknown keys are an error. */
     public static TrainingConfig fromJson(JsonNode n) {
+        return fromJson(n, "");
+    }
+
+    /**
+     * As {@link #fromJson(JsonNode)}, strictly typed: a value of the wrong type (a word where a
+     * number belongs, a list where a string belongs, a fraction where an integer belongs) or an
+     * unknown key is an error naming the key as {@code path + key} (e.g. {@code path}
+     * {@code "training."} gives {@code training.learning_rate}), never a silent default.
+     */
+    public static TrainingConfig fromJson(JsonNode n, String path) {
         if (n == null || !n.isObject()) {
-            throw new IllegalArgumentException("training config JSON must be an object");
+            throw new IllegalArgumentException((path.isEmpty() ? "training config JSON" : strip(path))
+                    + " must be an object (a mapping of training keys)");
         }
         Builder b = builder();
         var it = n.fields();
@@ -181,35 +192,46 @@ public record TrainingConfig(
             var e = it.next();
             JsonNode v = e.getValue();
             switch (e.getKey()) {
-                case "epochs" -> b.epochs(intOf(e.getKey(), v));
-                case "max_steps" -> b.maxSteps(longOf(e.getKey(), v));
-                case "batch_size" -> b.batchSize(intOf(e.getKey(), v));
-                case "gradient_accumulation_steps" -> b.gradientAccumulationSteps(intOf(e.getKey(), v));
-                case "max_grad_norm" -> b.maxGradNorm(doubleOf(e.getKey(), v));
-                case "learning_rate" -> b.learningRate(doubleOf(e.getKey(), v));
-                case "weight_decay" -> b.weightDecay(doubleOf(e.getKey(), v));
-                case "warmup_steps" -> b.warmupSteps(longOf(e.getKey(), v));
-                case "warmup_ratio" -> b.warmupRatio(doubleOf(e.getKey(), v));
-                case "schedule" -> b.schedule(parseEnum(ScheduleType.class, "schedule", textOf(e.getKey(), v)));
-                case "optimizer" -> b.optimizer(parseEnum(OptimizerType.class, "optimizer", textOf(e.getKey(), v)));
-                case "adam_beta1" -> b.adamBetas(doubleOf(e.getKey(), v), b.adamBeta2);
-                case "adam_beta2" -> b.adamBetas(b.adamBeta1, doubleOf(e.getKey(), v));
-                case "adam_epsilon" -> b.adamEpsilon(doubleOf(e.getKey(), v));
-                case "sgd_momentum" -> b.sgdMomentum(doubleOf(e.getKey(), v));
-                case "eval_interval" -> b.evalInterval(intOf(e.getKey(), v));
-                case "log_interval" -> b.logInterval(intOf(e.getKey(), v));
-                case "seed" -> b.seed(longOf(e.getKey(), v));
-                case "output_dir" -> b.outputDir(v.isNull() ? null : Path.of(textOf(e.getKey(), v)));
-                case "checkpoint_interval" -> b.checkpointInterval(intOf(e.getKey(), v));
-                case "keep_checkpoints" -> b.keepCheckpoints(intOf(e.getKey(), v));
-                case "early_stopping_patience" -> b.earlyStoppingPatience(intOf(e.getKey(), v));
-                case "early_stopping_metric" -> b.earlyStoppingMetric(v.isNull() ? null : textOf(e.getKey(), v));
-                case "greater_is_better" -> b.greaterIsBetter(boolOf(e.getKey(), v));
-                case "early_stopping_threshold" -> b.earlyStoppingThreshold(doubleOf(e.getKey(), v));
-                default -> throw new IllegalArgumentException("unknown training config key '" + e.getKey() + "'");
+                case "epochs" -> b.epochs(intOf(path + e.getKey(), v));
+                case "max_steps" -> b.maxSteps(longOf(path + e.getKey(), v));
+                case "batch_size" -> b.batchSize(intOf(path + e.getKey(), v));
+                case "gradient_accumulation_steps" -> b.gradientAccumulationSteps(intOf(path + e.getKey(), v));
+                case "max_grad_norm" -> b.maxGradNorm(doubleOf(path + e.getKey(), v));
+                case "learning_rate" -> b.learningRate(doubleOf(path + e.getKey(), v));
+                case "weight_decay" -> b.weightDecay(doubleOf(path + e.getKey(), v));
+                case "warmup_steps" -> b.warmupSteps(longOf(path + e.getKey(), v));
+                case "warmup_ratio" -> b.warmupRatio(doubleOf(path + e.getKey(), v));
+                case "schedule" -> b.schedule(parseEnum(ScheduleType.class, path + "schedule", textOf(path + e.getKey(), v)));
+                case "optimizer" -> b.optimizer(parseEnum(OptimizerType.class, path + "optimizer", textOf(path + e.getKey(), v)));
+                case "adam_beta1" -> b.adamBetas(doubleOf(path + e.getKey(), v), b.adamBeta2);
+                case "adam_beta2" -> b.adamBetas(b.adamBeta1, doubleOf(path + e.getKey(), v));
+                case "adam_epsilon" -> b.adamEpsilon(doubleOf(path + e.getKey(), v));
+                case "sgd_momentum" -> b.sgdMomentum(doubleOf(path + e.getKey(), v));
+                case "eval_interval" -> b.evalInterval(intOf(path + e.getKey(), v));
+                case "log_interval" -> b.logInterval(intOf(path + e.getKey(), v));
+                case "seed" -> b.seed(longOf(path + e.getKey(), v));
+                case "output_dir" -> b.outputDir(v.isNull() ? null : Path.of(textOf(path + e.getKey(), v)));
+                case "checkpoint_interval" -> b.checkpointInterval(intOf(path + e.getKey(), v));
+                case "keep_checkpoints" -> b.keepCheckpoints(intOf(path + e.getKey(), v));
+                case "early_stopping_patience" -> b.earlyStoppingPatience(intOf(path + e.getKey(), v));
+                case "early_stopping_metric" -> b.earlyStoppingMetric(v.isNull() ? null : textOf(path + e.getKey(), v));
+                case "greater_is_better" -> b.greaterIsBetter(boolOf(path + e.getKey(), v));
+                case "early_stopping_threshold" -> b.earlyStoppingThreshold(doubleOf(path + e.getKey(), v));
+                default -> throw new IllegalArgumentException("unknown training config key " + quote(path + e.getKey())
+                        + " (known: " + String.join(", ", KEYS) + ")");
             }
         }
-        return b.build();
+        try {
+            return b.build();
+        } catch (IllegalArgumentException ex) {
+            // a value out of range: named by its key in the file (training.learning_rate), not its Java field
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("^TrainingConfig\\.(\\w+)").matcher(ex.getMessage());
+            if (path.isEmpty() || !m.find()) {
+                throw ex;
+            }
+            String key = m.group(1).replaceAll("([A-Z])", "_$1").toLowerCase(Locale.ROOT);
+            throw new IllegalArgumentException(path + key + ex.getMessage().substring(m.end()), ex);
+        }
     }
 
     /**
@@ -224,7 +246,7 @@ public record TrainingConfig(
         if (v.isTextual() && NUMBER.matcher(v.textValue().strip()).matches()) {
             return Double.parseDouble(v.textValue().strip());
         }
-        throw new IllegalArgumentException("'" + key + "' must be a number, got " + describe(v));
+        throw new IllegalArgumentException(quote(key) + " must be a number, got " + describe(v));
     }
 
     private static long longOf(String key, JsonNode v) {
@@ -237,13 +259,13 @@ public record TrainingConfig(
         if (v.isTextual() && v.textValue().strip().matches("[-+]?[0-9]{1,18}")) {
             return Long.parseLong(v.textValue().strip());
         }
-        throw new IllegalArgumentException("'" + key + "' must be an integer, got " + describe(v));
+        throw new IllegalArgumentException(quote(key) + " must be an integer, got " + describe(v));
     }
 
     private static int intOf(String key, JsonNode v) {
         long l = longOf(key, v);
         if (l < Integer.MIN_VALUE || l > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("'" + key + "' must fit a 32-bit integer, got " + l);
+            throw new IllegalArgumentException(quote(key) + " must fit a 32-bit integer, got " + l);
         }
         return (int) l;
     }
@@ -252,14 +274,30 @@ public record TrainingConfig(
         if (v.isBoolean()) {
             return v.booleanValue();
         }
-        throw new IllegalArgumentException("'" + key + "' must be true or false, got " + describe(v));
+        throw new IllegalArgumentException(quote(key) + " must be true or false, got " + describe(v));
     }
 
     private static String textOf(String key, JsonNode v) {
         if (v.isTextual()) {
             return v.textValue();
         }
-        throw new IllegalArgumentException("'" + key + "' must be a string, got " + describe(v));
+        throw new IllegalArgumentException(quote(key) + " must be a string, got " + describe(v));
+    }
+
+    /** Every key {@link #fromJson} reads, sorted. */
+    static final java.util.List<String> KEYS = java.util.List.of("adam_beta1", "adam_beta2", "adam_epsilon",
+            "batch_size", "checkpoint_interval", "early_stopping_metric", "early_stopping_patience",
+            "early_stopping_threshold", "epochs", "eval_interval", "gradient_accumulation_steps", "greater_is_better",
+            "keep_checkpoints", "learning_rate", "log_interval", "max_grad_norm", "max_steps", "optimizer",
+            "output_dir", "schedule", "seed", "sgd_momentum", "warmup_ratio", "warmup_steps", "weight_decay");
+
+    /** A bare key in quotes ({@code 'epochs'}); a dotted path as it is ({@code training.epochs}). */
+    private static String quote(String key) {
+        return key.contains(".") ? key : "'" + key + "'";
+    }
+
+    private static String strip(String path) {
+        return path.endsWith(".") ? path.substring(0, path.length() - 1) : path;
     }
 
     private static String describe(JsonNode v) {
@@ -274,7 +312,8 @@ public record TrainingConfig(
         try {
             return Enum.valueOf(type, text.toUpperCase(Locale.ROOT));
         } catch (IllegalArgumentException ex) {
-            throw new IllegalArgumentException("TrainingConfig." + field + " has unknown value '" + text + "'", ex);
+            throw new IllegalArgumentException((field.contains(".") ? field : "TrainingConfig." + field) + " has unknown value '"
+                    + text + "' (one of " + java.util.Arrays.toString(type.getEnumConstants()).toLowerCase(Locale.ROOT) + ")", ex);
         }
     }
 

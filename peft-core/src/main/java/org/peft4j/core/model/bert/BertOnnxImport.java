@@ -123,6 +123,7 @@ public final class BertOnnxImport {
                 continue;
             }
             INDArray v = OnnxReader.toArray(t, source);
+            org.peft4j.core.io.FiniteCheck.check(v, name, source);
             if (transpose) {
                 if (v.rank() != 2) {
                     throw new IllegalArgumentException("ONNX model " + source + ": MatMul weight " + name + " for " + key
