@@ -352,6 +352,35 @@ def make_compose():
     print(f"compose: Stack(a, b) and Average(a, b, [0.7, 0.3]) written")
 
 
+def make_presets():
+    """The presets as `peft4j compare` sets them up (seed 7, mean pooling, a new 2-label head): their
+    initial tensors were dumped once by peft4j before bottleneck adapters moved onto PeftModel
+    (presets/<preset>.safetensors, model state-dict keys); this computes, independently, the logits
+    and the gradients of the mean cross-entropy (labels 0, 1, 0, ...) with respect to every one of
+    those tensors, so a test pins today's numerics to this script rather than to peft4j."""
+    _, mcfg, params = lr.load_base("bert-tiny")
+    inputs = lr.reference_inputs("bert-tiny")
+    d = os.path.join(BN_FIXTURES, "presets")
+    expected = dict(inputs)
+    for preset in ("seq_bn", "double_seq_bn", "par_bn"):
+        raw = mdf.read_safetensors(os.path.join(d, preset + ".safetensors"))
+        t = {k: torch.from_numpy(np.array(v, dtype=np.float64)).requires_grad_(True) for k, v in raw.items()}
+        ids, types, mask = inputs["input_ids"], inputs["token_type_ids"], inputs["attention_mask"]
+        h = bert_forward(params, mcfg, ids, types, mask, PRESETS[preset], t, "bert.", preset)
+        m = mask.to(h.dtype)[:, :, None]
+        pooled = (h * m).sum(1) / m.sum(1)
+        logits = pooled @ t["classifier.weight"].T + t["classifier.bias"]
+        labels = torch.arange(ids.shape[0]) % 2
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        loss.backward()
+        expected[preset + ".logits"] = logits.detach().to(torch.float32)
+        expected[preset + ".loss"] = loss.detach().reshape(1).to(torch.float32)
+        for k, v in t.items():
+            expected[preset + ".grad." + k] = v.grad.to(torch.float32)
+        print(f"presets: {preset} loss {float(loss):.6f}, {len(t)} tensors")
+    mdf.write_safetensors(os.path.join(d, "expected.safetensors"), expected)
+
+
 def read_folder(folder):
     with open(os.path.join(folder, "adapter_config.json")) as f:
         full = json.load(f)
@@ -406,13 +435,18 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("make")
+    sub.add_parser("presets")
     ck = sub.add_parser("check")
     ck.add_argument("root")
     ck.add_argument("--tol", type=float, default=1e-4)
     args = ap.parse_args()
+    if args.cmd == "presets":
+        make_presets()
+        return 0
     if args.cmd == "make":
         make()
         make_compose()
+        make_presets()
         return 0
     return check(args.root, args.tol)
 
