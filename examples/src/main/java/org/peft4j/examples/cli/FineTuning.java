@@ -1,7 +1,6 @@
 package org.peft4j.examples.cli;
 
-import org.peft4j.adapter.BnConfig;
-import org.peft4j.adapter.BottleneckAdapters;
+import org.peft4j.adapter.BottleneckConfig;
 import org.peft4j.adapter.Ia3Config;
 import org.peft4j.core.model.bert.BertConfig;
 import org.peft4j.core.model.bert.BertForSequenceClassification;
@@ -127,6 +126,16 @@ final class FineTuning {
         return c;
     }
 
+    /** An AdapterHub preset with the new classifier trained in full beside it. */
+    static BottleneckConfig bottleneckConfig(String preset, String baseModel, long seed) {
+        BottleneckConfig c = BottleneckConfig.preset(preset);
+        c.setModulesToSave(List.of("classifier"));
+        c.setTaskType(TaskType.SEQ_CLS);
+        c.setBaseModelNameOrPath(baseModel);
+        c.setSeed(seed);
+        return c;
+    }
+
     /** Virtual tokens of the prompt methods in {@code compare}. */
     static final int PROMPT_TOKENS = 20;
 
@@ -164,11 +173,9 @@ final class FineTuning {
                 return new Setup(method, model, model, null, model.namedTrainableParameters());
             }
             case SEQ_BN, DOUBLE_SEQ_BN, PAR_BN -> {
-                // the adapter (AdapterHub's preset) and the new head train; the encoder is frozen
-                BottleneckAdapters.add(model, method.label, BnConfig.preset(method.label), seed);
-                BottleneckAdapters.trainAdapter(model, method.label);
-                model.child("classifier").unfreeze();
-                return new Setup(method, model, model, null, model.namedTrainableParameters());
+                // the adapter (AdapterHub's preset, named as the preset: its seeds depend on the name) and the new head train
+                PeftModel pm = Peft.apply(model, bottleneckConfig(method.label, baseModel, seed), method.label);
+                return new Setup(method, model, pm, pm, pm.trainableParameters());
             }
             case IA3 -> {
                 PeftModel pm = Peft.apply(model, ia3Config(baseModel, seed));
