@@ -178,6 +178,22 @@ public final class BottleneckMethod implements PeftMethod {
                         + "', which is not a bottleneck adapter of the model (adapters: " + adapterNames(layers) + ")");
             }
         }
+        // AdapterHub's common_config_value(adapter_names, location_key): the fused adapters sit at the same places
+        for (String key : List.of("mh_adapter", "output_adapter")) {
+            Map<String, Object> seen = new LinkedHashMap<>();
+            for (String a : fused) {
+                for (BottleneckLayer l : layers.values()) {
+                    if (l.adapter(a) != null) {
+                        seen.put(a, l.adapter(a).config().toMap().get(key));
+                        break;
+                    }
+                }
+            }
+            if (new java.util.HashSet<>(seen.values()).size() > 1) {
+                throw new IllegalArgumentException("AdapterFusion '" + name + "': all fused adapters must define the same config." + key
+                        + " (" + seen + ")");
+            }
+        }
         Double p = c.fusionConfig().dropoutProb();
         double dropout = p != null ? p : attentionDropout(model);
         List<String> out = new ArrayList<>();
