@@ -104,7 +104,10 @@ public final class BottleneckConfig extends PeftConfig implements AdapterHubConf
             }
             String name = tree.path("name").asText("");
             if (name.isEmpty() || name.equals(PeftModel.DEFAULT_ADAPTER) || named.containsKey(name) || !validName(name)) {
-                name = f.toAbsolutePath().normalize().getFileName().toString().replaceAll("[^A-Za-z0-9_-]", "_");
+                Path abs = f.toAbsolutePath().normalize();
+                // peft4j train writes <output_dir>/adapter: the run's folder names it
+                Path named0 = abs.getFileName().toString().equals("adapter") && abs.getParent() != null ? abs.getParent() : abs;
+                name = named0.getFileName().toString().replaceAll("[^A-Za-z0-9_-]", "_");
             }
             String base = name;
             for (int i = 2; named.containsKey(name); i++) {
