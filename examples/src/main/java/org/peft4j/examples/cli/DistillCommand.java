@@ -315,7 +315,9 @@ final class DistillCommand implements Command {
             if (pm != null) {
                 pm.save(studentDir);
             } else {
+                // a full student is a model folder of its own: with its tokenizer, predict/eval --model take it as is
                 model.save(studentDir);
+                MergeCommand.copyTokenizer(sb, studentDir);
             }
             new Classification.TaskInfo(Classification.TASK, model.config().id2label(), model.config().classifierPooling(),
                     maxLen, Models.baseModelId(studentSpec)).write(studentDir);

@@ -144,15 +144,39 @@ final class FineTuning {
     /** Virtual tokens of the prompt methods in {@code compare}. */
     static final int PROMPT_TOKENS = 20;
 
+    /**
+     * The prompt methods' length and, for prompt tuning, an optional {@code TEXT} init
+     * ({@code initText} tokenized by the model's tokenizer; null: PEFT's default {@code RANDOM}).
+     */
+    record PromptSettings(int virtualTokens, String initText) {
+        static final PromptSettings DEFAULT = new PromptSettings(PROMPT_TOKENS, null);
+
+        String describe() {
+            return virtualTokens + " virtual tokens" + (initText == null ? "" : ", TEXT init \"" + initText + "\"");
+        }
+    }
+
     /** The prompt methods' configs (PEFT's keys), the classifier head trained beside them as PEFT does for SEQ_CLS. */
     static org.peft4j.core.peft.PeftConfig promptConfig(Method method, String baseModel, long seed) {
+        return promptConfig(method, baseModel, seed, PromptSettings.DEFAULT, null);
+    }
+
+    static org.peft4j.core.peft.PeftConfig promptConfig(Method method, String baseModel, long seed, PromptSettings ps,
+                                                        org.peft4j.core.tokenizer.Tokenizer tokenizer) {
         org.peft4j.prompt.PromptLearningConfig c = switch (method) {
-            case PROMPT_TUNING -> new org.peft4j.prompt.PromptTuningConfig();
+            case PROMPT_TUNING -> {
+                org.peft4j.prompt.PromptTuningConfig pt = new org.peft4j.prompt.PromptTuningConfig();
+                if (ps.initText() != null) {
+                    pt.setInit(org.peft4j.prompt.PromptTuningConfig.Init.TEXT);
+                    pt.setInitText(ps.initText(), tokenizer.encode(ps.initText()).ids());
+                }
+                yield pt;
+            }
             case P_TUNING -> new org.peft4j.prompt.PromptEncoderConfig().setEncoderHiddenSize(128);
             case PREFIX_TUNING -> new org.peft4j.prompt.PrefixTuningConfig();
             default -> throw new IllegalArgumentException(method + " is not a prompt method");
         };
-        c.setNumVirtualTokens(PROMPT_TOKENS);
+        c.setNumVirtualTokens(ps.virtualTokens());
         c.setModulesToSave(List.of("classifier"));
         c.setTaskType(TaskType.SEQ_CLS);
         c.setBaseModelNameOrPath(baseModel);
@@ -165,6 +189,12 @@ final class FineTuning {
      * {@code seed}) on {@code encoder} and makes the parameters of {@code method} trainable.
      */
     static Setup setUp(Method method, BertModel encoder, List<String> labels, String baseModel, LoraSettings lora, long seed) {
+        return setUp(method, encoder, labels, baseModel, lora, PromptSettings.DEFAULT, null, seed);
+    }
+
+    /** As above, with the prompt methods' settings ({@code tokenizer} is needed only for a {@code TEXT} init). */
+    static Setup setUp(Method method, BertModel encoder, List<String> labels, String baseModel, LoraSettings lora,
+                       PromptSettings prompt, org.peft4j.core.tokenizer.Tokenizer tokenizer, long seed) {
         BertForSequenceClassification model = BertForSequenceClassification.withNewHead(
                 encoder, labels, Models.defaultPooling(encoder), new Rng(seed));
         switch (method) {
@@ -188,7 +218,7 @@ final class FineTuning {
                 return new Setup(method, model, pm, pm, pm.trainableParameters());
             }
             case PROMPT_TUNING, P_TUNING, PREFIX_TUNING -> {
-                PeftModel pm = Peft.apply(model, promptConfig(method, baseModel, seed));
+                PeftModel pm = Peft.apply(model, promptConfig(method, baseModel, seed, prompt, tokenizer));
                 return new Setup(method, model, pm, pm, pm.trainableParameters());
             }
             case QLORA -> {

@@ -66,6 +66,46 @@ class DemoSmokeTest {
         assertTrue(n.get("targets").has("lora_minus_qlora_points"), n.toString());
     }
 
+    /** A list of learning rates is a sweep: each is scored on validation, the best one alone on test. */
+    @Test
+    void compareChoosesTheLearningRateOnValidation(@TempDir Path tmp) throws Exception {
+        Path json = tmp.resolve("sweep.json");
+        CliTestSupport.Run r = CliTestSupport.cli("compare", "--methods", "head-only", "--lr-head", "1e-4,5e-1", "--steps", "2",
+                "--train-limit", "32", "--test-limit", "24", "--max-len", "16", "--out", json.toString());
+        assertEquals(0, r.code(), r.toString());
+        JsonNode res = CliTestSupport.JSON.readTree(json.toFile()).get("results").get(0);
+        JsonNode tried = res.get("learning_rates_tried");
+        assertEquals(2, tried.size(), res.toString());
+        assertEquals(1e-4, tried.get(0).get("learning_rate").asDouble(), 0);
+        assertEquals(5e-1, tried.get(1).get("learning_rate").asDouble(), 0);
+        // the chosen rate is the first one with the highest validation accuracy
+        int bestIndex = tried.get(1).get("validation_accuracy").asDouble() > tried.get(0).get("validation_accuracy").asDouble() ? 1 : 0;
+        assertEquals(tried.get(bestIndex).get("learning_rate").asDouble(), res.get("learning_rate").asDouble(), 0);
+        assertEquals(tried.get(bestIndex).get("validation_accuracy").asDouble(), res.get("validation_accuracy").asDouble(), 0);
+        assertEquals(1, r.out().lines().filter(l -> l.contains("test accuracy")).count(), "test evaluated once: " + r.out());
+    }
+
+    /** Prompt tuning's length and TEXT init from the command line (PEFT's prompt_tuning_init TEXT). */
+    @Test
+    void comparePromptTuningTakesLengthAndTextInit(@TempDir Path tmp) throws Exception {
+        Path json = tmp.resolve("prompt.json");
+        CliTestSupport.Run r = CliTestSupport.cli("compare", "--methods", "prompt_tuning", "--virtual-tokens", "8",
+                "--prompt-init-text", "Is this review positive or negative?", "--steps", "1", "--train-limit", "16",
+                "--test-limit", "8", "--max-len", "16", "--out", json.toString());
+        assertEquals(0, r.code(), r.toString());
+        JsonNode n = CliTestSupport.JSON.readTree(json.toFile());
+        // 8 x 384 prompt vectors + the 384 x 2 + 2 head
+        assertEquals(8 * 384 + 770, n.get("results").get(0).get("trainable_params").asLong(), n.toString());
+        assertTrue(n.get("settings").get("prompt").asText().contains("8 virtual tokens, TEXT init"), n.toString());
+    }
+
+    @Test
+    void compareRejectsABadLearningRateList() throws Exception {
+        CliTestSupport.Run r = CliTestSupport.cli("compare", "--methods", "lora", "--lr-lora", "1e-3,fast");
+        assertEquals(2, r.code(), r.toString());
+        assertTrue(r.err().contains("--lr-lora") && r.err().contains("'fast'"), r.err());
+    }
+
     /** The committed example config runs (with a tiny budget set from the command line). */
     @Test
     void committedConfigTrains(@TempDir Path tmp) throws Exception {

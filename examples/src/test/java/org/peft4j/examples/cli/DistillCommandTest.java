@@ -96,6 +96,13 @@ class DistillCommandTest {
             assertTrue(Files.isRegularFile(student.resolve(r.get("mode").asText().equals("peft")
                     ? "adapter_config.json" : "config.json")), student.toString());
             assertTrue(Files.isRegularFile(student.resolve(Classification.TASK_FILE)), student.toString());
+            if (r.get("mode").asText().equals("full")) {
+                // the full student is a self-contained model folder: predict takes it with its own tokenizer
+                assertTrue(Files.isRegularFile(student.resolve("tokenizer.json")), student.toString());
+                CliTestSupport.Run p = CliTestSupport.cli("predict", "--model", student.toString(), "--text", "w1 w2 w3");
+                assertEquals(0, p.code(), p.toString());
+                assertTrue(p.out().startsWith("neg") || p.out().startsWith("pos"), p.out());
+            }
         }
         assertTrue(Files.isRegularFile(o.resolve("teacher_cache-rest-hidden.safetensors")));
         JsonNode resolved = TrainRecipe.yaml().readTree(o.resolve("resolved_config.yaml").toFile());
