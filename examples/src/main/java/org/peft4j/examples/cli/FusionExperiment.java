@@ -92,7 +92,7 @@ final class FusionExperiment {
         Path dir = workDir.resolve(name).toAbsolutePath();
         pm.save(dir);
         pm.unload();    // the encoder is shared: the next adapter starts from the plain model
-        out.printf(Locale.ROOT, "seq_bn adapter '%s': test accuracy %s on %s held-out examples, training %s, saved to %s%n", name,
+        out.printf(Locale.ROOT, "seq_bn adapter '%s': accuracy %s on %s held-out examples (IMDB: validation reviews), training %s, saved to %s%n", name,
                 Fmt.pct(acc), Fmt.count(test.size()), Fmt.duration(seconds), dir);
         return dir;
     }
