@@ -476,7 +476,9 @@ class BackboneTest {
             assertEquals(p, prefixed.resolvedPositionOffset(), "the offset counts the prefix");
             INDArray viaPrefix = m.forward(prefixed).logits().value();
             assertTrue(maxAbsDiff(viaPrefix, viaCache) <= SAME_TOL, name + ": prefix vs cache " + maxAbsDiff(viaPrefix, viaCache));
-            assertTrue(maxAbsDiff(viaPrefix, steps(full, p, p + t)) <= SAME_TOL, name + ": prefix vs whole sequence");
+            // the whole sequence attends over other lengths (other fp32 summation orders): 1.08e-5 measured on llama-gqa
+            assertTrue(maxAbsDiff(viaPrefix, steps(full, p, p + t)) <= 5 * SAME_TOL, name + ": prefix vs whole sequence "
+                    + maxAbsDiff(viaPrefix, steps(full, p, p + t)));
             // a mask over prefix + tokens (Hugging Face's layout) of ones changes nothing
             INDArray ones = Nd4j.ones(DataType.INT64, 2, p + t);
             INDArray masked = m.forward(prefixed.withAttentionMask(ones)).logits().value();
