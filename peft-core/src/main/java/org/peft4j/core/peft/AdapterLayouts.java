@@ -49,11 +49,8 @@ public final class AdapterLayouts {
      * the missing {@code adapter_config.json}).
      */
     public static AdapterLayout forFolder(Path dir) {
-        if (!Files.isDirectory(dir)) {
-            throw new IllegalArgumentException("adapter folder " + dir + " does not exist");
-        }
         for (AdapterLayout l : all()) {
-            if (l.recognizes(dir)) {
+            if (Files.isDirectory(dir) && l.recognizes(dir)) {
                 return l;
             }
         }
