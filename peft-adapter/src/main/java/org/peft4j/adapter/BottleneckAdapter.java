@@ -34,6 +34,7 @@ import org.peft4j.core.tensor.Tensor;
  * </pre>
  */
 public final class BottleneckAdapter extends Module {
+    private final int hidden;
     private final BnConfig config;
     private final double fixedScaling;
     private final boolean learnedScaling;
@@ -62,6 +63,7 @@ public final class BottleneckAdapter extends Module {
 
     BottleneckAdapter(BnConfig c, int hidden, int layer, long seed) {
         this.config = c;
+        this.hidden = hidden;
         int d = c.bottleneckSize(hidden, layer);
         Rng rng = new Rng(seed);
         Linear down = linear(d, hidden, c.initWeights(), true, rng);
@@ -114,10 +116,24 @@ public final class BottleneckAdapter extends Module {
         return config;
     }
 
+    /** The width of the stream it adapts. */
+    public int hiddenSize() {
+        return hidden;
+    }
+
     /** AdapterHub's adapter {@code forward}: {@code up(act(down(x)))·scaling} with the residual {@code res} (sequential). */
     Tensor body(Tensor x, Tensor res) {
+        return bodyFromUp(up(x), res);
+    }
+
+    /** {@code up(act(down(x)))·scaling}, before the adapter's dropout: what an AdapterFusion attends over. */
+    Tensor up(Tensor x) {
         Tensor up = ((UnaryModule) child("adapter_up")).forward(((UnaryModule) child("adapter_down")).forward(x));
-        up = learnedScaling ? Ops.mul(up, parameter("scaling")) : (fixedScaling == 1.0 ? up : Ops.mul(up, fixedScaling));
+        return learnedScaling ? Ops.mul(up, parameter("scaling")) : (fixedScaling == 1.0 ? up : Ops.mul(up, fixedScaling));
+    }
+
+    /** The rest of {@link #body} given {@link #up}. */
+    Tensor bodyFromUp(Tensor up, Tensor res) {
         Tensor o = ((UnaryModule) child("dropout")).forward(up);
         if (config.isParallel()) {
             return config.lnAfter() ? ((UnaryModule) child("adapter_norm_after")).forward(o) : o;
@@ -167,6 +183,18 @@ public final class BottleneckAdapter extends Module {
             res = Ops.add(h, r);
         }
         return new Tensor[]{x, res};
+    }
+
+    /**
+     * The fusion query AdapterHub's {@code pre_forward} returns with a fusion config: the sub-layer
+     * input {@code r} for a parallel adapter; otherwise the sub-layer output before the original
+     * LayerNorm ({@code query_before_ln}) or the adapter input after it ({@code x} of {@link #pre}).
+     */
+    Tensor query(Tensor h, Tensor r, Tensor x, boolean queryBeforeLn) {
+        if (config.isParallel()) {
+            return r;
+        }
+        return queryBeforeLn ? h : x;
     }
 
     /**

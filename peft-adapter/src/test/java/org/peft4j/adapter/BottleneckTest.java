@@ -17,6 +17,8 @@ import org.peft4j.core.nn.LayerNorm;
 import org.peft4j.core.nn.Linear;
 import org.peft4j.core.nn.Module;
 import org.peft4j.core.nn.Parameter;
+import org.peft4j.core.peft.Peft;
+import org.peft4j.core.peft.PeftModel;
 import org.peft4j.core.tensor.GradCheck;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.tensor.Tensor;
@@ -59,10 +61,9 @@ class BottleneckTest {
         Module bert = RepoFixtures.loadBase("bert", "bert-tiny");
         Map<String, INDArray> io = SafeTensors.load(dir.resolve("expected.safetensors"));
         INDArray before = out(bert, io);
-        String loaded = BottleneckAdapters.load(bert, dir.resolve("adapter"), null);
         JsonNode meta = new ObjectMapper().readTree(dir.resolve("case.json").toFile());
-        assertEquals(meta.get("name").asText(), loaded);
-        assertEquals(meta.get("tensors").asInt(), BottleneckAdapters.parameters(bert, loaded).size());
+        PeftModel pm = PeftModel.load(bert, dir.resolve("adapter"), meta.get("name").asText());
+        assertEquals(meta.get("tensors").asInt(), pm.adapterStateDict(meta.get("name").asText()).size());
         INDArray got = out(bert, io);
         double err = Fixtures.maxAbsDiff(got, io.get("output"), null);
         double change = Fixtures.maxAbsDiff(before, io.get("output"), null);
@@ -71,8 +72,13 @@ class BottleneckTest {
         assertTrue(change > 0.5, name + ": the adapter must change the output (" + change + ")");
         assertTrue(err <= 1e-4, name + ": max |peft4j - reference| = " + err);
         // deactivated: the plain model again, exactly
-        BottleneckAdapters.setActive(bert, null);
-        assertEquals(0.0, Fixtures.maxAbsDiff(out(bert, io), before, null), 0.0);
+        try (PeftModel.Scope off = pm.disableAdapter()) {
+            assertEquals(0.0, Fixtures.maxAbsDiff(out(bert, io), before, null), 0.0);
+        }
+        // loaded under another name (AdapterHub's load_as): the keys are renamed, the outputs the same
+        Module again = RepoFixtures.loadBase("bert", "bert-tiny");
+        PeftModel.load(again, dir.resolve("adapter"));
+        assertEquals(0.0, Fixtures.maxAbsDiff(out(again, io), got, null), 0.0);
     }
 
     /** AdapterHub's Stack(a, b) and Average(a, b, weights=[0.7, 0.3]) over two loaded folders, against the script. */
@@ -81,25 +87,26 @@ class BottleneckTest {
         Path dir = Fixtures.fixture("bottleneck").resolve("compose");
         Module bert = RepoFixtures.loadBase("bert", "bert-tiny");
         Map<String, INDArray> io = SafeTensors.load(dir.resolve("expected.safetensors"));
-        assertEquals("a", BottleneckAdapters.load(bert, dir.resolve("adapter_a"), null));
-        assertEquals("b", BottleneckAdapters.load(bert, dir.resolve("adapter_b"), null));
+        PeftModel pm = PeftModel.load(bert, dir.resolve("adapter_a"), "a");
+        pm.loadAdapter(dir.resolve("adapter_b"), "b");
+        pm.setAdapter("b");
         INDArray single = out(bert, io);
-        BottleneckAdapters.setActiveStack(bert, List.of("a", "b"));
+        Compositions.stack(pm, List.of("a", "b"));
         double errStack = Fixtures.maxAbsDiff(out(bert, io), io.get("stack"), null);
-        BottleneckAdapters.setActiveAverage(bert, List.of("a", "b"), List.of(7.0, 3.0));   // normalised to 0.7, 0.3
+        Compositions.average(pm, List.of("a", "b"), List.of(7.0, 3.0));   // normalised to 0.7, 0.3
         double errAvg = Fixtures.maxAbsDiff(out(bert, io), io.get("average"), null);
         System.out.printf("Stack: %.3e, Average: %.3e%n", errStack, errAvg);
         assertTrue(errStack <= 1e-4, "Stack(a, b): " + errStack);
         assertTrue(errAvg <= 1e-4, "Average(a, b): " + errAvg);
         assertTrue(Fixtures.maxAbsDiff(io.get("stack"), single, null) > 0.1, "Stack(a, b) differs from b alone");
         // a Stack of one adapter is that adapter
-        BottleneckAdapters.setActiveStack(bert, List.of("b"));
+        Compositions.stack(pm, List.of("b"));
         assertTrue(Fixtures.maxAbsDiff(out(bert, io), single, null) <= 1e-6);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> BottleneckAdapters.setActiveStack(bert, List.of("a", "zz")));
+                () -> Compositions.stack(pm, List.of("a", "zz")));
         assertTrue(e.getMessage().contains("'zz'"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
-                () -> BottleneckAdapters.setActiveAverage(bert, List.of("a", "b"), List.of(1.0)));
+                () -> Compositions.average(pm, List.of("a", "b"), List.of(1.0)));
         assertTrue(e.getMessage().contains("1 weights for 2 adapters"), e.getMessage());
     }
 
@@ -132,10 +139,10 @@ class BottleneckTest {
         int k = 0;
         for (Map.Entry<String, BnConfig> e : exportConfigs().entrySet()) {
             Module bert = RepoFixtures.loadBase("bert", "bert-tiny");
-            BottleneckAdapters.add(bert, e.getKey(), e.getValue(), 5 + k);
-            randomize(BottleneckAdapters.parameters(bert, e.getKey()), 40 + k++);
+            PeftModel pm = Peft.apply(bert, config(e.getValue(), 5 + k), e.getKey());
+            randomize(pm.trainableParameters(), 40 + k++);
             Path dir = root.resolve(e.getKey());
-            BottleneckAdapters.save(bert, e.getKey(), dir.resolve("adapter"), "bert-tiny");
+            pm.save(dir.resolve("adapter"));
             Map<String, INDArray> io = new LinkedHashMap<>();
             io.put("input_ids", r.get("input_ids"));
             io.put("attention_mask", r.get("attention_mask"));
@@ -145,7 +152,7 @@ class BottleneckTest {
             Files.writeString(dir.resolve("case.json"), "{\"base_fixture\": \"bert-tiny\"}");
             // and peft4j reads its own folder back
             Module again = RepoFixtures.loadBase("bert", "bert-tiny");
-            BottleneckAdapters.load(again, dir.resolve("adapter"), null);
+            PeftModel.load(again, dir.resolve("adapter"));
             assertEquals(0.0, Fixtures.maxAbsDiff(out(again, r), io.get("output"), null), 0.0);
         }
         JsonNode cfg = new ObjectMapper().readTree(root.resolve("seq/adapter/adapter_config.json").toFile());
@@ -176,27 +183,28 @@ class BottleneckTest {
         Map<String, INDArray> r = ref(fixture);
         INDArray mask = family.equals("bert") ? null : r.get("attention_mask");
         INDArray before = out(m, r);
-        BottleneckAdapters.add(m, "par", BnConfig.parBn(), 1);
-        BottleneckAdapters.add(m, "seq", BnConfig.seqBn().set("init_weights", "mam_adapter").set("reduction_factor", 4), 2);
-        BottleneckAdapters.add(m, "houlsby", BnConfig.doubleSeqBn().set("init_weights", "mam_adapter").set("reduction_factor", 4), 3);
+        PeftModel pm = Peft.apply(m, config(BnConfig.parBn(), 1), "par");
+        pm.addAdapter("seq", config(BnConfig.seqBn().set("init_weights", "mam_adapter").set("reduction_factor", 4), 2));
+        pm.addAdapter("houlsby", config(BnConfig.doubleSeqBn().set("init_weights", "mam_adapter").set("reduction_factor", 4), 3));
         for (String a : List.of("par", "seq", "houlsby")) {
-            BottleneckAdapters.setActive(m, a);
+            pm.setAdapter(a);
             assertTrue(Fixtures.maxAbsDiff(out(m, r), before, mask) <= 1e-5, spec + " " + a + " is not an identity at init");
         }
         // AdapterHub's default "bert" init: N(0, 0.02) up weights, so only nearly an identity (logits move < 0.25)
-        BottleneckAdapters.add(m, "bertinit", BnConfig.doubleSeqBn().set("reduction_factor", 4), 4);
+        pm.addAdapter("bertinit", config(BnConfig.doubleSeqBn().set("reduction_factor", 4), 4));
+        pm.setAdapter("bertinit");
         double d = Fixtures.maxAbsDiff(out(m, r), before, mask);
         assertTrue(d > 0 && d < 0.25, spec + ": bert-init adapter changes the output by " + d);
         // after "training" the adapter matters; the insertion points carry AdapterHub's names
-        randomize(BottleneckAdapters.parameters(m, "houlsby"), 9);
-        BottleneckAdapters.setActive(m, "houlsby");
+        pm.setAdapter("houlsby");
+        randomize(pm.trainableParameters(), 9);
         assertTrue(Fixtures.maxAbsDiff(out(m, r), before, mask) > 0.1, spec + ": the adapter has no effect");
         String key = switch (family) {
             case "bert" -> "encoder.layer.0.attention.output.adapters.houlsby.adapter_up.weight";
             case "gpt2" -> "transformer.h.0.attention_adapters.adapters.houlsby.adapter_up.weight";
             default -> "model.layers.0.attention_adapters.adapters.houlsby.adapter_up.weight";
         };
-        assertTrue(BottleneckAdapters.parameters(m, "houlsby").containsKey(key), BottleneckAdapters.parameters(m, "houlsby").keySet().toString());
+        assertTrue(pm.adapterStateDict("houlsby").containsKey(PeftModel.MODEL_PREFIX + key), pm.adapterStateDict("houlsby").keySet().toString());
     }
 
     /**
@@ -243,9 +251,10 @@ class BottleneckTest {
     @Test
     void trainAdapterFreezesTheBaseAndOnlyAdaptersGetGradients() throws Exception {
         BertModel bert = (BertModel) RepoFixtures.loadBase("bert", "bert-tiny");
-        BottleneckAdapters.add(bert, "a", BnConfig.doubleSeqBn().set("reduction_factor", 4), 1);
-        BottleneckAdapters.add(bert, "b", BnConfig.seqBn().set("reduction_factor", 4), 2);
-        Map<String, Parameter> trainable = BottleneckAdapters.trainAdapter(bert, "a");
+        PeftModel pm = Peft.apply(bert, config(BnConfig.doubleSeqBn().set("reduction_factor", 4), 1), "a");
+        pm.addAdapter("b", config(BnConfig.seqBn().set("reduction_factor", 4), 2));
+        Map<String, Parameter> trainable = new LinkedHashMap<>();
+        pm.trainableParameters().forEach((k, p) -> trainable.put(k.substring(PeftModel.MODEL_PREFIX.length()), p));
         // 2 layers × 2 places × (down 4·16 + 4, up 16·4 + 16) = 592
         assertEquals(592, trainable.values().stream().mapToLong(p -> p.value().length()).sum());
         assertEquals(trainable.keySet(), bert.namedTrainableParameters().keySet());
@@ -266,44 +275,59 @@ class BottleneckTest {
         Module q = Quantizer.quantize(RepoFixtures.loadBase("llama", "decoders/llama-gqa"), QuantConfig.nf4());
         Map<String, INDArray> r = ref("decoders/llama-gqa");
         INDArray before = out(q, r);
-        BottleneckAdapters.add(q, "par", BnConfig.parBn(), 1);
+        PeftModel pm = Peft.apply(q, config(BnConfig.parBn(), 1), "par");
         assertTrue(Fixtures.maxAbsDiff(out(q, r), before, r.get("attention_mask")) <= 1e-5);
-        randomize(BottleneckAdapters.parameters(q, "par"), 3);
+        randomize(pm.trainableParameters(), 3);
         assertTrue(Fixtures.maxAbsDiff(out(q, r), before, r.get("attention_mask")) > 0.1);
-        assertTrue(BottleneckAdapters.trainAdapter(q, "par").size() > 0);
+        assertTrue(pm.trainableParameters().size() > 0);
     }
 
     @Test
     void badInputIsNamed(@TempDir Path tmp) throws Exception {
         Module bert = RepoFixtures.loadBase("bert", "bert-tiny");
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> BottleneckAdapters.add(bert, "x", BnConfig.seqBn().set("reduction_factor", 32), 1));
+                () -> Peft.apply(bert, config(BnConfig.seqBn().set("reduction_factor", 32), 1), "x"));
         assertTrue(e.getMessage().contains("reduction_factor") && e.getMessage().contains("no bottleneck dimension"), e.getMessage());
-        assertTrue(BottleneckAdapters.names(bert).isEmpty(), "a bad config leaves the model untouched");
+        assertTrue(BottleneckMethod.layers(bert).isEmpty(), "a bad config leaves the model untouched");
+        assertTrue(bert.namedTrainableParameters().size() > 0, "and not frozen");
         Module plain = new Module() {
             {
                 registerModule("proj", new Linear(4, 4, true, new Rng(1)));
             }
         };
-        e = assertThrows(IllegalArgumentException.class, () -> BottleneckAdapters.add(plain, "x", BnConfig.seqBn(), 1));
+        e = assertThrows(IllegalArgumentException.class, () -> Peft.apply(plain, config(BnConfig.seqBn(), 1), "x"));
         assertTrue(e.getMessage().contains("no place for bottleneck adapters"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> BnConfig.seqBn().set("use_gating", true).validate());
         assertTrue(e.getMessage().contains("use_gating"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> BnConfig.preset("lora"));
         assertTrue(e.getMessage().contains("lora"), e.getMessage());
-        BottleneckAdapters.add(bert, "x", BnConfig.seqBn().set("reduction_factor", 4), 1);
-        e = assertThrows(IllegalArgumentException.class, () -> BottleneckAdapters.add(bert, "x", BnConfig.parBn(), 1));
+        PeftModel pm = Peft.apply(bert, config(BnConfig.seqBn().set("reduction_factor", 4), 1), "x");
+        e = assertThrows(IllegalArgumentException.class, () -> pm.addAdapter("x", config(BnConfig.parBn(), 1)));
         assertTrue(e.getMessage().contains("'x' already exists"), e.getMessage());
-        // a folder for another hidden size
-        BottleneckAdapters.save(bert, "x", tmp.resolve("x"), "bert-tiny");
+        e = assertThrows(IllegalArgumentException.class, () -> pm.addAdapter("adapter_fusion_layer", config(BnConfig.parBn(), 1)));
+        assertTrue(e.getMessage().contains("adapter_fusion_layer"), e.getMessage());
+        pm.save(tmp.resolve("x"));
+        // a BERT adapter placed on GPT-2: the family is named
         Module gpt2 = RepoFixtures.loadBase("gpt2", "decoders/gpt2");
+        e = assertThrows(IllegalArgumentException.class, () -> PeftModel.load(gpt2, tmp.resolve("x")));
+        assertTrue(e.getMessage().contains("model_type 'bert'") && e.getMessage().contains("gpt2"), e.getMessage());
+        assertTrue(BottleneckMethod.layers(gpt2).isEmpty());
+        // a folder for another hidden size
         Path cfg = tmp.resolve("x/adapter_config.json");
+        Module bert2 = RepoFixtures.loadBase("bert", "bert-tiny");
         Files.writeString(cfg, Files.readString(cfg).replace("\"hidden_size\": 16", "\"hidden_size\": 32"));
-        e = assertThrows(IllegalArgumentException.class, () -> BottleneckAdapters.load(gpt2, tmp.resolve("x"), null));
-        assertTrue(e.getMessage().contains("hidden_size 32"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> PeftModel.load(bert2, tmp.resolve("x")));
+        assertTrue(e.getMessage().contains("hidden_size 32") && e.getMessage().contains("adapter_config.json"), e.getMessage());
         Files.writeString(cfg, Files.readString(cfg).replace("\"hidden_size\": 32", "\"hidden_size\": 16")
                 .replace("\"use_gating\": false", "\"use_gating\": true"));
-        e = assertThrows(IllegalArgumentException.class, () -> BottleneckAdapters.load(bert, tmp.resolve("x"), "y"));
+        e = assertThrows(IllegalArgumentException.class, () -> PeftModel.load(bert2, tmp.resolve("x"), "y"));
         assertTrue(e.getMessage().contains("use_gating") && e.getMessage().contains("adapter_config.json"), e.getMessage());
+    }
+
+    static BottleneckConfig config(BnConfig c, long seed) {
+        BottleneckConfig b = BottleneckConfig.of(c);
+        b.setSeed(seed);
+        b.setBaseModelNameOrPath("bert-tiny");
+        return b;
     }
 }

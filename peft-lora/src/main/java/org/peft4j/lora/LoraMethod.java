@@ -111,8 +111,13 @@ public final class LoraMethod implements PeftMethod {
         }
         List<String> conv1d = new ArrayList<>();
         for (String key : targets) {
-            // (layers already wrapped by an earlier adapter are not counted, as before)
-            if (model.get(key) instanceof LinearLayer l && l.isFanInFanOut()) {
+            // a layer already wrapped by an earlier adapter counts by the layer it wraps (a second adapter on
+            // GPT-2's Conv1D used to see a LoraLinear here and flip the saved fan_in_fan_out to false)
+            Module m = model.get(key);
+            while (m instanceof org.peft4j.core.peft.AdapterLayer al) {
+                m = al.baseLayer();
+            }
+            if (m instanceof LinearLayer l && l.isFanInFanOut()) {
                 conv1d.add(key);
             }
         }

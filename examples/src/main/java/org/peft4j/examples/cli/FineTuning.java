@@ -1,7 +1,6 @@
 package org.peft4j.examples.cli;
 
-import org.peft4j.adapter.BnConfig;
-import org.peft4j.adapter.BottleneckAdapters;
+import org.peft4j.adapter.BottleneckConfig;
 import org.peft4j.adapter.Ia3Config;
 import org.peft4j.core.model.bert.BertConfig;
 import org.peft4j.core.model.bert.BertForSequenceClassification;
@@ -51,6 +50,11 @@ final class FineTuning {
         DOUBLE_SEQ_BN("double_seq_bn"),
         /** AdapterHub's par_bn: a parallel adapter beside the feed-forward block, factor 2, scaling 4. */
         PAR_BN("par_bn"),
+        /**
+         * AdapterFusion (static) over a seq_bn adapter trained on IMDB and one trained on the spam
+         * e-mails, plus a new classifier ({@link FusionExperiment} trains the two adapters first).
+         */
+        FUSION("fusion"),
         /** Prompt tuning: 20 virtual tokens (N(0, 1) init) in front of the input, plus the trainable classifier head. */
         PROMPT_TUNING("prompt_tuning"),
         /** P-tuning: 20 virtual tokens from PEFT's MLP prompt encoder (hidden 128), plus the classifier head. */
@@ -70,7 +74,7 @@ final class FineTuning {
                     return m;
                 }
             }
-            throw new CliException("unknown method '" + s + "' (head-only, lora, full, qlora, ia3, seq_bn, double_seq_bn, par_bn, prompt_tuning, p_tuning, prefix_tuning)");
+            throw new CliException("unknown method '" + s + "' (head-only, lora, full, qlora, ia3, seq_bn, double_seq_bn, par_bn, fusion, prompt_tuning, p_tuning, prefix_tuning)");
         }
     }
 
@@ -124,6 +128,16 @@ final class FineTuning {
     static Ia3Config ia3Config(String baseModel, long seed) {
         Ia3Config c = new Ia3Config().modulesToSave("classifier").taskType(TaskType.SEQ_CLS).seed(seed);
         c.setBaseModelNameOrPath(baseModel);
+        return c;
+    }
+
+    /** An AdapterHub preset with the new classifier trained in full beside it. */
+    static BottleneckConfig bottleneckConfig(String preset, String baseModel, long seed) {
+        BottleneckConfig c = BottleneckConfig.preset(preset);
+        c.setModulesToSave(List.of("classifier"));
+        c.setTaskType(TaskType.SEQ_CLS);
+        c.setBaseModelNameOrPath(baseModel);
+        c.setSeed(seed);
         return c;
     }
 
@@ -194,12 +208,11 @@ final class FineTuning {
                 return new Setup(method, model, model, null, model.namedTrainableParameters());
             }
             case SEQ_BN, DOUBLE_SEQ_BN, PAR_BN -> {
-                // the adapter (AdapterHub's preset) and the new head train; the encoder is frozen
-                BottleneckAdapters.add(model, method.label, BnConfig.preset(method.label), seed);
-                BottleneckAdapters.trainAdapter(model, method.label);
-                model.child("classifier").unfreeze();
-                return new Setup(method, model, model, null, model.namedTrainableParameters());
+                // the adapter (AdapterHub's preset, named as the preset: its seeds depend on the name) and the new head train
+                PeftModel pm = Peft.apply(model, bottleneckConfig(method.label, baseModel, seed), method.label);
+                return new Setup(method, model, pm, pm, pm.trainableParameters());
             }
+            case FUSION -> throw new IllegalArgumentException("fusion needs its two adapters trained first: FusionExperiment.setUp");
             case IA3 -> {
                 PeftModel pm = Peft.apply(model, ia3Config(baseModel, seed));
                 return new Setup(method, model, pm, pm, pm.trainableParameters());

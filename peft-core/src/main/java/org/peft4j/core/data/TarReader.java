@@ -24,6 +24,33 @@ final class TarReader {
      *                                  (the message names {@code source})
      */
     static InputStream openEntry(InputStream tar, String name, String source) throws IOException {
+        InputStream[] found = new InputStream[1];
+        scan(tar, source, (entryName, content) -> {
+            if (entryName.equals(name)) {
+                found[0] = content;
+                return true;
+            }
+            return false;
+        });
+        if (found[0] == null) {
+            throw new IllegalArgumentException(source + ": the archive has no file '" + name + "'");
+        }
+        return found[0];
+    }
+
+    /** Sees one regular-file entry; returns true to stop the scan (the stream then stays at the entry's bytes). */
+    @FunctionalInterface
+    interface EntryVisitor {
+        boolean visit(String name, InputStream content) throws IOException;
+    }
+
+    /**
+     * Walks the regular-file entries of {@code tar} (already un-gzipped) in archive order; whatever
+     * a visitor leaves unread of an entry is skipped.
+     *
+     * @throws IllegalArgumentException if the archive is corrupt (the message names {@code source})
+     */
+    static void scan(InputStream tar, String source, EntryVisitor visitor) throws IOException {
         byte[] header = new byte[BLOCK];
         String nextName = null; // from a pax 'path' record or a GNU 'L' entry
         long offset = 0;
@@ -56,13 +83,17 @@ final class TarReader {
                 continue;
             }
             boolean regular = type == '0' || type == '\0' || type == '7';
-            if (regular && entryName.equals(name)) {
-                return new Bounded(tar, size);
+            if (regular) {
+                Bounded content = new Bounded(tar, size);
+                if (visitor.visit(entryName, content)) {
+                    return;
+                }
+                skip(tar, content.remaining + (padded - size), source);
+            } else {
+                skip(tar, padded, source);
             }
-            skip(tar, padded, source);
             offset += padded;
         }
-        throw new IllegalArgumentException(source + ": the archive has no file '" + name + "'");
     }
 
     private static boolean isZero(byte[] b) {

@@ -42,6 +42,11 @@ public abstract class Module {
         return m;
     }
 
+    /** Removes the direct child {@code name} (an adapter taken out of a dictionary-like module); returns it or null. */
+    protected final Module removeModule(String name) {
+        return children.remove(name);
+    }
+
     /**
      * Registers a {@link ResidualHook} module at slot {@code slot} of a {@link ResidualHookSite}
      * (the sites call this from {@link ResidualHookSite#insertResidualHook}).

@@ -20,8 +20,28 @@ public final class Peft {
         return apply(model, config, PeftModel.DEFAULT_ADAPTER);
     }
 
+    /**
+     * Adds adapter {@code adapterName}. When the method needs other adapters first
+     * ({@link PeftMethod#foldersToLoadFirst}: the adapters an AdapterFusion fuses) they are loaded,
+     * frozen and without their heads, under their names, and the new adapter is added over them and
+     * made active.
+     */
     public static PeftModel apply(Module model, PeftConfig config, String adapterName) {
-        return new PeftModel(model, config, adapterName, false);
+        java.util.Map<String, java.nio.file.Path> first = PeftMethods.forConfig(config).foldersToLoadFirst(config);
+        if (first.isEmpty()) {
+            return new PeftModel(model, config, adapterName, false);
+        }
+        PeftModel pm = null;
+        for (java.util.Map.Entry<String, java.nio.file.Path> e : first.entrySet()) {
+            if (pm == null) {
+                pm = PeftModel.load(model, e.getValue(), e.getKey(), false, false);
+            } else {
+                pm.loadAdapter(e.getValue(), e.getKey(), false, false);
+            }
+        }
+        pm.addAdapter(adapterName, config);
+        pm.setAdapter(adapterName);
+        return pm;
     }
 
     /** The {@code peft_type} values of the installed methods. */

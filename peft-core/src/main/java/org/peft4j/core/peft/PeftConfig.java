@@ -203,7 +203,8 @@ public abstract class PeftConfig {
         PeftMethod method = PeftMethods.get(type.asText(), source);
         PeftConfig config;
         try {
-            config = Mappers.MAPPER.treeToValue(tree, method.configClass());
+            PeftConfig own = method.configFromJson(tree, source);
+            config = own != null ? own : Mappers.MAPPER.treeToValue(tree, method.configClass());
         } catch (JsonProcessingException | IllegalArgumentException e) {
             String msg = e instanceof JsonProcessingException jpe ? jpe.getOriginalMessage() : e.getMessage();
             throw new IllegalArgumentException("invalid " + type.asText() + " config in " + source + ": " + msg, e);
@@ -266,8 +267,17 @@ public abstract class PeftConfig {
         return config;
     }
 
-    /** Reads {@code dir/adapter_config.json}. */
+    /**
+     * The config of the adapter folder {@code dir} in whichever layout it is ({@link AdapterLayouts}):
+     * PEFT's {@code adapter_config.json}, or AdapterHub's (for a fusion folder, the fusion's).
+     */
     public static PeftConfig load(Path dir) {
+        java.util.List<AdapterLayout.StoredAdapter> l = AdapterLayouts.forFolder(dir).list(dir, PeftModel.DEFAULT_ADAPTER);
+        return l.get(l.size() - 1).config();
+    }
+
+    /** Reads PEFT's {@code dir/adapter_config.json}. */
+    static PeftConfig readPeftJson(Path dir) {
         Path file = dir.resolve(PeftModel.CONFIG_NAME);
         if (!Files.isRegularFile(file)) {
             throw new IllegalArgumentException("no " + PeftModel.CONFIG_NAME + " in " + dir);

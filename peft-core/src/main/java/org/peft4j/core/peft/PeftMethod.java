@@ -136,6 +136,33 @@ public interface PeftMethod {
         return tensors;
     }
 
+    /**
+     * A config of this method from a PEFT-style JSON object (a {@code peft4j train} recipe's
+     * {@code peft} mapping) when the method does not map its config with Jackson; null (the
+     * default) to use Jackson.
+     */
+    default PeftConfig configFromJson(com.fasterxml.jackson.databind.JsonNode tree, String source) {
+        return null;
+    }
+
+    /**
+     * A config of this method from an AdapterHub {@code adapter_config.json} ({@code fusion} false)
+     * or {@code adapter_fusion_config.json} ({@code fusion} true), the whole JSON object; null
+     * (the default) when this method does not read it. The config must be an {@link AdapterHubConfig}.
+     */
+    default PeftConfig configFromAdapterHub(Map<String, Object> json, boolean fusion, String source) {
+        return null;
+    }
+
+    /**
+     * Adapter folders that must be loaded (frozen) before an adapter with this config is added, in
+     * order, under the names the map gives, e.g. the adapters an AdapterFusion fuses; {@link Peft#apply}
+     * loads them. None by default.
+     */
+    default Map<String, Path> foldersToLoadFirst(PeftConfig config) {
+        return Map.of();
+    }
+
     /** Files beyond PEFT's two that this method writes into an adapter's folder (none by default). */
     default void writeExtraFiles(Module model, PeftConfig config, String adapterName, Path dir) throws IOException {
     }

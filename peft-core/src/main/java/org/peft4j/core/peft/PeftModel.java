@@ -2,8 +2,6 @@ package org.peft4j.core.peft;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.peft4j.core.io.AtomicFiles;
-import org.peft4j.core.io.CheckpointWeights;
-import org.peft4j.core.io.SafeTensors;
 import org.peft4j.core.model.Backbone;
 import org.peft4j.core.model.BackboneInputs;
 import org.peft4j.core.model.HeadModel;
@@ -15,7 +13,6 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -39,9 +36,10 @@ import java.util.function.Consumer;
  * Only the active adapter's parameters are trainable ({@link #trainableParameters()}); every base
  * parameter is frozen.
  *
- * <p>Adapter folders use PEFT's layout: {@code adapter_config.json} and
- * {@code adapter_model.safetensors}, the adapter named {@code "default"} in the folder itself and
- * every other adapter in {@code <dir>/<name>/}.
+ * <p>Adapter folders are written and read through an {@link AdapterLayout} ({@link AdapterLayouts}):
+ * PEFT's ({@code adapter_config.json} and {@code adapter_model.safetensors}, the adapter named
+ * {@code "default"} in the folder itself and every other adapter in {@code <dir>/<name>/}) for
+ * PEFT methods, AdapterHub's for bottleneck adapters and AdapterFusion.
  */
 public class PeftModel extends Module implements InputPreparation {
     private static final Logger LOG = LoggerFactory.getLogger(PeftModel.class);
@@ -612,10 +610,19 @@ public class PeftModel extends Module implements InputPreparation {
         Path target = dir.toAbsolutePath().normalize();
         try {
             AtomicFiles.replaceDirectory(target, staging -> {
+                Map<Path, String> used = new LinkedHashMap<>();
                 for (String name : configs.keySet()) {
-                    Path sub = name.equals(DEFAULT_ADAPTER) ? staging : staging.resolve(name);
+                    PeftConfig config = configs.get(name);
+                    AdapterLayout layout = AdapterLayouts.forConfig(config);
+                    Path sub = layout.folder(staging, name, config, activeAdapter);
+                    String other = used.put(sub, name);
+                    if (other != null) {
+                        throw new IllegalStateException("adapters '" + other + "' and '" + name + "' would both be saved to "
+                                + target.resolve(staging.relativize(sub)) + "; rename one");
+                    }
                     Files.createDirectories(sub);
-                    writeAdapter(sub, name);
+                    layout.write(sub, name, config, new TreeMap<>(adapterStateDict(name)), baseModel());
+                    method.writeExtraFiles(baseModel(), config, name, sub);
                 }
                 Consumer<Path> hook = beforeCommitHook;
                 if (hook != null) {
@@ -627,16 +634,6 @@ public class PeftModel extends Module implements InputPreparation {
                     + e.getMessage(), e);
         }
         LOG.info("saved adapters {} to {}", configs.keySet(), target);
-    }
-
-    private void writeAdapter(Path sub, String name) throws IOException {
-        PeftConfig config = configs.get(name).copy();
-        config.setPeftVersion(PEFT4J_VERSION);
-        config.setInferenceMode(true); // PEFT writes inference_mode=true
-        Files.writeString(sub.resolve(CONFIG_NAME), config.toJson(), StandardCharsets.UTF_8);
-        Map<String, INDArray> tensors = new TreeMap<>(adapterStateDict(name));
-        SafeTensors.write(sub.resolve(WEIGHTS_NAME), tensors, Map.of("format", "pt"));
-        method.writeExtraFiles(baseModel(), configs.get(name), name, sub);
     }
 
     /** One adapter's tensors exactly as {@link #save} writes them (PEFT keys, adapter name removed). */
@@ -663,19 +660,35 @@ public class PeftModel extends Module implements InputPreparation {
      * {@code trainable} the adapter can be trained further, otherwise it is frozen.
      */
     public static PeftModel load(Module baseModel, Path dir, String adapterName, boolean trainable) {
+        return load(baseModel, dir, adapterName, trainable, true);
+    }
+
+    /**
+     * {@link #load(Module, Path, String, boolean)}; without {@code heads} the modules a folder
+     * trains in full ({@code modules_to_save}, e.g. its classifier) are not loaded (the adapters an
+     * AdapterFusion is built on: the fusion trains its own head).
+     */
+    static PeftModel load(Module baseModel, Path dir, String adapterName, boolean trainable, boolean heads) {
         checkAdapterName(adapterName);
         try {
             AtomicFiles.recover(dir); // a save killed between its two renames left the previous folder aside
         } catch (IOException e) {
             throw new PeftException("cannot recover the interrupted save of " + dir + ": " + e.getMessage(), e);
         }
-        PeftConfig config = PeftConfig.load(dir);
-        config.setInferenceMode(!trainable);
+        AdapterLayout layout = AdapterLayouts.forFolder(dir);
+        List<AdapterLayout.StoredAdapter> stored = stored(layout, dir, adapterName, trainable, heads);
+        AdapterLayout.StoredAdapter first = stored.get(0);
         TreeState before = TreeState.of(baseModel);
-        PeftModel pm = new PeftModel(baseModel, config, adapterName, true);
+        PeftModel pm = new PeftModel(baseModel, first.config(), first.name(), true);
         try {
-            pm.loadWeights(dir, adapterName);
-            pm.method.readExtraFiles(pm.baseModel(), config, adapterName, dir, trainable);
+            for (int i = 0; i < stored.size(); i++) {
+                AdapterLayout.StoredAdapter a = stored.get(i);
+                if (i > 0) {
+                    pm.requireNewName(a.name());
+                    pm.injectAdapter(a.config(), a.name(), true);
+                }
+                pm.loadStored(layout, a, trainable);
+            }
         } catch (RuntimeException e) {
             pm.removeInputPreparation();
             pm.unloaded = true;
@@ -683,22 +696,48 @@ public class PeftModel extends Module implements InputPreparation {
             before.restore(baseModel);   // a bad folder leaves the base model as it was
             throw e;
         }
+        String last = stored.get(stored.size() - 1).name();
+        pm.activeAdapter = last;
+        pm.activateLayers(last);
         pm.refreshTrainable();
         return pm;
     }
 
+    /** The folder's adapters; only the one the folder is about (the last) may train. */
+    private static List<AdapterLayout.StoredAdapter> stored(AdapterLayout layout, Path dir, String adapterName, boolean trainable,
+                                                          boolean heads) {
+        List<AdapterLayout.StoredAdapter> stored = layout.list(dir, adapterName);
+        for (int i = 0; i < stored.size(); i++) {
+            checkAdapterName(stored.get(i).name());
+            PeftConfig c = stored.get(i).config();
+            c.setInferenceMode(!trainable || i < stored.size() - 1);
+            if (!heads) {
+                c.setModulesToSave(null);
+            }
+        }
+        return stored;
+    }
+
     /** Loads another adapter folder into this model (not activated), frozen unless {@code trainable}. */
     public void loadAdapter(Path dir, String adapterName, boolean trainable) {
+        loadAdapter(dir, adapterName, trainable, true);
+    }
+
+    /** {@link #loadAdapter(Path, String, boolean)}, without the folder's fully trained modules unless {@code heads}. */
+    void loadAdapter(Path dir, String adapterName, boolean trainable, boolean heads) {
         checkLive();
         checkAdapterName(adapterName);
-        PeftConfig config = PeftConfig.load(dir);
-        config.setInferenceMode(!trainable);
-        requireNewName(adapterName);
-        addingAdapter(adapterName, () -> {
-            injectAdapter(config, adapterName, true);
-            loadWeights(dir, adapterName);
-            method.readExtraFiles(baseModel(), config, adapterName, dir, trainable);
-        });
+        AdapterLayout layout = AdapterLayouts.forFolder(dir);
+        List<AdapterLayout.StoredAdapter> stored = stored(layout, dir, adapterName, trainable, heads);
+        for (AdapterLayout.StoredAdapter a : stored) {
+            requireNewName(a.name());
+        }
+        for (AdapterLayout.StoredAdapter a : stored) {
+            addingAdapter(a.name(), () -> {
+                injectAdapter(a.config(), a.name(), true);
+                loadStored(layout, a, trainable);
+            });
+        }
         activateLayers(activeAdapter);
         refreshTrainable();
     }
@@ -707,22 +746,10 @@ public class PeftModel extends Module implements InputPreparation {
         loadAdapter(dir, adapterName, false);
     }
 
-    private void loadWeights(Path dir, String adapterName) {
-        Path file = dir.resolve(WEIGHTS_NAME);
-        if (!Files.isRegularFile(file) && Files.isRegularFile(dir.resolve(TORCH_WEIGHTS_NAME))) {
-            // PEFT's legacy format, read by the restricted unpickler (no code in it can run)
-            file = dir.resolve(TORCH_WEIGHTS_NAME);
-        }
-        if (!Files.isRegularFile(file)) {
-            throw new IllegalArgumentException("no " + WEIGHTS_NAME + " (or " + TORCH_WEIGHTS_NAME + ") in " + dir);
-        }
-        Map<String, INDArray> tensors;
-        try (CheckpointWeights w = CheckpointWeights.openFile(file)) {
-            tensors = new LinkedHashMap<>(w.readAll(true));
-        } catch (IOException e) {
-            throw new IllegalArgumentException("cannot read " + file + ": " + e.getMessage(), e);
-        }
-        loadAdapterState(adapterName, tensors, file.toString());
+    private void loadStored(AdapterLayout layout, AdapterLayout.StoredAdapter a, boolean trainable) {
+        Map<String, INDArray> tensors = layout.read(a, savedParameters(a.name()).keySet());
+        loadAdapterState(a.name(), tensors, layout.source(a));
+        method.readExtraFiles(baseModel(), a.config(), a.name(), a.folder(), trainable);
     }
 
     /**
