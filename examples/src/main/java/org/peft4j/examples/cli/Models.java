@@ -121,6 +121,15 @@ final class Models {
             };
         }
 
+        /** The longest sequence the model takes (its position table; T5: n_positions when set). */
+        int maxPositions() {
+            return switch (kind) {
+                case ENCODER -> encoder.config().maxPositionEmbeddings();
+                case DECODER -> decoder != null ? decoder.backbone().maxPositions() : decoderClassifier.backbone().maxPositions();
+                case SEQ2SEQ -> seq2seq.maxPositions();
+            };
+        }
+
         /** The vocabulary size of the model. */
         int vocabSize() {
             return switch (kind) {

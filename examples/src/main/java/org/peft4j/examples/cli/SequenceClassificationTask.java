@@ -67,10 +67,11 @@ final class SequenceClassificationTask implements TrainTask {
         try (base) {
             // a sequence may not be longer than the model's position table: an explicit data.max_length
             // beyond it is an error before anything runs; the default (128) is capped at it
-            int maxPositions = base.encoder.config().maxPositionEmbeddings();
+            int maxPositions = base.maxPositions();
             if (recipe.data().has("max_length") && requestedLen > maxPositions) {
                 throw new CliException(recipe.file() + ": data.max_length " + requestedLen + " is longer than "
-                        + base.displayName() + " allows (max_position_embeddings " + maxPositions + "); lower it");
+                        + base.displayName() + " allows (" + (base.kind == Models.Kind.ENCODER ? "max_position_embeddings "
+                        : "max positions ") + maxPositions + "); lower it");
             }
             int maxLen = Math.min(requestedLen, maxPositions);
             Tokenizer tok = base.requireTokenizer("training");

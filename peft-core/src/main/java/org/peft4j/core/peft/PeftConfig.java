@@ -243,6 +243,21 @@ public abstract class PeftConfig {
                     + PeftMethods.installedTypes() + "), got " + (type == null ? "nothing" : Mappers.describe(type)));
         }
         PeftMethod method = PeftMethods.get(type.asText(), source + ": " + path + ".peft_type");
+        // a method with its own reader (AdapterHub's keys for BOTTLENECK) reads strictly itself: unknown keys are errors there
+        PeftConfig own;
+        try {
+            own = method.configFromJson(tree, where);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("invalid " + type.asText() + " config in " + where + ": " + e.getMessage(), e);
+        }
+        if (own != null) {
+            try {
+                own.validate();
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("invalid " + type.asText() + " config in " + where + ": " + e.getMessage(), e);
+            }
+            return own;
+        }
         PeftConfig config;
         try {
             config = Mappers.STRICT.treeToValue(tree, method.configClass());
