@@ -255,6 +255,15 @@ final class CompareCommand implements Command {
         };
     }
 
+    /** The compared methods' schedule: AdamW, linear with 6% warm-up, weight decay 0.01, gradient norm 1. */
+    static TrainingConfig schedule(int epochs, int steps, int batch, double lr, long seed) {
+        return TrainingConfig.builder()
+                .epochs(epochs).maxSteps(steps > 0 ? steps : -1).batchSize(batch)
+                .learningRate(lr).weightDecay(0.01).warmupRatio(0.06).schedule(ScheduleType.LINEAR)
+                .maxGradNorm(1.0).logInterval(steps > 0 ? 1 : 25).seed(seed)
+                .build();
+    }
+
     private static Candidate trainOne(ModelZoo.Pretrained p, FineTuning.Method method, double lr, FineTuning.PromptSettings prompt,
                                       List<TextExample> trainText,
                                       List<TextExample> validationText, int epochs, int steps, int batch, int maxLen, long seed,
@@ -268,11 +277,7 @@ final class CompareCommand implements Command {
                 prompt, p.tokenizer(), seed);
         out.println(s.trainableLine());
         out.printf(Locale.ROOT, "learning rate %.0e%n", lr);
-        TrainingConfig cfg = TrainingConfig.builder()
-                .epochs(epochs).maxSteps(steps > 0 ? steps : -1).batchSize(batch)
-                .learningRate(lr).weightDecay(0.01).warmupRatio(0.06).schedule(ScheduleType.LINEAR)
-                .maxGradNorm(1.0).logInterval(steps > 0 ? 1 : 25).seed(seed)
-                .build();
+        TrainingConfig cfg = schedule(epochs, steps, batch, lr, seed);
         long tt = System.nanoTime();
         double cpu0 = Fmt.processCpuSeconds();
         TrainResult r = Classification.fit(s.root(), s.model(), s.trainable(), train, padId, maxLen, cfg, out);

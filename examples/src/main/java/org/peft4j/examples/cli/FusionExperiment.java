@@ -11,7 +11,6 @@ import org.peft4j.core.peft.Peft;
 import org.peft4j.core.peft.PeftModel;
 import org.peft4j.core.tensor.Rng;
 import org.peft4j.core.train.Example;
-import org.peft4j.core.train.ScheduleType;
 import org.peft4j.core.train.TrainingConfig;
 
 import java.io.IOException;
@@ -49,11 +48,7 @@ final class FusionExperiment {
     static FineTuning.Setup setUp(ModelZoo.Pretrained p, List<TextExample> imdbTrain, List<TextExample> imdbHeldOut, int epochs,
                                   int steps, int batch, int maxLen, long seed, PrintStream out) throws IOException {
         // the compared methods' schedule, at AdapterHub's adapter rate
-        TrainingConfig settings = TrainingConfig.builder()
-                .epochs(epochs).maxSteps(steps > 0 ? steps : -1).batchSize(batch)
-                .learningRate(ADAPTER_LR).weightDecay(0.01).warmupRatio(0.06).schedule(ScheduleType.LINEAR)
-                .maxGradNorm(1.0).logInterval(steps > 0 ? 1 : 25).seed(seed)
-                .build();
+        TrainingConfig settings = CompareCommand.schedule(epochs, steps, batch, ADAPTER_LR, seed);
         Path workDir = WORK_DIR.toAbsolutePath();
         Path spamCache = DataCommand.spamCache();
         Path imdb = trainAdapter(p, "imdb", Imdb.LABELS, imdbTrain, imdbHeldOut, maxLen, settings, seed, workDir, out);
