@@ -308,7 +308,8 @@ final class CompareCommand implements Command {
         s.put("lora", "r 8, lora_alpha 16, lora_dropout 0.1, target_modules [query, value], modules_to_save [classifier]");
         s.put("bottleneck", "AdapterHub presets seq_bn / double_seq_bn / par_bn with their defaults, classifier trained");
         s.put("ia3", "PEFT defaults for BERT: target_modules [key, value, output.dense], feedforward_modules [output.dense], modules_to_save [classifier]");
-        s.put("threads", Runtime.getRuntime().availableProcessors());
+        s.put("threads", org.peft4j.core.tensor.Kernels.threads());
+        s.put("processors", Runtime.getRuntime().availableProcessors());
         ArrayNode arr = n.putArray("results");
         for (Result r : results) {
             ObjectNode o = arr.addObject();
