@@ -147,7 +147,12 @@ final class DistillCommand implements Command {
         TrainRecipe.checkKeys(studentNode, STUDENT_KEYS, file, "student");
         TrainRecipe.checkKeys(data, TrainRecipe.DATA_KEYS, file, "data");
         TrainRecipe.checkKeys(distill, DISTILL_KEYS, file, "distill");
-        Path outDir = TrainRecipe.outputDir(root, file, a.has("output-dir") ? a.getPath("output-dir") : null);
+        Path typedOut = a.has("output-dir") ? a.getPath("output-dir") : null;
+        if (typedOut == null && a.getAll("set").stream().anyMatch(o -> o.strip().startsWith("output_dir="))
+                && root.path("output_dir").isTextual()) {
+            typedOut = Path.of(root.get("output_dir").textValue());   // --set output_dir=DIR, as --output-dir DIR
+        }
+        Path outDir = TrainRecipe.outputDir(root, file, typedOut);
         TrainingConfig training = trainingConfig(root, outDir, file);
         long seed = distill.has("seed") ? TrainRecipe.integer(distill, "seed", 0, file, "distill") : training.seed();
         int maxLen = TrainRecipe.integer(data, "max_length", 128, file, "data");
@@ -173,7 +178,21 @@ final class DistillCommand implements Command {
             PeftConfig.fromJsonStrict(peftNode, file.toString(), "student.peft"); // checked before anything runs
         }
         out.println("peft4j distill: " + file.toAbsolutePath());
-        Files.createDirectories(outDir);
+
+        // ---- the data: read (and so checked) before the teacher trains or anything is written ----
+        List<String> labelNames = new ArrayList<>();
+        data.path("labels").forEach(x -> labelNames.add(x.asText()));
+        String textField = data.path("text_field").asText("text");
+        String labelField = data.path("label_field").asText("label");
+        DataSources.Labelled train = DataSources.load(data.path("train").asText("imdb"), "train", textField, labelField, labelNames);
+        DataSources.Labelled eval = data.has("eval")
+                ? DataSources.load(data.get("eval").asText(), "test", textField, labelField, labelNames) : null;
+        List<TextExample> trainText = DemoCommand.limit(train.examples(), TrainRecipe.integer(data, "train_limit", 0, file, "data"));
+        List<TextExample> evalText = eval == null ? List.of() : DemoCommand.limit(eval.examples(), TrainRecipe.integer(data, "eval_limit", 0, file, "data"));
+        if (evalText.isEmpty()) {
+            throw new CliException(file + ": data.eval is needed: the runs are compared by their test accuracy");
+        }
+        List<String> labels = train.labels();
 
         // ---- the teacher ---------------------------------------------------------------------
         String teacherSpec;
@@ -181,7 +200,10 @@ final class DistillCommand implements Command {
         if (teacherNode.has("recipe")) {
             List<String> overrides = new ArrayList<>();
             teacherNode.path("overrides").forEach(x -> overrides.add(x.asText()));
-            TrainRecipe tr = TrainRecipe.read(Path.of(teacherNode.get("recipe").asText()), overrides, null);
+            // teacher.overrides typed on this command line (--set) may name an output folder anywhere;
+            // those read from the config file are held to the recipe's rule
+            boolean typed = a.getAll("set").stream().anyMatch(o -> o.strip().startsWith("teacher"));
+            TrainRecipe tr = TrainRecipe.read(Path.of(teacherNode.get("recipe").asText()), overrides, null, false, typed);
             teacherSpec = tr.model();
             teacherAdapter = tr.outputDir().resolve("adapter");
             if (Files.isDirectory(teacherAdapter)) {
@@ -198,20 +220,6 @@ final class DistillCommand implements Command {
             teacherAdapter = teacherNode.hasNonNull("adapter") ? Path.of(teacherNode.get("adapter").asText()).toAbsolutePath() : null;
         }
 
-        List<String> labelNames = new ArrayList<>();
-        data.path("labels").forEach(x -> labelNames.add(x.asText()));
-        String textField = data.path("text_field").asText("text");
-        String labelField = data.path("label_field").asText("label");
-        DataSources.Labelled train = DataSources.load(data.path("train").asText("imdb"), "train", textField, labelField, labelNames);
-        DataSources.Labelled eval = data.has("eval")
-                ? DataSources.load(data.get("eval").asText(), "test", textField, labelField, labelNames) : null;
-        List<TextExample> trainText = DemoCommand.limit(train.examples(), TrainRecipe.integer(data, "train_limit", 0, file, "data"));
-        List<TextExample> evalText = eval == null ? List.of() : DemoCommand.limit(eval.examples(), TrainRecipe.integer(data, "eval_limit", 0, file, "data"));
-        if (evalText.isEmpty()) {
-            throw new CliException(file + ": data.eval is needed: the runs are compared by their test accuracy");
-        }
-        List<String> labels = train.labels();
-
         ArrayNode summary = JsonFiles.mapper().createArrayNode();
         try (Classification.Classifier teacher = Classification.open(teacherSpec, teacherAdapter, maxLen, seed)) {
             Tokenizer tok = teacher.tokenizer();
@@ -226,6 +234,7 @@ final class DistillCommand implements Command {
                 throw new CliException("the teacher classifies " + teacher.labels.size() + " labels " + teacher.labels
                         + " but the data has " + labels.size() + " " + labels);
             }
+            Files.createDirectories(outDir);   // everything read and checked: the first write
             teacher.predictLogits(evalEx.subList(0, Math.min(WARMUP, evalEx.size())));   // JIT and buffers warm before timing
             long t0 = System.nanoTime();
             double teacherAcc = Classification.accuracy(teacher.predictLogits(evalEx), evalEx);

@@ -136,8 +136,9 @@ public final class Peft4jCli {
         String m = e.getMessage() == null ? "" : e.getMessage();
         boolean offHeap = m.contains("physical") || m.contains("Physical") || m.contains("maxbytes")
                 || m.contains("Cannot allocate") || m.contains("Direct buffer");
-        String limits = String.format(java.util.Locale.ROOT, "heap limit %d MB, off-heap limit %d MB",
-                Runtime.getRuntime().maxMemory() >> 20, org.bytedeco.javacpp.Pointer.maxBytes() >> 20);
+        String limits = String.format(java.util.Locale.ROOT, "heap limit %d MB, off-heap limit %d MB, physical memory limit %d MB",
+                Runtime.getRuntime().maxMemory() >> 20, org.bytedeco.javacpp.Pointer.maxBytes() >> 20,
+                org.bytedeco.javacpp.Pointer.maxPhysicalBytes() >> 20);
         return "out of " + (offHeap ? "off-heap (ND4J) memory" : "Java heap memory") + " (" + limits + "): the model"
                 + " or batch is too big for these limits; raise them with PEFT4J_JAVA_OPTS, e.g. PEFT4J_JAVA_OPTS=\"-Xmx8g"
                 + " -Dorg.bytedeco.javacpp.maxbytes=16g -Dorg.bytedeco.javacpp.maxphysicalbytes=24g\", or use a"

@@ -59,6 +59,17 @@ record TrainRecipe(Path file, ObjectNode root, String model, TrainTask task, Jso
     }
 
     static TrainRecipe read(Path file, List<String> overrides, Path outputDir, boolean resume) throws IOException {
+        return read(file, overrides, outputDir, resume, true);
+    }
+
+    /**
+     * As {@link #read(Path, List, Path, boolean)}; {@code overridesTyped} says the overrides come
+     * from the user's command line ({@code --set}), so an {@code output_dir=DIR} among them names
+     * its folder outright, as {@code --output-dir DIR} does. Overrides read from another file (a
+     * distillation config's {@code teacher.overrides}) are held to the recipe's own rule.
+     */
+    static TrainRecipe read(Path file, List<String> overrides, Path outputDir, boolean resume, boolean overridesTyped)
+            throws IOException {
         if (!Files.isRegularFile(file)) {
             throw new CliException("config file " + file + " does not exist");
         }
@@ -96,6 +107,13 @@ record TrainRecipe(Path file, ObjectNode root, String model, TrainTask task, Jso
         JsonNode peftNode = root.path("peft");
         if (!peftNode.isObject()) {
             throw new CliException(file + ": 'peft' must be a mapping with the method's PEFT keys (peft_type: LORA, r: 8, ...)");
+        }
+        if (outputDir == null && overridesTyped && overrides.stream().anyMatch(o -> o.strip().startsWith("output_dir="))) {
+            JsonNode od = root.get("output_dir");
+            if (od == null || !od.isTextual() || od.textValue().isBlank()) {
+                throw new CliException("--set output_dir needs a path, got " + describe(od));
+            }
+            outputDir = Path.of(od.textValue());   // typed on the command line: named outright
         }
         Path outDir = outputDir(root, file, outputDir);
 
@@ -161,9 +179,9 @@ record TrainRecipe(Path file, ObjectNode root, String model, TrainTask task, Jso
      * anywhere), else the recipe's {@code output_dir} (default {@code runs/<file stem>}). A
      * relative one — perhaps from a downloaded recipe — must stay inside the current folder: a path
      * climbing out with {@code ..}, or one whose existing part is a symbolic link leading out, is
-     * refused, naming the way to write there on purpose ({@code --output-dir}). An absolute path
-     * names its folder outright and is taken as it is (the resolved config and distillation's
-     * teacher recipes rely on that).
+     * refused, naming the way to write there on purpose ({@code --output-dir}). So is an absolute
+     * one: a recipe file may only write inside the current folder, and a folder elsewhere is named
+     * on the command line ({@code --output-dir DIR} or {@code --set output_dir=DIR}).
      */
     static Path outputDir(JsonNode root, Path file, Path override) {
         if (override != null) {
@@ -185,10 +203,12 @@ record TrainRecipe(Path file, ObjectNode root, String model, TrainTask task, Jso
         }
         if (!rel.isAbsolute() && rel.normalize().startsWith("..")) {
             throw new CliException(file + ": output_dir '" + spec + "' climbs out of the current folder with '..';"
-                    + " give an absolute path or use --output-dir");
+                    + " name a folder elsewhere on the command line with --output-dir");
         }
         if (rel.isAbsolute()) {
-            return rel.normalize(); // named outright: the folder the recipe's author chose, nothing else
+            throw new CliException(file + ": output_dir '" + spec + "' is an absolute path; a recipe may only write inside"
+                    + " the current folder: give a relative path, or name the folder on the command line with --output-dir "
+                    + spec);
         }
         Path cwd = Path.of("").toAbsolutePath().normalize();
         Path out = cwd.resolve(rel).normalize();

@@ -87,9 +87,8 @@ class AdapterCommandsTest {
                   warmup_ratio: 0.0
                   log_interval: 2
                   seed: 7
-                output_dir: %s
-                """.formatted(bertDir, trainData, evalData, runDir));
-        trainRun = CliTestSupport.cli("train", configFile.toString());
+                """.formatted(bertDir, trainData, evalData));
+        trainRun = CliTestSupport.cli("train", configFile.toString(), "--output-dir", runDir.toString());
     }
 
     @Test
@@ -235,9 +234,8 @@ class AdapterCommandsTest {
                 data: {train: %s, eval: %s, max_length: 16}
                 peft: {peft_type: LORA, r: 2, lora_alpha: 4, target_modules: [c_attn], fan_in_fan_out: true}
                 training: {max_steps: 4, batch_size: 4, learning_rate: 0.05, seed: 3, log_interval: 1}
-                output_dir: %s
-                """.formatted(gpt2, text, text, out));
-        CliTestSupport.Run r = CliTestSupport.cli("train", cfg.toString());
+                """.formatted(gpt2, text, text));
+        CliTestSupport.Run r = CliTestSupport.cli("train", cfg.toString(), "--output-dir", out.toString());
         assertEquals(0, r.code(), r.toString());
         JsonNode results = CliTestSupport.JSON.readTree(out.resolve("eval_results.json").toFile());
         assertTrue(results.get("perplexity").asDouble() > 1, results.toString());

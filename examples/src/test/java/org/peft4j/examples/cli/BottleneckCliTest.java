@@ -35,9 +35,8 @@ class BottleneckCliTest {
                 peft:
                 %s
                 training: {epochs: 1, batch_size: 8, learning_rate: 0.01, warmup_ratio: 0.0, log_interval: 2, seed: 7}
-                output_dir: %s
-                """.formatted(bert, train, eval, peft.indent(2).stripTrailing(), run));
-        CliTestSupport.Run r = CliTestSupport.cli("train", cfg.toString());
+                """.formatted(bert, train, eval, peft.indent(2).stripTrailing()));
+        CliTestSupport.Run r = CliTestSupport.cli("train", cfg.toString(), "--output-dir", run.toString());
         assertEquals(0, r.code(), r.toString());
         return run.resolve("adapter");
     }
@@ -100,8 +99,7 @@ class BottleneckCliTest {
                 model: %s
                 data: {train: %s, labels: [neg, pos]}
                 peft: {peft_type: BOTTLENECK, config: seq_bn, reduction_factor: 32, modules_to_save: [classifier]}
-                output_dir: %s
-                """.formatted(bert, train, tmp.resolve("bad")));
+                """.formatted(bert, train));
         CliTestSupport.Run bad = CliTestSupport.cli("train", badCfg.toString());
         assertEquals(2, bad.code(), bad.toString());
         assertTrue(bad.err().contains("reduction_factor") && bad.err().contains("no bottleneck dimension"), bad.err());
@@ -131,9 +129,8 @@ class BottleneckCliTest {
                 data: {train: %s, eval: %s, max_length: 16}
                 peft: {peft_type: BOTTLENECK, config: %s, reduction_factor: 4}
                 training: {max_steps: 4, batch_size: 4, learning_rate: 0.1, seed: 3, log_interval: 1}
-                output_dir: %s
-                """.formatted(model, text, text, preset, out));
-        CliTestSupport.Run r = CliTestSupport.cli("train", cfg.toString());
+                """.formatted(model, text, text, preset));
+        CliTestSupport.Run r = CliTestSupport.cli("train", cfg.toString(), "--output-dir", out.toString());
         assertEquals(0, r.code(), r.toString());
         return out.resolve("adapter");
     }

@@ -33,8 +33,12 @@ class CliBadInputsTest {
     static Path data;
     static final List<String> TABLE = new ArrayList<>();
 
+    /** The recipes' output folders: relative, as a recipe file may only write inside the current folder. */
+    static final Path OUTS = Path.of("target", "cli-bad-inputs-runs");
+
     @BeforeAll
     static void setUp() throws IOException {
+        CliTestSupport.deleteRecursively(OUTS);
         bert = CliTestSupport.copyModel("bert-tiny", tmp.resolve("bert-tiny"));
         CliTestSupport.writeWordTokenizer(bert, 50, true);
         data = tmp.resolve("train.jsonl");
@@ -45,7 +49,7 @@ class CliBadInputsTest {
     private static Path recipe(String name, String body) throws IOException {
         Path f = tmp.resolve(name + ".yaml");
         Files.writeString(f, body.replace("MODEL", bert.toString()).replace("DATA", data.toString())
-                .replace("OUT", tmp.resolve("out-" + name).toString()));
+                .replace("OUT", OUTS.resolve("out-" + name).toString()));
         return f;
     }
 
@@ -105,6 +109,18 @@ class CliBadInputsTest {
                 recipe("deep", "model: " + "[".repeat(5000) + "]".repeat(5000) + "\n").toString());
         bad("output_dir climbing out with ..", "climbs out of the current folder", "train",
                 recipe("escape", GOOD.replace("output_dir: OUT", "output_dir: ../../escaped")).toString());
+        bad("absolute output_dir in a recipe", "is an absolute path; a recipe may only write inside the current folder", "train",
+                recipe("absolute", GOOD.replace("output_dir: OUT", "output_dir: " + tmp.resolve("abs-out"))).toString());
+        assertFalse(Files.exists(tmp.resolve("abs-out")), "nothing written at the absolute path");
+        Path distillCfg = tmp.resolve("distill-nodata.yaml");
+        Files.writeString(distillCfg, """
+                teacher: {model: %s}
+                student: {model: %s, modes: [full]}
+                data: {train: %s, eval: %s, labels: [neg, pos], max_length: 16}
+                output_dir: %s
+                """.formatted(bert, bert, tmp.resolve("no-such-train.jsonl"), data, OUTS.resolve("out-distill")));
+        bad("distill: data file missing (checked before the teacher runs)", "nor an existing file", "distill", distillCfg.toString());
+        assertFalse(Files.exists(OUTS.resolve("out-distill")), "distill: no output folder before its inputs are checked");
         bad("model folder missing", "is neither a bundled model", "train",
                 recipe("nomodel", GOOD.replace("model: MODEL", "model: " + tmp.resolve("no-such-model"))).toString());
         bad("data file missing", "does not exist", "train",
@@ -144,8 +160,8 @@ class CliBadInputsTest {
             Files.deleteIfExists(link);
         }
         for (String n : List.of("type", "maxlen", "set", "escape", "nomodel", "nodata", "bomb", "flag", "peftword",
-                "peftfrac", "peftnull", "peftkey", "trainkey", "datakey", "range", "badfile", "toolong", "symlink")) {
-            assertFalse(Files.exists(tmp.resolve("out-" + n)), n + ": nothing may be created before validation");
+                "peftfrac", "peftnull", "peftkey", "trainkey", "datakey", "range", "badfile", "toolong", "symlink", "absolute")) {
+            assertFalse(Files.exists(OUTS.resolve("out-" + n)), n + ": nothing may be created before validation");
         }
         bad("adapter folder missing", "no-such-adapter", "predict", "--model", bert.toString(), "--adapter",
                 tmp.resolve("no-such-adapter").toString(), "--text", "w4 w5");
@@ -154,7 +170,7 @@ class CliBadInputsTest {
         CliTestSupport.Run good = CliTestSupport.cli("train", recipe("good", GOOD.replace("target_modules: [query, value]",
                 "target_modules: [query, value]\n  modules_to_save: [classifier]")).toString());
         assertEquals(0, good.code(), good.toString());
-        Path adapter = tmp.resolve("out-good").resolve("adapter");
+        Path adapter = OUTS.resolve("out-good").resolve("adapter");
         CliTestSupport.Run goodPredict = CliTestSupport.cli("predict", "--model", bert.toString(), "--adapter",
                 adapter.toString(), "--text", "w4 w5");
         assertEquals(0, goodPredict.code(), "the unchanged adapter loads: " + goodPredict);
@@ -182,7 +198,7 @@ class CliBadInputsTest {
                 recipe("nanloss", GOOD.replace("model: MODEL", "model: " + nan)).toString());
         bad("NaN in the weights with --strict-finite", "tensor '" + ln + "' holds 1 NaN", "train",
                 recipe("nanstrict", GOOD.replace("model: MODEL", "model: " + nan)).toString(), "--strict-finite");
-        assertFalse(Files.exists(tmp.resolve("out-nanstrict")), "strict: nothing created");
+        assertFalse(Files.exists(OUTS.resolve("out-nanstrict")), "strict: nothing created");
         assertEquals(org.peft4j.core.io.FiniteCheck.Policy.WARN, org.peft4j.core.io.FiniteCheck.policy(),
                 "--strict-finite lasts one run");
 
@@ -212,6 +228,16 @@ class CliBadInputsTest {
                 "{\"metadata\": {}, \"weight_map\": {\"embeddings.word_embeddings.weight\": \"../outside.safetensors\"}}");
         bad("shard index naming a file outside the folder", "lies outside the checkpoint folder", "embed",
                 "--model", escaping.toString(), "--text", "w4 w5");
+
+        Path fusion = Files.createDirectories(tmp.resolve("fusion-escaping"));
+        Files.writeString(fusion.resolve("adapter_fusion_config.json"), """
+                {"config": {"key": true, "query": true, "value": true, "query_before_ln": false, "regularization": false,
+                  "residual_before": false, "temperature": false, "value_before_softmax": true, "value_initialized": false,
+                  "dropout_prob": null}, "hidden_size": 16, "model_class": "BertModel", "model_name": "bert-tiny",
+                 "model_type": "bert", "name": "f", "adapter_names": ["../escaped"], "version": "adapters.1.2.0"}
+                """);
+        bad("AdapterFusion naming an adapter outside its folder", "adapter_names: invalid adapter name '../escaped'", "predict",
+                "--model", bert.toString(), "--adapter", fusion.toString(), "--text", "w4 w5");
 
         Files.createDirectories(Path.of("target"));
         Files.write(Path.of("target", "cli-bad-inputs.txt"), TABLE);

@@ -66,9 +66,8 @@ class DecoderClassificationCommandsTest {
                 data: {train: %s, eval: %s, labels: [neg, pos], max_length: 12}
                 peft: %s
                 training: {epochs: 2, batch_size: 8, learning_rate: 0.02, seed: 7, log_interval: 2}
-                output_dir: %s
-                """.formatted(base, train, eval, peft, out));
-        CliTestSupport.Run r = CliTestSupport.cli("train", cfg.toString());
+                """.formatted(base, train, eval, peft));
+        CliTestSupport.Run r = CliTestSupport.cli("train", cfg.toString(), "--output-dir", out.toString());
         assertEquals(0, r.code(), r.toString());
         Path adapter = out.resolve("adapter");
         Map<String, INDArray> saved = SafeTensors.load(adapter.resolve("adapter_model.safetensors"));

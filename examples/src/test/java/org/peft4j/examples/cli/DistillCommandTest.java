@@ -29,8 +29,15 @@ class DistillCommandTest {
     static Path config;
     static CliTestSupport.Run first;
 
+    /**
+     * The teacher recipe's output folder: a recipe file may only write inside the current folder
+     * (an absolute output_dir in it is refused), so it lives under target/, cleared before the run.
+     */
+    static final Path TEACHER_RUN = Path.of("target", "distill-command-test", "teacher-run");
+
     @BeforeAll
     static void distill() throws Exception {
+        CliTestSupport.deleteRecursively(TEACHER_RUN);
         Path teacherDir = CliTestSupport.copyModel("bert-tiny", tmp.resolve("teacher-model"));
         CliTestSupport.writeWordTokenizer(teacherDir, 50, true);
         Path studentDir = tmp.resolve("student-model");
@@ -50,7 +57,7 @@ class DistillCommandTest {
                        modules_to_save: [classifier]}
                 training: {epochs: 2, batch_size: 8, learning_rate: 0.02, seed: 7}
                 output_dir: %s
-                """.formatted(teacherDir, train, tmp.resolve("teacher-run")));
+                """.formatted(teacherDir, train, TEACHER_RUN));
         config = tmp.resolve("distill.yaml");
         Files.writeString(config, """
                 teacher: {recipe: %s}
@@ -68,9 +75,8 @@ class DistillCommandTest {
                   layers: [[2, 1]]
                   hidden_loss: mse
                 training: {max_steps: 3, batch_size: 8, learning_rate: 0.01, seed: 5}
-                output_dir: %s
-                """.formatted(teacherRecipe, studentDir, train, eval, tmp.resolve("out")));
-        first = CliTestSupport.cli("distill", config.toString());
+                """.formatted(teacherRecipe, studentDir, train, eval));
+        first = CliTestSupport.cli("distill", config.toString(), "--output-dir", tmp.resolve("out").toString());
     }
 
     @Test

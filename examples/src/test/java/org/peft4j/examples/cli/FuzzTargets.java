@@ -13,6 +13,9 @@ import org.peft4j.core.model.bert.BertConfig;
 import org.peft4j.core.model.decoder.ConfigFields;
 import org.peft4j.core.model.gpt2.Gpt2Config;
 import org.peft4j.core.model.llama.LlamaConfig;
+import org.peft4j.core.model.t5.T5Config;
+import org.peft4j.core.peft.AdapterHubLayout;
+import org.peft4j.core.peft.AdapterLayouts;
 import org.peft4j.core.peft.PeftConfig;
 import org.peft4j.core.peft.PeftException;
 import org.peft4j.core.tokenizer.HfTokenizer;
@@ -58,6 +61,7 @@ public final class FuzzTargets {
         m.put("bert_config", FuzzTargets::bertConfig);
         m.put("decoder_config", FuzzTargets::decoderConfig);
         m.put("adapter_config", FuzzTargets::adapterConfig);
+        m.put("adapterhub_config", FuzzTargets::adapterHubConfig);
         m.put("onnx", FuzzTargets::onnx);
         m.put("quant_state", FuzzTargets::quantState);
         m.put("train_yaml", FuzzTargets::trainYaml);
@@ -77,6 +81,7 @@ public final class FuzzTargets {
             Map.entry("bert_config", 80_000),
             Map.entry("decoder_config", 40_000),
             Map.entry("adapter_config", 80_000),
+            Map.entry("adapterhub_config", 2_000),
             Map.entry("onnx", 80_000),
             Map.entry("quant_state", 10_000),
             Map.entry("train_yaml", 800),
@@ -147,6 +152,55 @@ public final class FuzzTargets {
     static void decoderConfig(byte[] data) {
         expected(() -> Gpt2Config.fromFields(ConfigFields.of(JsonFiles.mapper().readTree(text(data)), "fuzz/config.json")));
         expected(() -> LlamaConfig.fromFields(ConfigFields.of(JsonFiles.mapper().readTree(text(data)), "fuzz/config.json")));
+        expected(() -> T5Config.fromFields(ConfigFields.of(JsonFiles.mapper().readTree(text(data)), "fuzz/config.json")));
+    }
+
+    /**
+     * The bytes as AdapterHub's {@code adapter_config.json} (an adapter folder), then as its
+     * {@code adapter_fusion_config.json} beside one valid fused adapter {@code a} (a fusion folder),
+     * each listed by the layout that recognises the folder, as {@code --adapter DIR} does.
+     */
+    static void adapterHubConfig(byte[] data) {
+        expected(() -> {
+            Path dir = Files.createTempDirectory("peft4j-fuzz-ah");
+            try {
+                Files.write(dir.resolve(AdapterHubLayout.CONFIG_NAME), data);
+                AdapterLayouts.forFolder(dir).list(dir, "fuzz");
+            } finally {
+                deleteTree(dir);
+            }
+        });
+        expected(() -> {
+            Path dir = Files.createTempDirectory("peft4j-fuzz-fusion");
+            try {
+                Files.write(dir.resolve(AdapterHubLayout.FUSION_CONFIG_NAME), data);
+                Path a = Files.createDirectories(dir.resolve("a"));
+                Files.writeString(a.resolve(AdapterHubLayout.CONFIG_NAME), FUSED_ADAPTER_CONFIG);
+                AdapterLayouts.forFolder(dir).list(dir, "fuzz");
+            } finally {
+                deleteTree(dir);
+            }
+        });
+    }
+
+    /** A valid AdapterHub seq_bn config: the fused adapter beside a fuzzed fusion config. */
+    static final String FUSED_ADAPTER_CONFIG = """
+            {"config": {"architecture": "bottleneck", "mh_adapter": false, "output_adapter": true,
+              "reduction_factor": 16, "non_linearity": "relu", "original_ln_before": true,
+              "original_ln_after": true, "residual_before_ln": true, "ln_before": false, "ln_after": false,
+              "init_weights": "bert", "is_parallel": false, "scaling": 1.0, "use_gating": false,
+              "adapter_residual_before_ln": false, "inv_adapter": null, "inv_adapter_reduction_factor": null,
+              "cross_adapter": false, "leave_out": [], "dropout": 0.0, "phm_layer": false},
+             "hidden_size": 16, "model_class": "BertModel", "model_name": "bert-tiny", "model_type": "bert",
+             "name": "a", "version": "adapters.1.2.0"}
+            """;
+
+    private static void deleteTree(Path dir) throws IOException {
+        try (var s = Files.walk(dir)) {
+            for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        }
     }
 
     static void adapterConfig(byte[] data) {

@@ -42,9 +42,8 @@ class Ia3CliTest {
                   feedforward_modules: [intermediate.dense]
                   modules_to_save: [classifier]
                 training: {epochs: 2, batch_size: 8, learning_rate: 0.05, warmup_ratio: 0.0, log_interval: 2, seed: 7}
-                output_dir: %s
-                """.formatted(bert, train, eval, run));
-        CliTestSupport.Run r = CliTestSupport.cli("train", cfg.toString());
+                """.formatted(bert, train, eval));
+        CliTestSupport.Run r = CliTestSupport.cli("train", cfg.toString(), "--output-dir", run.toString());
         assertEquals(0, r.code(), r.toString());
         Path adapter = run.resolve("adapter");
         JsonNode ac = CliTestSupport.JSON.readTree(adapter.resolve("adapter_config.json").toFile());
@@ -85,9 +84,8 @@ class Ia3CliTest {
                 data: {train: %s, eval: %s, max_length: 16}
                 peft: {peft_type: IA3}
                 training: {max_steps: 4, batch_size: 4, learning_rate: 0.1, seed: 3, log_interval: 1}
-                output_dir: %s
-                """.formatted(gpt2, text, text, out));
-        CliTestSupport.Run r = CliTestSupport.cli("train", cfg.toString());
+                """.formatted(gpt2, text, text));
+        CliTestSupport.Run r = CliTestSupport.cli("train", cfg.toString(), "--output-dir", out.toString());
         assertEquals(0, r.code(), r.toString());
         Path adapter = out.resolve("adapter");
         JsonNode ac = CliTestSupport.JSON.readTree(adapter.resolve("adapter_config.json").toFile());

@@ -42,6 +42,11 @@ class ParserFuzzTest {
     }
 
     @FuzzTest(maxDuration = "10m")
+    void adapterhubConfig(byte[] data) {
+        FuzzTargets.run("adapterhub_config", data);
+    }
+
+    @FuzzTest(maxDuration = "10m")
     void onnx(byte[] data) {
         FuzzTargets.run("onnx", data);
     }

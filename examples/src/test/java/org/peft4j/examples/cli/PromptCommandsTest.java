@@ -58,9 +58,8 @@ class PromptCommandsTest {
                 data: {train: %s, eval: %s, max_length: 16}
                 peft: %s
                 training: {max_steps: 4, batch_size: 4, learning_rate: 0.05, seed: 3, log_interval: 1}
-                output_dir: %s
-                """.formatted(gpt2, text, text, peft, out));
-        CliTestSupport.Run r = CliTestSupport.cli("train", cfg.toString());
+                """.formatted(gpt2, text, text, peft));
+        CliTestSupport.Run r = CliTestSupport.cli("train", cfg.toString(), "--output-dir", out.toString());
         assertEquals(0, r.code(), r.toString());
         JsonNode results = CliTestSupport.JSON.readTree(out.resolve("eval_results.json").toFile());
         assertTrue(results.get("perplexity").asDouble() > 1, results.toString());
@@ -109,9 +108,8 @@ class PromptCommandsTest {
                 data: {train: %s, eval: %s, labels: [neg, pos], max_length: 16}
                 peft: %s
                 training: {epochs: 1, batch_size: 8, learning_rate: 0.02, seed: 7, log_interval: 2}
-                output_dir: %s
-                """.formatted(bert, train, eval, peft, out));
-        CliTestSupport.Run r = CliTestSupport.cli("train", cfg.toString());
+                """.formatted(bert, train, eval, peft));
+        CliTestSupport.Run r = CliTestSupport.cli("train", cfg.toString(), "--output-dir", out.toString());
         assertEquals(0, r.code(), r.toString());
         Path adapter = out.resolve("adapter");
         Map<String, INDArray> saved = SafeTensors.load(adapter.resolve("adapter_model.safetensors"));
@@ -153,12 +151,10 @@ class PromptCommandsTest {
                 data: {train: %s, max_length: %d}
                 peft: %s
                 training: {max_steps: 1, batch_size: 2, learning_rate: 0.05, seed: 3}
-                output_dir: %s
                 """;
         // num_virtual_tokens + max_length beyond n_positions, before any training
         Path cfg = tmp.resolve("too-long.yaml");
-        Files.writeString(cfg, recipe.formatted(gpt2, text, 30, "{peft_type: PROMPT_TUNING, num_virtual_tokens: 3}",
-                tmp.resolve("too-long-run")));
+        Files.writeString(cfg, recipe.formatted(gpt2, text, 30, "{peft_type: PROMPT_TUNING, num_virtual_tokens: 3}"));
         CliTestSupport.Run r = CliTestSupport.cli("train", cfg.toString());
         assertEquals(2, r.code(), r.toString());
         assertTrue(r.err().contains("peft.num_virtual_tokens 3 + data.max_length 30 = 33 exceeds the model's 32 positions"), r.err());
@@ -167,7 +163,7 @@ class PromptCommandsTest {
         // TEXT init without text
         cfg = tmp.resolve("text.yaml");
         Files.writeString(cfg, recipe.formatted(gpt2, text, 8,
-                "{peft_type: PROMPT_TUNING, num_virtual_tokens: 3, prompt_tuning_init: TEXT}", tmp.resolve("text-run")));
+                "{peft_type: PROMPT_TUNING, num_virtual_tokens: 3, prompt_tuning_init: TEXT}"));
         r = CliTestSupport.cli("train", cfg.toString());
         assertEquals(2, r.code(), r.toString());
         assertTrue(r.err().contains("prompt_tuning_init_text"), r.err());

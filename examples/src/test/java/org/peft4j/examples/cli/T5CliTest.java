@@ -146,9 +146,8 @@ class T5CliTest {
                 data: {train: %s, eval: %s, max_length: 12}
                 peft: {peft_type: LORA, r: 4, lora_alpha: 8}
                 training: {max_steps: 6, batch_size: 8, learning_rate: 0.05, seed: 3, log_interval: 2}
-                output_dir: %s
-                """.formatted(model, data, data, out));
-        CliTestSupport.Run r = CliTestSupport.cli("train", cfg.toString());
+                """.formatted(model, data, data));
+        CliTestSupport.Run r = CliTestSupport.cli("train", cfg.toString(), "--output-dir", out.toString());
         assertEquals(0, r.code(), r.toString());
         assertTrue(r.out().contains("eval exact match (greedy generation)"), r.out());
         var results = CliTestSupport.JSON.readTree(out.resolve("eval_results.json").toFile());

@@ -155,6 +155,11 @@ public final class AdapterHubLayout implements AdapterLayout {
         Map<String, Object> sizes = new LinkedHashMap<>();
         sizes.put(FUSION_CONFIG_NAME, json.get("hidden_size"));
         for (String a : fused) {
+            try {
+                PeftModel.checkAdapterName(a);   // a sub-folder name: it may not lead out of the fusion folder
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(fusionFile + ": adapter_names: " + e.getMessage(), e);
+            }
             Path sub = dir.resolve(a);
             Path file = sub.resolve(CONFIG_NAME);
             if (!Files.isRegularFile(file)) {
