@@ -64,8 +64,17 @@ class FuzzBudgetTest {
         assertEquals(FuzzTargets.TARGETS.keySet(), FuzzTargets.REGULAR_RUNS.keySet(), "a run count for every target");
         long start = System.nanoTime();
         Map<String, Future<String[]>> results = new LinkedHashMap<>();
+        // -Dpeft4j.fuzz.targets=a,b fuzzes only those (e.g. one target for a long on-demand run)
+        List<String> only = List.of(System.getProperty("peft4j.fuzz.targets", "").split(",")).stream()
+                .map(String::strip).filter(x -> !x.isEmpty()).toList();
+        for (String name : only) {
+            assertTrue(FuzzTargets.TARGETS.containsKey(name), "-Dpeft4j.fuzz.targets: no target '" + name + "' (known: "
+                    + FuzzTargets.TARGETS.keySet() + ")");
+        }
         for (String name : FuzzTargets.TARGETS.keySet()) {
-            results.put(name, pool.submit(() -> fuzz(name, seconds, cp, java)));
+            if (only.isEmpty() || only.contains(name)) {
+                results.put(name, pool.submit(() -> fuzz(name, seconds, cp, java)));
+            }
         }
         pool.shutdown();
         List<String> failures = new ArrayList<>();
